@@ -1,0 +1,58 @@
+// POST /_broadcast: publications from the application over HTTP.
+import { createHash, timingSafeEqual } from "node:crypto";
+import { compact, type Logger } from "../log/logger.ts";
+import type { Node } from "../node/node.ts";
+import { type ParsedPublication, parsePublication } from "./publication.ts";
+
+/** Constant-time comparison that does not leak the key length either. */
+export function secureEquals(a: string, b: string): boolean {
+  const ha = createHash("sha256").update(a).digest();
+  const hb = createHash("sha256").update(b).digest();
+  return timingSafeEqual(ha, hb);
+}
+
+export function applyPublication(node: Node, parsed: ParsedPublication): void {
+  node.countPublication();
+  if (parsed.kind === "disconnect") {
+    node.remoteDisconnect(parsed.command.identifier, parsed.command.reconnect);
+    return;
+  }
+  for (const pub of parsed.publications) node.broadcast(pub);
+}
+
+/**
+ * Statuses follow anycable-go (non-POST 422, bad key 401, accepted 201) except that a body which
+ * does not parse gets 422 with a one-line reason instead of a silent 201.
+ */
+export function createBroadcastHandler(
+  node: Node,
+  key: string,
+  logger: Logger,
+): (req: Request) => Promise<Response> {
+  const log = logger.with({ context: "broadcast", provider: "http" });
+  const expected = key ? `Bearer ${key}` : "";
+  return async (req) => {
+    if (req.method !== "POST") {
+      log.debug("invalid request method", { method: req.method });
+      return new Response(null, { status: 422 });
+    }
+    if (expected && !secureEquals(req.headers.get("authorization") ?? "", expected)) {
+      return new Response(null, { status: 401 });
+    }
+    let body: string;
+    try {
+      body = await req.text();
+    } catch {
+      log.error("failed to read request body");
+      return new Response(null, { status: 422 });
+    }
+    const parsed = parsePublication(body);
+    if (!parsed.ok) {
+      node.countFailedPublication();
+      log.warn("failed to parse broadcast body", { data: compact(body), error: parsed.error });
+      return new Response(`${parsed.error}\n`, { status: 422, headers: { "content-type": "text/plain" } });
+    }
+    applyPublication(node, parsed.value);
+    return new Response(null, { status: 201 });
+  };
+}

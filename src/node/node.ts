@@ -1,0 +1,497 @@
+// Session lifecycle: authenticate -> subscribe -> perform -> disconnect, plus broadcasts,
+// remote commands, the shared ticker (pings, slow clients) and graceful shutdown.
+import type { Hub, Publication } from "../hub/hub.ts";
+import { compact, type Logger } from "../log/logger.ts";
+import type { Counter, Metrics } from "../metrics/registry.ts";
+import {
+  type ClientCommand,
+  DisconnectReason,
+  decodeCommand,
+  disconnectMessage,
+  PONG_MESSAGE,
+  pingMessage,
+  pingTimestamp,
+} from "../protocols/actioncable.ts";
+import type { CommandResult, Controller } from "./controller.ts";
+import { Session } from "./session.ts";
+import type { ClientSocket, ConnectionRequest } from "./socket.ts";
+
+export const CloseCode = {
+  normal: 1000,
+  goingAway: 1001,
+  abnormal: 1006,
+  messageTooBig: 1009,
+  internalError: 1011,
+} as const;
+
+export type DisconnectMode = "auto" | "always" | "never";
+
+export interface NodeOptions {
+  controller: Controller;
+  hub: Hub;
+  metrics: Metrics;
+  logger: Logger;
+  pingIntervalMs: number;
+  pingPrecision: string;
+  nativePings: boolean;
+  maxPendingBytes: number;
+  writeTimeoutMs: number;
+  disconnectMode: DisconnectMode;
+  /** Pseudo-random source for the first ping's offset (injectable for tests). */
+  random?: () => number;
+}
+
+export class Node {
+  readonly sessions = new Set<Session>();
+  /** Connection identifiers -> sessions, for remote disconnects. */
+  private readonly byIdentifiers = new Map<string, Set<Session>>();
+  private shuttingDown = false;
+  private readonly log: Logger;
+  private readonly random: () => number;
+  private readonly m: {
+    clientMsg: Counter;
+    failedClientMsg: Counter;
+    failedAuths: Counter;
+    slowClients: Counter;
+    publications: Counter;
+    broadcastMsg: Counter;
+    remoteCommands: Counter;
+    failedBroadcast: Counter;
+    serverMsg: Counter;
+    failedServerMsg: Counter;
+    timeoutServerMsg: Counter;
+    dataSent: Counter;
+    dataRcvd: Counter;
+  };
+
+  constructor(private readonly opts: NodeOptions) {
+    this.log = opts.logger.with({ context: "node" });
+    this.random = opts.random ?? Math.random;
+    const metrics = opts.metrics;
+    this.m = {
+      failedAuths: metrics.counter(
+        "failed_auths_total",
+        "The total number of failed authentication attempts",
+      ),
+      clientMsg: metrics.counter("client_msg_total", "The total number of received messages from clients"),
+      slowClients: metrics.counter(
+        "disconnected_slow_clients_total",
+        "The total number of disconnected slow clients",
+      ),
+      failedClientMsg: metrics.counter(
+        "failed_client_msg_total",
+        "The total number of unrecognized messages received from clients",
+      ),
+      publications: metrics.counter(
+        "publications_total",
+        "The total number of publications received (from the application)",
+      ),
+      broadcastMsg: metrics.counter(
+        "broadcast_msg_total",
+        "The total number of messages received through PubSub (for broadcast)",
+      ),
+      remoteCommands: metrics.counter(
+        "remote_commands_total",
+        "The total number of remote commands received through PubSub",
+      ),
+      failedBroadcast: metrics.counter(
+        "failed_broadcast_msg_total",
+        "The total number of unrecognized publications received from the application",
+      ),
+      serverMsg: metrics.counter("server_msg_total", "The total number of messages sent to clients"),
+      failedServerMsg: metrics.counter(
+        "failed_server_msg_total",
+        "The total number of messages failed to send to clients",
+      ),
+      timeoutServerMsg: metrics.counter(
+        "timeout_server_msg_total",
+        "The total number of messages failed to send to clients due to write timeouts",
+      ),
+      dataSent: metrics.counter("data_sent_total", "The total amount of bytes sent to clients"),
+      dataRcvd: metrics.counter("data_rcvd_total", "The total amount of bytes received from clients"),
+    };
+    const clients = metrics.gauge("clients_num", "The number of active clients");
+    const uniq = metrics.gauge(
+      "clients_uniq_num",
+      "The number of unique clients (with respect to connection identifiers)",
+    );
+    const streams = metrics.gauge("broadcast_streams_num", "The number of active broadcasting streams");
+    metrics.gauge("disconnect_queue_size", "The size of delayed disconnect");
+    metrics.onCollect(() => {
+      clients.set(this.sessions.size);
+      uniq.set(this.byIdentifiers.size);
+      streams.set(this.opts.hub.streamsCount);
+    });
+  }
+
+  get isShuttingDown(): boolean {
+    return this.shuttingDown;
+  }
+
+  get size(): number {
+    return this.sessions.size;
+  }
+
+  /** Registers a freshly upgraded socket and starts authentication. */
+  open(request: ConnectionRequest, socket: ClientSocket): Session {
+    const session = new Session(
+      request,
+      socket,
+      this.opts.pingIntervalMs,
+      this.opts.pingPrecision,
+      this.onSend,
+    );
+    this.sessions.add(session);
+    this.enqueue(session, () => this.authenticate(session));
+    return session;
+  }
+
+  /** A frame arrived from the client. `byteLength` is the frame's size on the wire. */
+  message(session: Session, frame: string, byteLength: number): void {
+    if (session.state === "closed" || session.readingStopped) return;
+    this.m.dataRcvd.inc(byteLength);
+    const decoded = decodeCommand(frame);
+    if (!decoded.ok) {
+      // anycable-go's read loop ends on an undecodable frame: the socket stays open for output
+      // but nothing more from this client is processed.
+      this.m.failedClientMsg.inc();
+      session.readingStopped = true;
+      this.log.debug("failed to decode client message, ignoring further input", {
+        sid: session.sid,
+        data: compact(frame),
+        error: decoded.error,
+      });
+      return;
+    }
+    this.m.clientMsg.inc();
+    const cmd = decoded.command;
+    this.enqueue(session, () => this.handleCommand(session, cmd, frame));
+  }
+
+  /** The socket is gone (client closed, network error, or we closed it). */
+  closed(session: Session): void {
+    if (!this.sessions.delete(session)) return;
+    const wasConnected = session.state === "connected";
+    session.state = "closed";
+    this.unindexIdentifiers(session);
+    for (const [identifier, streams] of session.subscriptions) {
+      for (const stream of streams) this.opts.hub.unsubscribe(session, stream, identifier);
+    }
+    if (wasConnected && session.disconnectable) {
+      const subs = session.subscriptionIds();
+      this.opts.controller.disconnect(session.sid, session.env, session.identifiers, subs).catch((err) => {
+        this.log.warn("disconnect call failed", { sid: session.sid, error: err });
+      });
+    }
+  }
+
+  /** Bun's drain callback: the socket's backlog was flushed. */
+  drained(session: Session): void {
+    session.backpressuredSince = 0;
+    session.lastBuffered = 0;
+  }
+
+  /** Closes a session from the server side with a protocol `disconnect` first. */
+  disconnect(session: Session, reason: string, reconnect: boolean, code: number, closeReason: string): void {
+    if (session.state === "closed" || session.closing) return;
+    session.closing = true;
+    session.deliver(disconnectMessage(reason, reconnect));
+    this.closeSocket(session, code, closeReason);
+  }
+
+  private closeSocket(session: Session, code: number, reason: string): void {
+    try {
+      session.socket.close(code, reason);
+    } catch (err) {
+      this.log.debug("socket close failed", { sid: session.sid, error: err });
+    }
+    this.closed(session);
+  }
+
+  // --- broadcasts from the application
+
+  broadcast(pub: Publication): void {
+    this.m.broadcastMsg.inc();
+    const stats = this.opts.hub.broadcast(pub);
+    // Natively fanned-out frames bypass onSend, so they are counted here from the hub's stats.
+    if (stats.native) {
+      this.m.serverMsg.inc(stats.native.messages);
+      this.m.dataSent.inc(stats.native.bytes);
+    }
+  }
+
+  countPublication(): void {
+    this.m.publications.inc();
+  }
+
+  countFailedPublication(): void {
+    this.m.failedBroadcast.inc();
+  }
+
+  remoteDisconnect(identifiers: string, reconnect: boolean): void {
+    this.m.remoteCommands.inc();
+    const sessions = this.byIdentifiers.get(identifiers);
+    if (!sessions) {
+      this.log.debug("cannot disconnect session", { identifier: identifiers, reason: "not found" });
+      return;
+    }
+    for (const session of [...sessions]) {
+      this.disconnect(session, DisconnectReason.remote, reconnect, CloseCode.normal, "Closed remotely");
+    }
+  }
+
+  // --- the one ticker for all sessions
+
+  tick(now: number): void {
+    const maxPending = this.opts.maxPendingBytes;
+    const writeTimeout = this.opts.writeTimeoutMs;
+    let pingFrame = "";
+    let pingPrecision = "";
+    let pingStamp = -1;
+    for (const session of this.sessions) {
+      if (session.state !== "connected") continue;
+      const buffered = session.socket.bufferedAmount();
+      if (buffered > 0) {
+        if (maxPending > 0 && buffered > maxPending) {
+          this.tooSlow(session, "pending size exceeded");
+          continue;
+        }
+        if (session.backpressuredSince === 0 || buffered < session.lastBuffered) {
+          // progress (or the first sighting) restarts the write-timeout clock
+          session.backpressuredSince = now;
+        } else if (writeTimeout > 0 && now - session.backpressuredSince >= writeTimeout) {
+          this.m.timeoutServerMsg.inc();
+          this.tooSlow(session, "write timeout");
+          continue;
+        }
+        session.lastBuffered = buffered;
+      } else if (session.backpressuredSince !== 0) {
+        session.backpressuredSince = 0;
+        session.lastBuffered = 0;
+      }
+      if (session.pingIntervalMs > 0 && now >= session.nextPingAt) {
+        // Pings sent in the same tick with the same precision share one encoded frame.
+        const stamp = pingTimestamp(session.pingPrecision, now);
+        if (stamp !== pingStamp || session.pingPrecision !== pingPrecision) {
+          pingStamp = stamp;
+          pingPrecision = session.pingPrecision;
+          pingFrame = pingMessage(stamp);
+        }
+        session.deliver(pingFrame);
+        if (this.opts.nativePings) session.socket.ping?.();
+        session.nextPingAt = now + session.pingIntervalMs;
+      }
+    }
+  }
+
+  private tooSlow(session: Session, why: string): void {
+    this.m.slowClients.inc();
+    this.log.debug("slow client detected, disconnecting", { sid: session.sid, why });
+    this.disconnect(session, DisconnectReason.tooSlow, true, CloseCode.normal, "");
+  }
+
+  private readonly onSend = (session: Session, frame: string, result: number): void => {
+    if (result === 0) {
+      this.m.failedServerMsg.inc();
+      // the runtime refused the frame (its own backlog limit): the client cannot keep up
+      if (!session.closing) this.tooSlow(session, "frame dropped by runtime");
+      return;
+    }
+    this.m.serverMsg.inc();
+    this.m.dataSent.inc(frame.length);
+    if (result < 0 && !session.closing && this.opts.maxPendingBytes > 0) {
+      if (session.socket.bufferedAmount() > this.opts.maxPendingBytes) {
+        this.tooSlow(session, "pending size exceeded");
+      }
+    }
+  };
+
+  // --- shutdown
+
+  /** Disconnects every client with `server_restart` (close 1001), then stops the controller. */
+  async shutdown(): Promise<void> {
+    if (this.shuttingDown) return;
+    this.shuttingDown = true;
+    const active = this.sessions.size;
+    if (active > 0) this.log.info("closing active connections", { num: active });
+    for (const session of [...this.sessions]) {
+      this.disconnect(session, DisconnectReason.serverRestart, true, CloseCode.goingAway, "Server restart");
+    }
+    await this.opts.controller.shutdown?.();
+  }
+
+  // --- commands
+
+  private enqueue(session: Session, task: () => Promise<void>): void {
+    session.chain = session.chain.then(task).catch((err) => {
+      this.log.warn("unhandled session error", { sid: session.sid, error: err });
+    });
+  }
+
+  private async authenticate(session: Session): Promise<void> {
+    let res: Awaited<ReturnType<Controller["authenticate"]>>;
+    try {
+      res = await this.opts.controller.authenticate(session.sid, session.env);
+    } catch (err) {
+      if (session.isClosed) return;
+      this.log.error("failed to authenticate", { sid: session.sid, error: err });
+      this.closeSocket(session, CloseCode.internalError, "Auth Error");
+      return;
+    }
+    if (session.isClosed || !res) return;
+    if (res.status === "success") {
+      session.identifiers = res.identifiers;
+      session.state = "connected";
+      this.indexIdentifiers(session);
+      if (session.pingIntervalMs > 0) {
+        // spread first pings over 0.5x..1.5x of the interval so reconnect storms do not ping in step
+        session.nextPingAt = Date.now() + session.pingIntervalMs * (0.5 + this.random());
+      }
+    } else if (res.status === "failure") {
+      this.m.failedAuths.inc();
+    }
+    if (res.cstate) Object.assign(session.env.cstate, res.cstate);
+    for (const t of res.transmissions) session.deliver(t);
+    this.markDisconnectable(session, res.disconnectInterest ?? 0);
+    if (res.status !== "success") this.closeSocket(session, CloseCode.normal, "Auth Failed");
+  }
+
+  private async handleCommand(session: Session, cmd: ClientCommand, raw: string): Promise<void> {
+    if (session.state !== "connected") return;
+    let error: string | undefined;
+    try {
+      switch (cmd.command) {
+        case "pong":
+          return;
+        case "ping":
+          session.deliver(PONG_MESSAGE);
+          return;
+        case "subscribe":
+          error = await this.subscribe(session, cmd);
+          break;
+        case "unsubscribe":
+          error = await this.unsubscribe(session, cmd);
+          break;
+        case "message":
+          error = await this.perform(session, cmd);
+          break;
+        default:
+          error = `unknown command: ${cmd.command}`;
+      }
+    } catch (err) {
+      error = (err as Error).message ?? String(err);
+    }
+    if (error !== undefined) {
+      this.m.failedClientMsg.inc();
+      this.log.debug("failed to handle incoming message", { sid: session.sid, data: compact(raw), error });
+    }
+  }
+
+  private async subscribe(session: Session, cmd: ClientCommand): Promise<string | undefined> {
+    const id = cmd.identifier;
+    if (session.subscriptions.has(id)) return `already subscribed to ${id}`;
+    let res: CommandResult | null;
+    try {
+      res = await this.opts.controller.subscribe(session.sid, session.env, session.identifiers, id);
+    } catch (err) {
+      return `subscribe failed for ${id}: ${(err as Error).message}`;
+    }
+    if (session.isClosed || !res) return undefined;
+    if (res.status === "error") return `subscribe failed for ${id}: ${res.errorMsg ?? "error"}`;
+    if (res.status === "success") session.subscriptions.set(id, new Set());
+    this.applyCommandResult(session, id, res);
+    return undefined;
+  }
+
+  private async unsubscribe(session: Session, cmd: ClientCommand): Promise<string | undefined> {
+    const id = cmd.identifier;
+    if (!session.subscriptions.has(id)) return `unknown subscription: ${id}`;
+    let res: CommandResult | null;
+    try {
+      res = await this.opts.controller.unsubscribe(session.sid, session.env, session.identifiers, id);
+    } catch (err) {
+      return `failed to unsubscribe from ${id}: ${(err as Error).message}`;
+    }
+    if (session.isClosed || !res) return undefined;
+    if (res.status === "error") return `failed to unsubscribe from ${id}: ${res.errorMsg ?? "error"}`;
+    this.applyCommandResult(session, id, { ...res, stopAllStreams: true });
+    session.subscriptions.delete(id);
+    delete session.env.istate[id];
+    return undefined;
+  }
+
+  private async perform(session: Session, cmd: ClientCommand): Promise<string | undefined> {
+    const id = cmd.identifier;
+    if (!session.subscriptions.has(id)) return `unknown subscription ${id}`;
+    if (typeof cmd.data !== "string") return `perform data must be a string, got ${JSON.stringify(cmd.data)}`;
+    let res: CommandResult | null;
+    try {
+      res = await this.opts.controller.perform(session.sid, session.env, session.identifiers, id, cmd.data);
+    } catch (err) {
+      return `perform failed for ${id}: ${(err as Error).message}`;
+    }
+    if (session.isClosed || !res) return undefined;
+    if (res.status === "error") return `perform failed for ${id}: ${res.errorMsg ?? "error"}`;
+    this.applyCommandResult(session, id, res);
+    return undefined;
+  }
+
+  /** Applies a command result in anycable-go's order: streams, state, transmissions, disconnect. */
+  private applyCommandResult(session: Session, identifier: string, res: CommandResult): void {
+    const hub = this.opts.hub;
+    let streams = session.subscriptions.get(identifier);
+    if (res.stopAllStreams) {
+      if (streams) for (const s of streams) hub.unsubscribe(session, s, identifier);
+      streams?.clear();
+    } else if (res.stoppedStreams) {
+      for (const s of res.stoppedStreams) {
+        hub.unsubscribe(session, s, identifier);
+        streams?.delete(s);
+      }
+    }
+    if (res.streams && res.streams.length > 0) {
+      if (!streams) {
+        streams = new Set();
+        session.subscriptions.set(identifier, streams);
+      }
+      for (const s of res.streams) {
+        hub.subscribe(session, s, identifier);
+        streams.add(s);
+      }
+    }
+    if (res.istate) session.env.istate[identifier] = { ...session.env.istate[identifier], ...res.istate };
+    if (res.cstate) Object.assign(session.env.cstate, res.cstate);
+    for (const t of res.transmissions) session.deliver(t);
+    this.markDisconnectable(session, res.disconnectInterest ?? 0);
+    if (res.disconnect) this.closeSocket(session, CloseCode.abnormal, "Command Failed");
+  }
+
+  private markDisconnectable(session: Session, interest: number): void {
+    switch (this.opts.disconnectMode) {
+      case "always":
+        session.disconnectable = true;
+        break;
+      case "never":
+        session.disconnectable = false;
+        break;
+      default:
+        session.disconnectable = session.disconnectable || interest >= 0;
+    }
+  }
+
+  private indexIdentifiers(session: Session): void {
+    let set = this.byIdentifiers.get(session.identifiers);
+    if (!set) {
+      set = new Set();
+      this.byIdentifiers.set(session.identifiers, set);
+    }
+    set.add(session);
+  }
+
+  private unindexIdentifiers(session: Session): void {
+    const set = this.byIdentifiers.get(session.identifiers);
+    if (!set) return;
+    set.delete(session);
+    if (set.size === 0) this.byIdentifiers.delete(session.identifiers);
+  }
+}

@@ -1,0 +1,26 @@
+/** What the node needs from a runtime's WebSocket; implemented in src/runtime/. */
+export interface ClientSocket {
+  /** Sends a text frame. Returns -1 when the frame was queued behind unsent data, 0 when dropped. */
+  send(frame: string): number;
+  /** Bytes accepted by the runtime but not yet written to the network. */
+  bufferedAmount(): number;
+  close(code: number, reason: string): void;
+  /** Sends a WebSocket-level ping (for --enable_native_pings). */
+  ping?(): void;
+  joinTopic?(topic: string): void;
+  leaveTopic?(topic: string): void;
+}
+
+/** The request a connection was opened with, reduced to what sessions and controllers use. */
+export interface ConnectionRequest {
+  sid: string;
+  url: string;
+  /** Headers proxied to the application (already filtered and lower-cased). */
+  headers: Record<string, string>;
+  /** Selected sub-protocol ("" when none was negotiated: plain JSON session). */
+  protocol: string;
+  /** Per-client ping interval override in seconds (?pi=), or undefined. */
+  pingIntervalSec?: number;
+  /** Per-client ping timestamp precision (?ptp=), or undefined. */
+  pingPrecision?: string;
+}

@@ -1,0 +1,95 @@
+// Bun adapter: Bun.serve with native WebSocket upgrade and topic fan-out.
+import { readFileSync } from "node:fs";
+import type { ServerWebSocket } from "bun";
+import type { ClientSocket } from "../node/socket.ts";
+import type { RunningServer, Runtime, ServeSpec } from "./types.ts";
+
+interface SocketData<D> {
+  user: D;
+}
+
+/** Bun drops frames silently past its backpressure limit; ours (ws_max_pending_size) must hit first. */
+const BACKPRESSURE_LIMIT = 64 * 1024 * 1024;
+
+function wrap(ws: ServerWebSocket<unknown>): ClientSocket {
+  return {
+    send: (frame) => ws.send(frame),
+    bufferedAmount: () => ws.getBufferedAmount(),
+    close: (code, reason) => ws.close(code, reason),
+    ping: () => {
+      ws.ping();
+    },
+    joinTopic: (topic) => ws.subscribe(topic),
+    leaveTopic: (topic) => ws.unsubscribe(topic),
+  };
+}
+
+export const bunRuntime: Runtime = {
+  name: "bun",
+  async serve<D>(spec: ServeSpec<D>): Promise<RunningServer> {
+    const handlers = spec.websocket;
+    const server = Bun.serve<SocketData<D>, never>({
+      hostname: spec.hostname,
+      port: spec.port,
+      tls: spec.tls ? { cert: Bun.file(spec.tls.certFile), key: Bun.file(spec.tls.keyFile) } : undefined,
+      async fetch(req, srv) {
+        const remote = srv.requestIP(req)?.address ?? "";
+        const res = await spec.handle(req, remote);
+        if (res instanceof Response) return res;
+        const headers: Record<string, string> = { ...res.headers };
+        // Without an explicit header Bun echoes the first offered protocol (possibly a token);
+        // an empty value makes it select none.
+        headers["Sec-WebSocket-Protocol"] = res.protocol;
+        if (srv.upgrade(req, { data: { user: res.data }, headers })) return undefined;
+        return new Response("WebSocket upgrade failed", { status: 400 });
+      },
+      websocket: {
+        maxPayloadLength: spec.maxMessageSize > 0 ? spec.maxMessageSize : 16 * 1024 * 1024,
+        backpressureLimit: BACKPRESSURE_LIMIT,
+        closeOnBackpressureLimit: false,
+        idleTimeout: 0,
+        sendPings: false,
+        publishToSelf: true,
+        open(ws) {
+          handlers?.open(wrap(ws as ServerWebSocket<unknown>), ws.data.user);
+        },
+        message(ws, msg) {
+          if (typeof msg === "string") {
+            handlers?.message(ws.data.user, msg, Buffer.byteLength(msg));
+          } else {
+            handlers?.message(ws.data.user, new TextDecoder().decode(msg), msg.byteLength);
+          }
+        },
+        close(ws, code, reason) {
+          handlers?.close(ws.data.user, code, reason);
+        },
+        drain(ws) {
+          handlers?.drain(ws.data.user);
+        },
+      },
+    });
+    return {
+      port: server.port ?? spec.port,
+      publish: (topic, frame) => {
+        server.publish(topic, frame);
+      },
+      async stop() {
+        await server.stop(true);
+      },
+    };
+  },
+  readTextFile(path) {
+    try {
+      return readFileSync(path, "utf8");
+    } catch {
+      return undefined;
+    }
+  },
+  onSignal(signal, fn) {
+    process.on(signal, fn);
+  },
+  exit(code) {
+    process.exit(code);
+  },
+  pid: () => process.pid,
+};

@@ -1,0 +1,98 @@
+// Deno adapter: Deno.serve + Deno.upgradeWebSocket. The selected sub-protocol is set on the
+// response by hand, because Deno's own `protocol` option only splits offers on ", ".
+import type { ClientSocket } from "../node/socket.ts";
+import type { RunningServer, Runtime, ServeSpec } from "./types.ts";
+
+const encoder = new TextEncoder();
+
+function wrap(socket: WebSocket): ClientSocket {
+  return {
+    send(frame) {
+      if (socket.readyState !== WebSocket.OPEN) return 0;
+      socket.send(frame);
+      // Deno buffers without bound and never refuses: report "queued" so the node checks the size.
+      return socket.bufferedAmount > 0 ? -1 : frame.length;
+    },
+    bufferedAmount: () => socket.bufferedAmount,
+    close(code, reason) {
+      if (socket.readyState === WebSocket.CLOSED || socket.readyState === WebSocket.CLOSING) return;
+      socket.close(code, reason);
+    },
+  };
+}
+
+export const denoRuntime: Runtime = {
+  name: "deno",
+  serve<D>(spec: ServeSpec<D>): Promise<RunningServer> {
+    const handlers = spec.websocket;
+    const limit = spec.maxMessageSize;
+    return new Promise((resolve, reject) => {
+      try {
+        const options: Deno.ServeTcpOptions & Partial<Deno.TlsCertifiedKeyPem> = {
+          hostname: spec.hostname,
+          port: spec.port,
+          onListen() {},
+        };
+        if (spec.tls) {
+          options.cert = Deno.readTextFileSync(spec.tls.certFile);
+          options.key = Deno.readTextFileSync(spec.tls.keyFile);
+        }
+        const server = Deno.serve(options, async (req, info) => {
+          const addr = info.remoteAddr as Deno.NetAddr;
+          const res = await spec.handle(req, addr.hostname ?? "");
+          if (res instanceof Response) return res;
+          const idleTimeout = spec.nativePingIntervalMs ? Math.ceil(spec.nativePingIntervalMs / 1000) : 0;
+          const { socket, response } = Deno.upgradeWebSocket(req, { idleTimeout });
+          socket.binaryType = "arraybuffer";
+          if (res.protocol) response.headers.set("sec-websocket-protocol", res.protocol);
+          for (const [k, v] of Object.entries(res.headers)) response.headers.set(k, v);
+          const data = res.data;
+          const client = wrap(socket);
+          socket.onopen = () => handlers?.open(client, data);
+          socket.onmessage = (ev) => {
+            let frame: string;
+            let size: number;
+            if (typeof ev.data === "string") {
+              frame = ev.data;
+              size = frame.length > limit / 3 ? encoder.encode(frame).length : frame.length;
+            } else {
+              const bytes = new Uint8Array(ev.data as ArrayBuffer);
+              size = bytes.byteLength;
+              frame = size > limit && limit > 0 ? "" : new TextDecoder().decode(bytes);
+            }
+            if (limit > 0 && size > limit) {
+              client.close(1009, "message too big");
+              return;
+            }
+            handlers?.message(data, frame, size);
+          };
+          socket.onclose = (ev) => handlers?.close(data, ev.code, ev.reason);
+          socket.onerror = () => {};
+          return response;
+        });
+        resolve({
+          port: server.addr.port,
+          async stop() {
+            await server.shutdown();
+          },
+        });
+      } catch (err) {
+        reject(err);
+      }
+    });
+  },
+  readTextFile(path) {
+    try {
+      return Deno.readTextFileSync(path);
+    } catch {
+      return undefined;
+    }
+  },
+  onSignal(signal, fn) {
+    Deno.addSignalListener(signal, fn);
+  },
+  exit(code) {
+    Deno.exit(code);
+  },
+  pid: () => Deno.pid,
+};

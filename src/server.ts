@@ -1,0 +1,231 @@
+// Wires node, hub, controllers, HTTP routes and the runtime's listeners from ServerSettings.
+import { Hono } from "hono";
+import { createBroadcastHandler } from "./broadcast/http.ts";
+import { extractHeaders, nanoid, originChecker, pathMatcher } from "./http/request.ts";
+import { Hub } from "./hub/hub.ts";
+import { PublicIdentityController } from "./identity/public.ts";
+import type { Logger } from "./log/logger.ts";
+import { Metrics, prometheusText } from "./metrics/registry.ts";
+import type { Controller } from "./node/controller.ts";
+import { Node } from "./node/node.ts";
+import { NullController } from "./node/null_controller.ts";
+import { ChannelRouter } from "./node/router.ts";
+import type { Session } from "./node/session.ts";
+import type { ConnectionRequest } from "./node/socket.ts";
+import { selectProtocol } from "./protocols/actioncable.ts";
+import { UnavailableRpcController } from "./rpc/unavailable.ts";
+import type { RunningServer, Runtime, Upgrade } from "./runtime/types.ts";
+import type { ServerSettings } from "./settings.ts";
+import { PUBSUB_CHANNEL, StreamsController } from "./streams/controller.ts";
+import { VERSION_STRING } from "./version.ts";
+
+const HEALTH_BODY = "Ah, ha, ha, ha, stayin' alive, stayin' alive.";
+const TICK_MS = 250;
+
+interface SocketContext {
+  request: ConnectionRequest;
+  session?: Session;
+}
+
+export interface RunningCable {
+  node: Node;
+  metrics: Metrics;
+  /** Port of the main (WebSocket) listener, useful when it was 0. */
+  port: number;
+  shutdown(): Promise<void>;
+}
+
+function buildController(settings: ServerSettings, log: Logger): Controller {
+  let base: Controller;
+  if (settings.rpc.impl === "none") {
+    log.info("no RPC configured");
+    base = new NullController();
+  } else {
+    log.warn(
+      `RPC (${settings.rpc.impl}) at ${settings.rpc.host} is not served yet by anycable-ts: connections that need it are closed with 1011, commands fail`,
+    );
+    base = new UnavailableRpcController(`${settings.rpc.impl} RPC is not available in this build`);
+  }
+  const router = new ChannelRouter(base);
+  router.route(PUBSUB_CHANNEL, new StreamsController({ publicStreams: settings.publicStreams }));
+  log.info(`Using channels router: ${router.routeNames().join(", ")}`);
+  if (settings.skipAuth) {
+    log.info("connection authentication is disabled");
+    return new PublicIdentityController(router);
+  }
+  return router;
+}
+
+export async function startCable(
+  settings: ServerSettings,
+  runtime: Runtime,
+  logger: Logger,
+): Promise<RunningCable> {
+  const log = logger.with({ context: "main" });
+  const metrics = new Metrics();
+  const hub = new Hub();
+  const controller = buildController(settings, log);
+  await controller.start?.();
+  const node = new Node({
+    controller,
+    hub,
+    metrics,
+    logger,
+    pingIntervalMs: settings.pingIntervalMs,
+    pingPrecision: settings.pingPrecision,
+    nativePings: settings.nativePings,
+    maxPendingBytes: settings.maxPendingBytes,
+    writeTimeoutMs: settings.writeTimeoutMs,
+    disconnectMode: settings.disconnectMode,
+  });
+
+  // One Hono app per port, like anycable-go's one HTTP server per port.
+  const apps = new Map<number, Hono>();
+  const appFor = (port: number): Hono => {
+    let app = apps.get(port);
+    if (!app) {
+      app = new Hono();
+      apps.set(port, app);
+    }
+    return app;
+  };
+  const scheme = settings.tls ? "https" : "http";
+  const address = (port: number, host = settings.host) => `${scheme}://${host}:${port}`;
+
+  appFor(settings.port).all(settings.healthPath, (c) => c.text(HEALTH_BODY));
+
+  if (settings.broadcast.enabled) {
+    const handler = createBroadcastHandler(node, settings.broadcast.key, logger);
+    appFor(settings.broadcast.port).all(settings.broadcast.path, (c) => handler(c.req.raw));
+    const auth = settings.broadcast.key ? "authorization required" : "no authorization";
+    log.info(
+      `Accept broadcast requests at ${address(settings.broadcast.port)}${settings.broadcast.path} (${auth})`,
+    );
+  }
+
+  let metricsServer: RunningServer | undefined;
+  const metricsApp = settings.metrics.path ? new Hono() : undefined;
+  if (metricsApp) {
+    metricsApp.get(settings.metrics.path, (c) => c.text(prometheusText(metrics)));
+  }
+  const separateMetricsHost = settings.metrics.host !== "" && settings.metrics.host !== settings.host;
+  if (metricsApp && !separateMetricsHost) appFor(settings.metrics.port).route("/", metricsApp);
+
+  const isWsPath = pathMatcher(settings.paths);
+  const originAllowed = originChecker(settings.allowedOrigins);
+
+  const handleWs = (req: Request, remote: string): Response | Upgrade<SocketContext> => {
+    if (req.headers.get("upgrade")?.toLowerCase() !== "websocket") {
+      return new Response("Bad Request\n", { status: 400 });
+    }
+    if (!originAllowed(req.headers.get("origin"))) return new Response("Forbidden\n", { status: 403 });
+    if (node.isShuttingDown) return new Response("Service Unavailable\n", { status: 503 });
+    if (settings.maxConn > 0 && node.size >= settings.maxConn) {
+      return new Response("Too many connections\n", { status: 503 });
+    }
+    const url = new URL(req.url);
+    const protocol = selectProtocol(req.headers.get("sec-websocket-protocol"));
+    const pi = url.searchParams.get("pi");
+    let pingIntervalSec: number | undefined;
+    if (pi !== null && pi !== "") {
+      if (/^-?\d+$/.test(pi)) pingIntervalSec = Number(pi);
+      else log.warn("invalid ping interval value, must be integer", { val: pi });
+    }
+    const ptp = url.searchParams.get("ptp");
+    const request: ConnectionRequest = {
+      sid: req.headers.get("x-request-id") || nanoid(),
+      url: req.url,
+      headers: extractHeaders(req.headers, settings.proxyHeaders, settings.proxyCookies, remote),
+      protocol,
+      pingIntervalSec,
+      pingPrecision: ptp ? ptp : undefined,
+    };
+    return {
+      kind: "upgrade",
+      data: { request },
+      protocol,
+      headers: { "X-AnyCable-Version": VERSION_STRING },
+    };
+  };
+
+  const servers: RunningServer[] = [];
+  const mainApp = appFor(settings.port);
+  const main = await runtime.serve<SocketContext>({
+    hostname: settings.host,
+    port: settings.port,
+    tls: settings.tls,
+    maxMessageSize: settings.maxMessageSize,
+    nativePingIntervalMs: settings.nativePings ? settings.pingIntervalMs : undefined,
+    handle: (req, remote) => {
+      const path = new URL(req.url).pathname;
+      if (isWsPath(path)) return handleWs(req, remote);
+      return mainApp.fetch(req);
+    },
+    websocket: {
+      open(socket, ctx) {
+        ctx.session = node.open(ctx.request, socket);
+      },
+      message(ctx, frame, size) {
+        if (ctx.session) node.message(ctx.session, frame, size);
+      },
+      close(ctx) {
+        if (ctx.session) node.closed(ctx.session);
+      },
+      drain(ctx) {
+        if (ctx.session) node.drained(ctx.session);
+      },
+    },
+  });
+  servers.push(main);
+  const publish = main.publish;
+  if (publish) hub.setNativeFanout({ publish });
+  const mainPort = main.port;
+  for (const path of settings.paths) log.info(`Handle WebSocket connections at ${address(mainPort)}${path}`);
+  log.info(`Handle health requests at ${address(mainPort)}${settings.healthPath}`);
+
+  for (const [port, app] of apps) {
+    if (port === settings.port) continue;
+    servers.push(
+      await runtime.serve({
+        hostname: settings.host,
+        port,
+        tls: settings.tls,
+        maxMessageSize: 0,
+        handle: (r) => app.fetch(r),
+      }),
+    );
+  }
+  if (metricsApp) {
+    const host = separateMetricsHost ? settings.metrics.host : settings.host;
+    if (separateMetricsHost) {
+      metricsServer = await runtime.serve({
+        hostname: host,
+        port: settings.metrics.port,
+        maxMessageSize: 0,
+        handle: (r) => metricsApp.fetch(r),
+      });
+      servers.push(metricsServer);
+    }
+    log.info(
+      `Serve metrics at ${address(settings.metrics.port === settings.port ? mainPort : settings.metrics.port, host)}${settings.metrics.path}`,
+    );
+  }
+
+  const ticker = setInterval(() => node.tick(Date.now()), TICK_MS);
+
+  let shutdownPromise: Promise<void> | undefined;
+  const shutdown = (): Promise<void> => {
+    shutdownPromise ??= (async () => {
+      if (settings.shutdownDelayMs > 0) {
+        log.info(`Waiting ${settings.shutdownDelayMs / 1000}s before shutting down`);
+        await new Promise((r) => setTimeout(r, settings.shutdownDelayMs));
+      }
+      await node.shutdown();
+      clearInterval(ticker);
+      await Promise.all(servers.map((s) => s.stop().catch(() => {})));
+    })();
+    return shutdownPromise;
+  };
+
+  return { node, metrics, port: mainPort, shutdown };
+}

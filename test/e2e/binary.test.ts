@@ -1,0 +1,68 @@
+// The compiled executables: every target exists with the right executable header, and the host
+// binary runs the smoke suite (welcome, subscribe, broadcast, graceful shutdown) from an empty dir.
+
+import { describe, it } from "bun:test";
+import assert from "node:assert/strict";
+import { existsSync, mkdtempSync, openSync, readSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { outputName, TARGETS } from "../../release/build.ts";
+import { publish } from "../support/publish.ts";
+import { e2eRuntimes, ROOT, startServer } from "../support/server.ts";
+import { connect } from "../support/ws_client.ts";
+
+const enabled = e2eRuntimes().includes("binary");
+
+function header(path: string, n: number): Buffer {
+  const fd = openSync(path, "r");
+  const buf = Buffer.alloc(n);
+  readSync(fd, buf, 0, n, 0);
+  return buf;
+}
+
+describe.if(enabled)("release binaries", () => {
+  for (const t of TARGETS) {
+    it(`${outputName(t.os, t.arch)} exists with a ${t.os}/${t.arch} executable header`, () => {
+      const file = join(ROOT, "dist", outputName(t.os, t.arch));
+      assert.ok(existsSync(file), `${file} missing`);
+      assert.ok(statSync(file).size > 40 * 1024 * 1024, "size above 40 MiB");
+      const h = header(file, 64);
+      if (t.os === "linux") {
+        assert.equal(h.subarray(0, 4).toString("latin1"), "\x7fELF");
+        assert.equal(h.readUInt16LE(18), t.arch === "x64" ? 0x3e : 0xb7);
+        assert.ok((statSync(file).mode & 0o111) !== 0, "executable bit");
+      } else if (t.os === "darwin") {
+        assert.equal(h.readUInt32LE(0), 0xfeedfacf);
+        assert.equal(h.readUInt32LE(4), t.arch === "x64" ? 0x01000007 : 0x0100000c);
+      } else {
+        assert.equal(h.subarray(0, 2).toString("latin1"), "MZ");
+        const pe = h.readUInt32LE(0x3c);
+        const peHeader = header(file, pe + 6).subarray(pe);
+        assert.equal(peHeader.subarray(0, 4).toString("latin1"), "PE\0\0");
+        assert.equal(peHeader.readUInt16LE(4), 0x8664);
+      }
+    });
+  }
+
+  it("host binary: welcome, public stream, broadcast, graceful shutdown", async () => {
+    const cwd = mkdtempSync(join(tmpdir(), "acts-bin-"));
+    const server = await startServer("binary", { cwd, args: ["--public", "--norpc", "--secret=bin"] });
+    try {
+      const id = JSON.stringify({ channel: "$pubsub", stream_name: "bin" });
+      const c = await connect(server.wsUrl);
+      await c.next((m) => m.type === "welcome", "welcome");
+      c.send({ command: "subscribe", identifier: id });
+      await c.next((m) => m.type === "confirm_subscription", "confirm");
+      assert.equal(
+        (await publish(`${server.url}/_broadcast`, { stream: "bin", data: '{"ok":true}' })).status,
+        201,
+      );
+      assert.deepEqual((await c.next((m) => m.identifier === id, "broadcast")).message, { ok: true });
+      const exit = server.stop("SIGTERM");
+      assert.equal((await c.next((m) => m.type === "disconnect", "server_restart")).reason, "server_restart");
+      assert.equal(await exit, 0);
+    } finally {
+      await server.stop("SIGKILL");
+    }
+  });
+});

@@ -1,0 +1,134 @@
+// Starts the real server as a separate process (Bun, Deno or the compiled binary) on free ports.
+import { type ChildProcess, spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { freePort } from "./ports.ts";
+import { waitFor } from "./wait.ts";
+
+export const ROOT = join(import.meta.dir, "..", "..");
+const BIN = join(ROOT, "node_modules", ".bin");
+
+export type ServerRuntime = "bun" | "deno" | "binary";
+
+/** Which runtimes the e2e suite drives; the test wrapper sets E2E_RUNTIMES (default: bun,deno). */
+export function e2eRuntimes(): ServerRuntime[] {
+  const raw = process.env.E2E_RUNTIMES ?? "bun,deno";
+  return raw.split(",").filter((r): r is ServerRuntime => r === "bun" || r === "deno" || r === "binary");
+}
+
+export function hostBinaryPath(): string {
+  const os = process.platform === "win32" ? "windows" : process.platform;
+  const arch = process.arch === "arm64" ? "arm64" : "x64";
+  return join(ROOT, "dist", `anycable-ts-${os}-${arch}${os === "windows" ? ".exe" : ""}`);
+}
+
+export function commandFor(runtime: ServerRuntime): [string, string[]] {
+  switch (runtime) {
+    case "bun":
+      return [join(BIN, "bun"), [join(ROOT, "src", "main.ts")]];
+    case "deno":
+      return [join(BIN, "deno"), ["run", "-A", join(ROOT, "src", "main.ts")]];
+    case "binary": {
+      const bin = hostBinaryPath();
+      if (!existsSync(bin)) throw new Error(`${bin} is missing: run npm run build first`);
+      return [bin, []];
+    }
+  }
+}
+
+export interface ServerProcess {
+  runtime: ServerRuntime;
+  port: number;
+  url: string;
+  wsUrl: string;
+  proc: ChildProcess;
+  output(): string;
+  /** Resolves with the exit code once the process has exited. */
+  exited: Promise<number | null>;
+  waitForOutput(pattern: RegExp | string, timeoutMs?: number): Promise<void>;
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+export interface StartOptions {
+  args?: string[];
+  env?: Record<string, string>;
+  /** Set when the test passes its own --port (e.g. 0 tests); otherwise a free port is chosen. */
+  port?: number;
+  cwd?: string;
+  /** Skip waiting for health (for processes expected to fail or serving TLS). */
+  noWait?: boolean;
+  /** Health path to poll (--health-path), default /health. */
+  healthPath?: string;
+}
+
+const running = new Set<ServerProcess>();
+
+export async function startServer(runtime: ServerRuntime, opts: StartOptions = {}): Promise<ServerProcess> {
+  const port = opts.port ?? (await freePort());
+  const [cmd, base] = commandFor(runtime);
+  const args = [...base, `--port=${port}`, "--host=127.0.0.1", ...(opts.args ?? [])];
+  const proc = spawn(cmd, args, {
+    cwd: opts.cwd ?? ROOT,
+    env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", NO_COLOR: "1", ...opts.env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let out = "";
+  proc.stdout?.on("data", (d) => {
+    out += d.toString();
+  });
+  proc.stderr?.on("data", (d) => {
+    out += d.toString();
+  });
+  const exited = new Promise<number | null>((resolve) => proc.on("exit", (code) => resolve(code)));
+  let hasExited = false;
+  exited.then(() => {
+    hasExited = true;
+  });
+  const server: ServerProcess = {
+    runtime,
+    port,
+    url: `http://127.0.0.1:${port}`,
+    wsUrl: `ws://127.0.0.1:${port}/cable`,
+    proc,
+    output: () => out,
+    exited,
+    async waitForOutput(pattern, timeoutMs = 10_000) {
+      await waitFor(
+        () => (typeof pattern === "string" ? out.includes(pattern) : pattern.test(out)),
+        `server output ${pattern}\n--- output so far ---\n${out}`,
+        timeoutMs,
+      );
+    },
+    async stop(signal = "SIGTERM") {
+      running.delete(server);
+      if (!hasExited) proc.kill(signal);
+      const timer = setTimeout(() => proc.kill("SIGKILL"), 10_000);
+      const code = await exited;
+      clearTimeout(timer);
+      return code;
+    },
+  };
+  running.add(server);
+  if (!opts.noWait) {
+    try {
+      await waitFor(
+        async () => {
+          if (hasExited) throw new Error(`server exited early:\n${out}`);
+          const res = await fetch(`${server.url}${opts.healthPath ?? "/health"}`);
+          return res.status === 200;
+        },
+        `/health of ${runtime} server`,
+        30_000,
+        50,
+      );
+    } catch (err) {
+      await server.stop("SIGKILL");
+      throw new Error(`${(err as Error).message}\n--- server output ---\n${out}`);
+    }
+  }
+  return server;
+}
+
+export async function stopAll(): Promise<void> {
+  await Promise.all([...running].map((s) => s.stop("SIGKILL")));
+}

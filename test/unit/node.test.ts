@@ -1,0 +1,244 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { Hub, type NativeFanout } from "../../src/hub/hub.ts";
+import { PublicIdentityController } from "../../src/identity/public.ts";
+import { Logger } from "../../src/log/logger.ts";
+import { Metrics } from "../../src/metrics/registry.ts";
+import { Node, type NodeOptions } from "../../src/node/node.ts";
+import { NullController } from "../../src/node/null_controller.ts";
+import { ChannelRouter } from "../../src/node/router.ts";
+import type { ClientSocket } from "../../src/node/socket.ts";
+import { StreamsController } from "../../src/streams/controller.ts";
+
+class FakeSocket implements ClientSocket {
+  frames: string[] = [];
+  closed?: { code: number; reason: string };
+  buffered = 0;
+  topics = new Set<string>();
+  send(frame: string): number {
+    this.frames.push(frame);
+    return this.buffered > 0 ? -1 : frame.length;
+  }
+  bufferedAmount(): number {
+    return this.buffered;
+  }
+  close(code: number, reason: string): void {
+    this.closed = { code, reason };
+  }
+  json(): Record<string, unknown>[] {
+    return this.frames.map((f) => JSON.parse(f));
+  }
+}
+
+const silent = new Logger("error", "text", {}, { write() {} });
+const tick = () => new Promise((r) => setTimeout(r, 0));
+const ID = JSON.stringify({ channel: "$pubsub", stream_name: "chat" });
+
+function makeNode(over: Partial<NodeOptions> = {}) {
+  const metrics = new Metrics();
+  const hub = new Hub();
+  const router = new ChannelRouter(new NullController());
+  router.route("$pubsub", new StreamsController({ publicStreams: true }));
+  const node = new Node({
+    controller: new PublicIdentityController(router),
+    hub,
+    metrics,
+    logger: silent,
+    pingIntervalMs: 3000,
+    pingPrecision: "s",
+    nativePings: false,
+    maxPendingBytes: 1000,
+    writeTimeoutMs: 2000,
+    disconnectMode: "auto",
+    random: () => 0.5,
+    ...over,
+  });
+  return { node, hub, metrics };
+}
+
+async function connected(node: Node, sid = "sid1") {
+  const socket = new FakeSocket();
+  const session = node.open(
+    { sid, url: "ws://x/cable", headers: {}, protocol: "actioncable-v1-json" },
+    socket,
+  );
+  await tick();
+  return { socket, session };
+}
+
+describe("Node", () => {
+  it("welcomes, confirms a public stream and delivers broadcasts in order", async () => {
+    const { node, metrics } = makeNode();
+    const { socket, session } = await connected(node);
+    assert.deepEqual(socket.json()[0], { type: "welcome", sid: "sid1" });
+    node.message(session, JSON.stringify({ command: "subscribe", identifier: ID }), 10);
+    await tick();
+    assert.deepEqual(socket.json()[1], { type: "confirm_subscription", identifier: ID });
+    for (let i = 0; i < 5; i++) node.broadcast({ stream: "chat", dataJson: String(i) });
+    assert.deepEqual(
+      socket
+        .json()
+        .slice(2)
+        .map((m) => m.message),
+      [0, 1, 2, 3, 4],
+    );
+    assert.equal(metrics.counterValue("broadcast_msg_total"), 5);
+    assert.equal(metrics.counterValue("client_msg_total"), 1);
+  });
+
+  it("ignores a duplicate subscribe and counts it as failed", async () => {
+    const { node, metrics } = makeNode();
+    const { socket, session } = await connected(node);
+    node.message(session, JSON.stringify({ command: "subscribe", identifier: ID }), 10);
+    node.message(session, JSON.stringify({ command: "subscribe", identifier: ID }), 10);
+    await tick();
+    await tick();
+    assert.equal(socket.frames.length, 2);
+    assert.equal(metrics.counterValue("failed_client_msg_total"), 1);
+  });
+
+  it("rejects unsigned streams when public streams are off", async () => {
+    const metrics = new Metrics();
+    const router = new ChannelRouter(new NullController());
+    router.route("$pubsub", new StreamsController({ publicStreams: false }));
+    const node = new Node({
+      ...makeNode().node["opts"],
+      controller: new PublicIdentityController(router),
+      metrics,
+      hub: new Hub(),
+    });
+    const { socket, session } = await connected(node);
+    node.message(session, JSON.stringify({ command: "subscribe", identifier: ID }), 10);
+    await tick();
+    assert.deepEqual(socket.json()[1], { type: "reject_subscription", identifier: ID });
+  });
+
+  it("keeps the socket on unknown commands and answers ping with pong", async () => {
+    const { node, metrics } = makeNode();
+    const { socket, session } = await connected(node);
+    node.message(session, '{"command":"dance"}', 19);
+    node.message(session, '{"command":"ping"}', 18);
+    await tick();
+    await tick();
+    assert.equal(socket.closed, undefined);
+    assert.deepEqual(socket.json().at(-1), { type: "pong" });
+    assert.equal(metrics.counterValue("failed_client_msg_total"), 1);
+  });
+
+  it("stops reading after an undecodable frame but keeps delivering", async () => {
+    const { node, metrics } = makeNode();
+    const { socket, session } = await connected(node);
+    node.message(session, JSON.stringify({ command: "subscribe", identifier: ID }), 10);
+    await tick();
+    node.message(session, "{oops", 5);
+    node.message(session, '{"command":"ping"}', 18);
+    await tick();
+    assert.equal(metrics.counterValue("failed_client_msg_total"), 1);
+    assert.ok(!socket.frames.some((f) => f.includes("pong")));
+    node.broadcast({ stream: "chat", dataJson: '"still here"' });
+    assert.equal(socket.json().at(-1)?.message, "still here");
+    assert.equal(socket.closed, undefined);
+  });
+
+  it("refuses connections under --norpc without noauth", async () => {
+    const { node, metrics } = makeNode({ controller: new NullController() });
+    const { socket } = await connected(node);
+    assert.deepEqual(socket.json(), [{ type: "disconnect", reason: "unauthorized", reconnect: false }]);
+    assert.deepEqual(socket.closed, { code: 1000, reason: "Auth Failed" });
+    assert.equal(metrics.counterValue("failed_auths_total"), 1);
+    assert.equal(node.size, 0);
+  });
+
+  it("closes with 1011 when authentication errors", async () => {
+    const controller = new NullController();
+    controller.authenticate = async () => {
+      throw new Error("rpc down");
+    };
+    const { node } = makeNode({ controller });
+    const { socket } = await connected(node);
+    assert.deepEqual(socket.frames, []);
+    assert.equal(socket.closed?.code, 1011);
+  });
+
+  it("excludes the publisher's socket and encodes once per identifier", async () => {
+    const { node } = makeNode();
+    const a = await connected(node, "a");
+    const b = await connected(node, "b");
+    for (const c of [a, b])
+      node.message(c.session, JSON.stringify({ command: "subscribe", identifier: ID }), 1);
+    await tick();
+    node.broadcast({ stream: "chat", dataJson: "1", excludeSocket: "a" });
+    assert.equal(a.socket.frames.length, 2);
+    assert.equal(b.socket.frames.length, 3);
+  });
+
+  it("uses native fan-out when nobody is excluded", async () => {
+    const published: Array<[string, string]> = [];
+    const native: NativeFanout = { publish: (t, f) => published.push([t, f]) };
+    const { node, hub, metrics } = makeNode();
+    hub.setNativeFanout(native);
+    const a = await connected(node, "a");
+    node.message(a.session, JSON.stringify({ command: "subscribe", identifier: ID }), 1);
+    await tick();
+    node.broadcast({ stream: "chat", dataJson: "7" });
+    assert.equal(published.length, 1);
+    assert.deepEqual(JSON.parse(published[0]![1]), { identifier: ID, message: 7 });
+    const before = metrics.counterValue("server_msg_total");
+    node.broadcast({ stream: "chat", dataJson: "8", excludeSocket: "zzz" });
+    assert.equal(metrics.counterValue("server_msg_total"), before + 1);
+  });
+
+  it("disconnects remotely by identifiers", async () => {
+    const { node } = makeNode();
+    const a = await connected(node, "a");
+    node.remoteDisconnect('{"sid":"a"}', true);
+    assert.deepEqual(a.socket.json().at(-1), { type: "disconnect", reason: "remote", reconnect: true });
+    assert.deepEqual(a.socket.closed, { code: 1000, reason: "Closed remotely" });
+  });
+
+  it("pings on the shared ticker, first one within 0.5-1.5x of the interval", async () => {
+    const { node } = makeNode();
+    const t0 = Date.now();
+    const a = await connected(node, "a");
+    node.tick(t0 + 1000);
+    assert.equal(a.socket.frames.length, 1);
+    node.tick(t0 + 3100);
+    assert.equal(a.socket.json().at(-1)?.type, "ping");
+    const n = a.socket.frames.length;
+    node.tick(t0 + 3200);
+    assert.equal(a.socket.frames.length, n);
+    node.tick(t0 + 6200);
+    assert.equal(a.socket.frames.length, n + 1);
+  });
+
+  it("disconnects slow clients past the pending size and the write timeout", async () => {
+    const { node, metrics } = makeNode();
+    const a = await connected(node, "a");
+    a.socket.buffered = 5000;
+    node.tick(Date.now());
+    assert.deepEqual(a.socket.json().at(-1), { type: "disconnect", reason: "too_slow", reconnect: true });
+    assert.equal(metrics.counterValue("disconnected_slow_clients_total"), 1);
+
+    const b = await connected(node, "b");
+    b.socket.buffered = 10;
+    const t = Date.now();
+    node.tick(t);
+    node.tick(t + 1000);
+    assert.equal(b.socket.closed, undefined);
+    node.tick(t + 2100);
+    assert.ok(b.socket.closed);
+    assert.equal(metrics.counterValue("disconnected_slow_clients_total"), 2);
+  });
+
+  it("says server_restart to everyone on shutdown", async () => {
+    const { node } = makeNode();
+    const a = await connected(node, "a");
+    await node.shutdown();
+    assert.deepEqual(a.socket.json().at(-1), {
+      type: "disconnect",
+      reason: "server_restart",
+      reconnect: true,
+    });
+    assert.deepEqual(a.socket.closed, { code: 1001, reason: "Server restart" });
+  });
+});
