@@ -3,20 +3,19 @@ import { Hono } from "hono";
 import { createBroadcastHandler } from "./broadcast/http.ts";
 import { extractHeaders, nanoid, originChecker, pathMatcher } from "./http/request.ts";
 import { Hub } from "./hub/hub.ts";
-import { PublicIdentityController } from "./identity/public.ts";
+import { wrapIdentity } from "./identity/factory.ts";
 import type { Logger } from "./log/logger.ts";
 import { Metrics, prometheusText } from "./metrics/registry.ts";
 import type { Controller } from "./node/controller.ts";
 import { Node } from "./node/node.ts";
 import { NullController } from "./node/null_controller.ts";
-import { ChannelRouter } from "./node/router.ts";
 import type { Session } from "./node/session.ts";
 import type { ConnectionRequest } from "./node/socket.ts";
 import { selectProtocol } from "./protocols/actioncable.ts";
 import { UnavailableRpcController } from "./rpc/unavailable.ts";
 import type { RunningServer, Runtime, Upgrade } from "./runtime/types.ts";
 import type { ServerSettings } from "./settings.ts";
-import { PUBSUB_CHANNEL, StreamsController } from "./streams/controller.ts";
+import { buildChannelRouter } from "./streams/factory.ts";
 import { VERSION_STRING } from "./version.ts";
 
 const HEALTH_BODY = "Ah, ha, ha, ha, stayin' alive, stayin' alive.";
@@ -36,24 +35,17 @@ export interface RunningCable {
 }
 
 function buildController(settings: ServerSettings, log: Logger): Controller {
-  let base: Controller;
+  let app: Controller;
   if (settings.rpc.impl === "none") {
     log.info("no RPC configured");
-    base = new NullController();
+    app = new NullController();
   } else {
     log.warn(
       `RPC (${settings.rpc.impl}) at ${settings.rpc.host} is not served yet by anycable-ts: connections that need it are closed with 1011, commands fail`,
     );
-    base = new UnavailableRpcController(`${settings.rpc.impl} RPC is not available in this build`);
+    app = new UnavailableRpcController(`${settings.rpc.impl} RPC is not available in this build`);
   }
-  const router = new ChannelRouter(base);
-  router.route(PUBSUB_CHANNEL, new StreamsController({ publicStreams: settings.publicStreams }));
-  log.info(`Using channels router: ${router.routeNames().join(", ")}`);
-  if (settings.skipAuth) {
-    log.info("connection authentication is disabled");
-    return new PublicIdentityController(router);
-  }
-  return router;
+  return wrapIdentity(buildChannelRouter(app, settings, log), settings, log);
 }
 
 export async function startCable(
