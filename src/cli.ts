@@ -35,6 +35,9 @@ export function settingsFromConfig(c: Config): ServerSettings {
       path: c.http_broadcast_path,
       port: d.broadcastPort,
       key: d.broadcastKey,
+      redis: d.broadcastAdapters.includes("redis")
+        ? { url: c.redis_url, channel: c.redis_channel, maxReconnectAttempts: c.redis_max_reconnect_attempts }
+        : undefined,
     },
     metrics: { path: c.metrics_http, host: c.metrics_host, port: d.metricsPort },
     shutdownTimeoutMs: c.shutdown_timeout * 1000,

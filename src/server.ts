@@ -1,6 +1,7 @@
 // Wires node, hub, controllers, HTTP routes and the runtime's listeners from ServerSettings.
 import { Hono } from "hono";
 import { createBroadcastHandler } from "./broadcast/http.ts";
+import { RedisBroadcaster } from "./broadcast/redis.ts";
 import { extractHeaders, nanoid, originChecker, pathMatcher } from "./http/request.ts";
 import { Hub } from "./hub/hub.ts";
 import { wrapIdentity } from "./identity/factory.ts";
@@ -93,6 +94,16 @@ export async function startCable(
     log.info(
       `Accept broadcast requests at ${address(settings.broadcast.port)}${settings.broadcast.path} (${auth})`,
     );
+  }
+
+  let redisBroadcaster: RedisBroadcaster | undefined;
+  if (settings.broadcast.redis) {
+    redisBroadcaster = new RedisBroadcaster(settings.broadcast.redis, node, logger, (err) => {
+      log.error(`broadcasting stopped: ${err.message}`);
+      runtime.exit(1);
+    });
+    redisBroadcaster.start();
+    log.info(`Accept broadcasts from Redis channel ${settings.broadcast.redis.channel}`);
   }
 
   let metricsServer: RunningServer | undefined;
@@ -212,6 +223,7 @@ export async function startCable(
         log.info(`Waiting ${settings.shutdownDelayMs / 1000}s before shutting down`);
         await new Promise((r) => setTimeout(r, settings.shutdownDelayMs));
       }
+      await redisBroadcaster?.shutdown();
       await node.shutdown();
       clearInterval(ticker);
       await Promise.all(servers.map((s) => s.stop().catch(() => {})));

@@ -31,6 +31,8 @@ export interface ServerSettings {
     port: number;
     /** "" = no authorization required. */
     key: string;
+    /** The `redis` adapter (pub/sub channel), when listed in broadcast_adapter. */
+    redis?: { url: string; channel: string; maxReconnectAttempts: number };
   };
   metrics: { path: string; host: string; port: number };
   shutdownTimeoutMs: number;

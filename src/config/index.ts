@@ -24,7 +24,9 @@ export function unservedOptions(config: Config): string[] {
     .map((row) => row.key);
 }
 
-/** Enabled broadcast adapters other than "http" (the only one served so far). */
+const SERVED_ADAPTERS = new Set(["http", "redis"]);
+
+/** Enabled broadcast adapters that are not implemented yet. */
 export function unservedAdapters(config: Config): string[] {
-  return config.derived.broadcastAdapters.filter((a) => a !== "http");
+  return config.derived.broadcastAdapters.filter((a) => !SERVED_ADAPTERS.has(a));
 }

@@ -338,7 +338,7 @@ export const OPTIONS = [
     description: "Redis Pub/Sub channel the redis broadcasting adapter listens to",
     hidden: false,
     deprecated: null,
-    served: false,
+    served: true,
   },
   {
     name: "nats_channel",
@@ -429,7 +429,7 @@ export const OPTIONS = [
     description: "Redis connection URL (or the master name when sentinels are used)",
     hidden: false,
     deprecated: null,
-    served: false,
+    served: true,
   },
   {
     name: "redis_sentinels",
@@ -1886,7 +1886,7 @@ export const OPTIONS = [
     description: "How many times to retry a lost Redis connection",
     hidden: true,
     deprecated: null,
-    served: false,
+    served: true,
     flag: false,
   },
   {

@@ -1,0 +1,99 @@
+// The `redis` broadcast adapter: publications arrive on a Redis pub/sub channel (`__anycable__`),
+// as anycable-rb's redis broadcaster sends them. Reconnects like anycable-go: a bounded number of
+// attempts with its backoff, the counter reset once subscribed again; past the limit it is fatal.
+import { createClient } from "redis";
+import { compact, type Logger } from "../log/logger.ts";
+import type { Node } from "../node/node.ts";
+import { applyPublication } from "./http.ts";
+import { parsePublication } from "./publication.ts";
+import { nextRetryMs } from "./retry.ts";
+
+export interface RedisBroadcastOptions {
+  url: string;
+  channel: string;
+  maxReconnectAttempts: number;
+}
+
+export class RedisBroadcaster {
+  private client?: { readonly isOpen: boolean; close(): Promise<unknown>; destroy(): void };
+  private stopped = false;
+  private readonly log: Logger;
+
+  constructor(
+    private readonly opts: RedisBroadcastOptions,
+    private readonly node: Node,
+    logger: Logger,
+    /** Called once when Redis stays unreachable past the attempts limit. */
+    private readonly onFatal: (err: Error) => void,
+  ) {
+    this.log = logger.with({ context: "broadcast", provider: "redis" });
+  }
+
+  /** Starts in the background: the server does not wait for Redis to come up. */
+  start(): void {
+    const max = this.opts.maxReconnectAttempts;
+    let subscribedOnce = false;
+    const client = createClient({
+      url: this.opts.url,
+      socket: {
+        reconnectStrategy: (retries, cause) => {
+          if (this.stopped) return false;
+          if (retries >= max) return new Error(`Redis reconnect attempts exceeded (${cause.message})`);
+          const delay = nextRetryMs(retries);
+          this.log.info(`next Redis reconnect attempt in ${delay / 1000}s`, { error: cause.message });
+          return delay;
+        },
+      },
+    });
+    this.client = client;
+    client.on("error", (err: Error) => {
+      if (!this.stopped) this.log.debug("Redis connection error", { error: err.message });
+    });
+    let fatal = false;
+    const fail = (err: Error) => {
+      if (this.stopped || fatal) return;
+      fatal = true;
+      this.log.error("failed to connect to Redis", { error: err.message });
+      this.onFatal(err);
+    };
+    // node-redis ends the client once the reconnect strategy gives up.
+    client.on("end", () => fail(new Error("Redis reconnect attempts exceeded")));
+    client.on("ready", () => {
+      if (subscribedOnce) this.log.info("reconnected to Redis channel", { channel: this.opts.channel });
+    });
+    client
+      .connect()
+      .then(() =>
+        client
+          .subscribe(this.opts.channel, (message: string) => this.handle(message))
+          .then(() => {
+            subscribedOnce = true;
+            this.log.info("subscribed to Redis channel", { channel: this.opts.channel });
+          }),
+      )
+      .catch((err: Error) => fail(err));
+  }
+
+  private handle(message: string): void {
+    const parsed = parsePublication(message);
+    if (!parsed.ok) {
+      this.node.countFailedPublication();
+      this.log.warn("failed to parse pubsub message", { data: compact(message), error: parsed.error });
+      return;
+    }
+    applyPublication(this.node, parsed.value);
+  }
+
+  async shutdown(): Promise<void> {
+    this.stopped = true;
+    const client = this.client;
+    this.client = undefined;
+    if (!client) return;
+    try {
+      if (client.isOpen) await client.close();
+      else client.destroy();
+    } catch {
+      // already closing: nothing to flush on a subscriber connection
+    }
+  }
+}

@@ -1,0 +1,77 @@
+// Real redis-server / nats-server processes for tests: private, on free loopback ports, stopped by PID.
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { mkdtempSync } from "node:fs";
+import { connect } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { freePort } from "./ports.ts";
+import { waitFor } from "./wait.ts";
+
+const INSTALL_HINT: Record<string, string> = {
+  "redis-server": "sudo apt-get install redis-server",
+  "nats-server": "sudo apt-get install nats-server",
+};
+
+function installed(bin: string): boolean {
+  return spawnSync("sh", ["-c", `command -v ${bin}`], { stdio: "ignore" }).status === 0;
+}
+
+const announced = new Set<string>();
+
+/**
+ * Whether tests needing `bin` can run. Under CI=true a missing service throws (CI must not skip);
+ * elsewhere the suite skips those tests after one loud line saying how to install it.
+ */
+export function hasService(bin: "redis-server" | "nats-server"): boolean {
+  if (installed(bin)) return true;
+  if (process.env.CI === "true") throw new Error(`${bin} is required under CI=true but is not installed`);
+  if (!announced.has(bin)) {
+    announced.add(bin);
+    console.warn(
+      `!!! ${bin} not found: skipping the tests that need it. Install it with: ${INSTALL_HINT[bin]} !!!`,
+    );
+  }
+  return false;
+}
+
+function portOpen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect(port, "127.0.0.1");
+    s.on("connect", () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.on("error", () => resolve(false));
+  });
+}
+
+export interface ServiceProcess {
+  port: number;
+  url: string;
+  proc: ChildProcess;
+  stop(): Promise<void>;
+  /** Starts it again on the same port (fault tests). */
+  restart(): Promise<ServiceProcess>;
+}
+
+export async function startRedis(port?: number): Promise<ServiceProcess> {
+  const p = port ?? (await freePort());
+  const dir = mkdtempSync(join(tmpdir(), "acts-redis-"));
+  const proc = spawn(
+    "redis-server",
+    ["--port", String(p), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir],
+    { stdio: "ignore" },
+  );
+  const exited = new Promise<void>((resolve) => proc.on("exit", () => resolve()));
+  await waitFor(() => portOpen(p), `redis-server on ${p}`);
+  return {
+    port: p,
+    url: `redis://127.0.0.1:${p}`,
+    proc,
+    async stop() {
+      proc.kill("SIGKILL");
+      await exited;
+    },
+    restart: () => startRedis(p),
+  };
+}
