@@ -56,7 +56,11 @@ export class Logger {
     const all = attrs ? { ...attrs, ...this.attrs } : this.attrs;
     const now = new Date();
     if (this.format === "json") {
-      this.sink.write(JSON.stringify({ time: now.toISOString(), level: JSON_TAGS[level], msg, ...all }));
+      this.sink.write(
+        JSON.stringify({ time: now.toISOString(), level: JSON_TAGS[level], msg, ...all }, (_k, v) =>
+          v instanceof Error ? v.message : v,
+        ),
+      );
       return;
     }
     let line = `${formatTime(now)} ${TEXT_TAGS[level]} ${msg}`;

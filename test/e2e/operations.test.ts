@@ -266,3 +266,55 @@ for (const runtime of runtimes) {
     });
   });
 }
+
+for (const runtime of runtimes) {
+  describe(`[${runtime}] operations: pings, logs, shutdown delay`, () => {
+    let server: ServerProcess | undefined;
+    afterEach(async () => {
+      await server?.stop("SIGKILL");
+      server = undefined;
+    });
+
+    it("sends WebSocket-level pings with --enable_native_pings", async () => {
+      server = await startServer(runtime, {
+        args: ["--public", "--norpc", "--enable_native_pings", "--ping_interval=1"],
+      });
+      const ws = new WebSocket(server.wsUrl, ["actioncable-v1-json"]);
+      let pings = 0;
+      ws.on("ping", () => {
+        pings++;
+      });
+      // Deno pings only an idle connection, so the client stays silent here.
+      await waitFor(() => pings >= 1, "a native ping frame", 10_000);
+      ws.close();
+    });
+
+    it("logs JSON lines with --log_format=json", async () => {
+      server = await startServer(runtime, { args: ["--public", "--norpc", "--log_format=json", "--debug"] });
+      const lines = server
+        .output()
+        .trim()
+        .split("\n")
+        .filter((l) => l.startsWith("{"));
+      assert.ok(lines.length >= 3);
+      const records = lines.map((l) => JSON.parse(l));
+      assert.ok(records.some((r) => /^Starting AnyCable/.test(r.msg) && r.level === "INFO" && r.nodeid));
+      assert.ok(records.some((r) => r.level === "DEBUG"));
+    });
+
+    it("keeps serving for --shutdown_delay before disconnecting clients", async () => {
+      server = await startServer(runtime, { args: ["--public", "--norpc", "--shutdown_delay=1"] });
+      const c = await connect(server.wsUrl);
+      await c.next((m) => m.type === "welcome", "welcome");
+      const started = Date.now();
+      const exit = server.stop("SIGTERM");
+      await server.waitForOutput("Waiting 1s before shutting down");
+      c.send({ command: "ping" });
+      await c.next((m) => m.type === "pong", "still served during the delay");
+      await c.next((m) => m.type === "disconnect", "server_restart after the delay");
+      assert.ok(Date.now() - started >= 900, `disconnected after ${Date.now() - started}ms`);
+      assert.equal(await exit, 0);
+      server = undefined;
+    });
+  });
+}
