@@ -1,0 +1,101 @@
+// Load generator worker (run under Bun): opens many Action Cable clients in one process,
+// subscribes each to a $pubsub stream and records, per publication, how many clients got it and
+// the latest arrival. Talks to the coordinator with JSON lines on stdin/stdout.
+//   bun bench/loadgen.ts --url ws://127.0.0.1:8080/cable --count 5000 --offset 0 --streams 1
+import { parseArgs } from "node:util";
+
+const { values } = parseArgs({
+  options: {
+    url: { type: "string" },
+    count: { type: "string" },
+    offset: { type: "string", default: "0" },
+    streams: { type: "string", default: "1" },
+    parallel: { type: "string", default: "100" },
+  },
+});
+const url = values.url!;
+const count = Number(values.count);
+const offset = Number(values.offset);
+const streams = Number(values.streams);
+const parallel = Number(values.parallel);
+
+const now = () => performance.timeOrigin + performance.now();
+const emit = (obj: unknown) => process.stdout.write(`${JSON.stringify(obj)}\n`);
+
+/** seq -> [clients that received it, latest arrival latency in ms] */
+const received = new Map<number, [number, number]>();
+const sockets: WebSocket[] = [];
+let failures = 0;
+
+function onMessage(ev: MessageEvent): void {
+  const data = ev.data as string;
+  // Cheap extraction instead of JSON.parse per message: keeps client CPU per delivery low.
+  const i = data.indexOf('"seq":');
+  if (i < 0) return;
+  const arrival = now();
+  const seq = Number.parseInt(data.slice(i + 6), 10);
+  const ti = data.indexOf('"t":', i);
+  const t = Number.parseFloat(data.slice(ti + 4));
+  const latency = arrival - t;
+  const entry = received.get(seq);
+  if (entry) {
+    entry[0]++;
+    if (latency > entry[1]) entry[1] = latency;
+  } else received.set(seq, [1, latency]);
+}
+
+function openClient(index: number): Promise<void> {
+  return new Promise((resolve) => {
+    const ws = new WebSocket(url, ["actioncable-v1-json"]);
+    const identifier = JSON.stringify({ channel: "$pubsub", stream_name: `bench-${(offset + index) % streams}` });
+    let done = false;
+    const finish = (ok: boolean) => {
+      if (done) return;
+      done = true;
+      if (!ok) failures++;
+      resolve();
+    };
+    ws.onmessage = (ev) => {
+      const data = ev.data as string;
+      if (data.startsWith('{"type":"welcome"')) {
+        ws.send(JSON.stringify({ command: "subscribe", identifier }));
+      } else if (data.startsWith('{"type":"confirm_subscription"')) {
+        ws.onmessage = onMessage;
+        finish(true);
+      }
+    };
+    ws.onerror = () => finish(false);
+    ws.onclose = () => finish(false);
+    sockets.push(ws);
+  });
+}
+
+async function connectAll(): Promise<void> {
+  const started = now();
+  let next = 0;
+  const lanes = Array.from({ length: Math.min(parallel, count) }, async () => {
+    while (next < count) await openClient(next++);
+  });
+  await Promise.all(lanes);
+  emit({ type: "ready", ms: now() - started, failures });
+}
+
+let buffer = "";
+process.stdin.on("data", (chunk) => {
+  buffer += chunk.toString();
+  let nl = buffer.indexOf("\n");
+  while (nl >= 0) {
+    const line = buffer.slice(0, nl).trim();
+    buffer = buffer.slice(nl + 1);
+    nl = buffer.indexOf("\n");
+    if (line === "report") emit({ type: "report", received: [...received.entries()] });
+    else if (line === "reset") received.clear();
+    else if (line === "close") {
+      for (const ws of sockets) ws.close();
+      emit({ type: "closed" });
+      setTimeout(() => process.exit(0), 200);
+    }
+  }
+});
+
+await connectAll();

@@ -1,0 +1,339 @@
+// `npm run bench`: anycable-ts under Bun and Deno against the raw Bun.serve baseline, side by side
+// in one invocation. Scenarios: connect (RSS per 1k idle subscribed clients, connect rate),
+// broadcast to N subscribers of one stream and of 100 streams (time until every subscriber has a
+// publication), connect/disconnect memory cycle. Writes bench/results/<date>.json and .md.
+//   bun bench/run.ts [--sizes 1000,5000,10000] [--runs 3] [--targets raw-bun,ts-bun,ts-deno]
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { cpuMs, median, percentile, rssBytes } from "./lib/proc.ts";
+
+const ROOT = join(import.meta.dir, "..");
+const BIN = join(ROOT, "node_modules", ".bin");
+
+const { values } = parseArgs({
+  options: {
+    sizes: { type: "string", default: "1000,5000,10000" },
+    runs: { type: "string", default: "3" },
+    targets: { type: "string", default: "raw-bun,ts-bun,ts-deno" },
+    workers: { type: "string", default: "2" },
+    samples: { type: "string", default: "40" },
+    out: { type: "string", default: join(ROOT, "bench", "results") },
+  },
+});
+const sizes = values.sizes!.split(",").map(Number);
+const runs = Number(values.runs);
+const targets = values.targets!.split(",");
+const workerCount = Number(values.workers);
+const samples = Number(values.samples);
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const now = () => performance.timeOrigin + performance.now();
+
+async function freePort(): Promise<number> {
+  const { createServer } = await import("node:net");
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.listen(0, "127.0.0.1", () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+function serverCommand(target: string, port: number): [string, string[]] {
+  const tsArgs = [`--port=${port}`, "--host=127.0.0.1", "--public", "--norpc", "--secret=bench", "--log_level=error"];
+  switch (target) {
+    case "raw-bun":
+      return [join(BIN, "bun"), [join(ROOT, "bench", "baselines", "raw-bun.ts"), `--port=${port}`]];
+    case "ts-bun":
+      return [join(BIN, "bun"), [join(ROOT, "src", "main.ts"), ...tsArgs]];
+    case "ts-deno":
+      return [join(BIN, "deno"), ["run", "-A", join(ROOT, "src", "main.ts"), ...tsArgs]];
+    default:
+      throw new Error(`unknown target ${target}`);
+  }
+}
+
+async function startTarget(target: string): Promise<{ proc: ChildProcess; port: number }> {
+  const port = await freePort();
+  const [cmd, args] = serverCommand(target, port);
+  const proc = spawn(cmd, args, { stdio: ["ignore", "ignore", "inherit"] });
+  for (let i = 0; i < 200; i++) {
+    try {
+      if ((await fetch(`http://127.0.0.1:${port}/health`)).ok) return { proc, port };
+    } catch {
+      // not listening yet
+    }
+    await sleep(50);
+  }
+  proc.kill("SIGKILL");
+  throw new Error(`${target} did not start`);
+}
+
+interface Worker {
+  proc: ChildProcess;
+  lines: Array<Record<string, unknown>>;
+  waitFor(type: string, timeoutMs?: number): Promise<Record<string, unknown>>;
+  send(cmd: string): void;
+}
+
+function startWorker(url: string, count: number, offset: number, streams: number): Worker {
+  const proc = spawn(
+    join(BIN, "bun"),
+    [join(ROOT, "bench", "loadgen.ts"), `--url=${url}`, `--count=${count}`, `--offset=${offset}`, `--streams=${streams}`],
+    { stdio: ["pipe", "pipe", "inherit"] },
+  );
+  const lines: Array<Record<string, unknown>> = [];
+  let buf = "";
+  proc.stdout!.on("data", (d) => {
+    buf += d.toString();
+    let nl = buf.indexOf("\n");
+    while (nl >= 0) {
+      lines.push(JSON.parse(buf.slice(0, nl)));
+      buf = buf.slice(nl + 1);
+      nl = buf.indexOf("\n");
+    }
+  });
+  return {
+    proc,
+    lines,
+    async waitFor(type, timeoutMs = 120_000) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const i = lines.findIndex((l) => l.type === type);
+        if (i >= 0) return lines.splice(i, 1)[0]!;
+        if (Date.now() > deadline) throw new Error(`worker: no ${type} within ${timeoutMs}ms`);
+        await sleep(10);
+      }
+    },
+    send(cmd) {
+      proc.stdin!.write(`${cmd}\n`);
+    },
+  };
+}
+
+async function settledRss(pid: number): Promise<number> {
+  // Let the collector run: take the lowest of a few readings over ~3 s.
+  let best = Number.POSITIVE_INFINITY;
+  for (let i = 0; i < 6; i++) {
+    await sleep(500);
+    best = Math.min(best, rssBytes(pid));
+  }
+  return best;
+}
+
+interface LatencyStats {
+  p50: number;
+  p95: number;
+  p99: number;
+  max: number;
+  complete: number;
+  publications: number;
+  clientCpuUsPerMsg: number;
+  serverCpuMs: number;
+}
+
+async function broadcastPhase(
+  port: number,
+  serverPid: number,
+  workers: Worker[],
+  n: number,
+  streams: number,
+  rounds: number,
+): Promise<LatencyStats> {
+  for (const w of workers) w.send("reset");
+  const url = `http://127.0.0.1:${port}/_broadcast`;
+  const perStream = n / streams;
+  const interval = Math.max(50, Math.ceil(n / 50));
+  const clientCpu0 = workers.reduce((s, w) => s + cpuMs(w.proc.pid!), 0);
+  const serverCpu0 = cpuMs(serverPid);
+  let seq = 0;
+  for (let r = 0; r < rounds; r++) {
+    const batch = [];
+    for (let s = 0; s < streams; s++) {
+      batch.push({ stream: `bench-${s}`, data: JSON.stringify({ seq: seq++, t: now() }) });
+    }
+    const body = streams === 1 ? batch[0] : batch;
+    const res = await fetch(url, { method: "POST", body: JSON.stringify(body) });
+    if (res.status !== 201) throw new Error(`broadcast status ${res.status}`);
+    await sleep(interval);
+  }
+  // wait until every publication reached all its subscribers (or give up after a while)
+  const total = seq;
+  let merged = new Map<number, [number, number]>();
+  for (let attempt = 0; attempt < 100; attempt++) {
+    merged = new Map();
+    for (const w of workers) w.send("report");
+    for (const w of workers) {
+      const rep = (await w.waitFor("report")) as { received: Array<[number, [number, number]]> };
+      for (const [s, [count, max]] of rep.received) {
+        const m = merged.get(s);
+        if (m) {
+          m[0] += count;
+          m[1] = Math.max(m[1], max);
+        } else merged.set(s, [count, max]);
+      }
+    }
+    const done = [...merged.values()].filter(([count]) => count >= perStream).length;
+    if (done === total) break;
+    await sleep(100);
+  }
+  const clientCpu = workers.reduce((s, w) => s + cpuMs(w.proc.pid!), 0) - clientCpu0;
+  const complete = [...merged.values()].filter(([count]) => count >= perStream);
+  const latencies = complete.map(([, max]) => max).sort((a, b) => a - b);
+  const delivered = [...merged.values()].reduce((s, [count]) => s + count, 0);
+  return {
+    p50: percentile(latencies, 50),
+    p95: percentile(latencies, 95),
+    p99: percentile(latencies, 99),
+    max: latencies.at(-1) ?? Number.NaN,
+    complete: complete.length,
+    publications: total,
+    clientCpuUsPerMsg: delivered ? (clientCpu * 1000) / delivered : Number.NaN,
+    serverCpuMs: cpuMs(serverPid) - serverCpu0,
+  };
+}
+
+interface RunResult {
+  target: string;
+  n: number;
+  run: number;
+  connectMs: number;
+  connectRate: number;
+  failures: number;
+  rssIdle: number;
+  rssConnected: number;
+  rssPer1kMiB: number;
+  oneStream: LatencyStats;
+  hundredStreams: LatencyStats;
+  rssAfterClose: number;
+  cycleGrowthPct: number;
+}
+
+async function runOnce(target: string, n: number, run: number): Promise<RunResult> {
+  const { proc, port } = await startTarget(target);
+  const pid = proc.pid!;
+  try {
+    const rssIdle = await settledRss(pid);
+    const per = Math.ceil(n / workerCount);
+    const url = `ws://127.0.0.1:${port}/cable`;
+    // 1 stream: every client on bench-0
+    const started = now();
+    const workers = Array.from({ length: workerCount }, (_, i) =>
+      startWorker(url, Math.min(per, n - i * per), i * per, 1),
+    );
+    const ready = await Promise.all(workers.map((w) => w.waitFor("ready", 300_000)));
+    const connectMs = now() - started;
+    const failures = ready.reduce((s, r) => s + Number(r.failures), 0);
+    const rssConnected = await settledRss(pid);
+    const oneStream = await broadcastPhase(port, pid, workers, n, 1, samples);
+    for (const w of workers) w.send("close");
+    await Promise.all(workers.map((w) => w.waitFor("closed")));
+    // 100 streams: a second set of clients spread round-robin
+    const workers100 = Array.from({ length: workerCount }, (_, i) =>
+      startWorker(url, Math.min(per, n - i * per), i * per, 100),
+    );
+    await Promise.all(workers100.map((w) => w.waitFor("ready", 300_000)));
+    const hundredStreams = await broadcastPhase(port, pid, workers100, n, 100, Math.max(5, Math.floor(samples / 4)));
+    for (const w of workers100) w.send("close");
+    await Promise.all(workers100.map((w) => w.waitFor("closed")));
+    const rssAfterClose = await settledRss(pid);
+    return {
+      target,
+      n,
+      run,
+      connectMs,
+      connectRate: (n / connectMs) * 1000,
+      failures,
+      rssIdle,
+      rssConnected,
+      rssPer1kMiB: (rssConnected - rssIdle) / (n / 1000) / 1048576,
+      oneStream,
+      hundredStreams,
+      rssAfterClose,
+      cycleGrowthPct: ((rssAfterClose - rssIdle) / rssIdle) * 100,
+    };
+  } finally {
+    proc.kill("SIGKILL");
+    await sleep(300);
+  }
+}
+
+const results: RunResult[] = [];
+for (const n of sizes) {
+  for (let run = 1; run <= runs; run++) {
+    for (const target of targets) {
+      const r = await runOnce(target, n, run);
+      results.push(r);
+      console.log(
+        `${target} n=${n} run=${run}: connect ${r.connectRate.toFixed(0)}/s, ${r.rssPer1kMiB.toFixed(2)} MiB/1k, ` +
+          `1 stream p50/p99 ${r.oneStream.p50.toFixed(1)}/${r.oneStream.p99.toFixed(1)} ms, ` +
+          `100 streams p99 ${r.hundredStreams.p99.toFixed(1)} ms, client CPU ${r.oneStream.clientCpuUsPerMsg.toFixed(1)} µs/msg, ` +
+          `cycle ${r.cycleGrowthPct.toFixed(1)}%${r.failures ? `, ${r.failures} failed connects` : ""}`,
+      );
+    }
+  }
+}
+
+// --- summary: medians per (target, n), ratios to the raw baseline of the same n
+const fmt = (v: number, d = 1) => (Number.isFinite(v) ? v.toFixed(d) : "–");
+const rows: string[] = [];
+rows.push(
+  "| target | N | RSS MiB/1k | ×raw | connect/s | 1-stream p50 ms | p95 | p99 | ×raw p99 | max | 100-stream p99 ms | client µs/msg | cycle RSS growth |",
+  "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+);
+const summary: Record<string, unknown>[] = [];
+for (const n of sizes) {
+  const medianOf = (target: string, pick: (r: RunResult) => number) =>
+    median(results.filter((r) => r.target === target && r.n === n).map(pick));
+  const rawRss = medianOf("raw-bun", (r) => r.rssPer1kMiB);
+  const rawP99 = medianOf("raw-bun", (r) => r.oneStream.p99);
+  for (const target of targets) {
+    const m = {
+      target,
+      n,
+      rssPer1kMiB: medianOf(target, (r) => r.rssPer1kMiB),
+      connectRate: medianOf(target, (r) => r.connectRate),
+      p50: medianOf(target, (r) => r.oneStream.p50),
+      p95: medianOf(target, (r) => r.oneStream.p95),
+      p99: medianOf(target, (r) => r.oneStream.p99),
+      max: medianOf(target, (r) => r.oneStream.max),
+      p99Hundred: medianOf(target, (r) => r.hundredStreams.p99),
+      clientUs: medianOf(target, (r) => r.oneStream.clientCpuUsPerMsg),
+      cycle: medianOf(target, (r) => r.cycleGrowthPct),
+      // per-run ratios to the baseline of the same run, then their median
+      rssRatio: median(
+        results
+          .filter((r) => r.target === target && r.n === n)
+          .map((r) => r.rssPer1kMiB / (results.find((b) => b.target === "raw-bun" && b.n === n && b.run === r.run)?.rssPer1kMiB ?? rawRss)),
+      ),
+      p99Ratio: median(
+        results
+          .filter((r) => r.target === target && r.n === n)
+          .map((r) => r.oneStream.p99 / (results.find((b) => b.target === "raw-bun" && b.n === n && b.run === r.run)?.oneStream.p99 ?? rawP99)),
+      ),
+    };
+    summary.push(m);
+    rows.push(
+      `| ${target} | ${n} | ${fmt(m.rssPer1kMiB, 2)} | ${fmt(m.rssRatio, 2)} | ${fmt(m.connectRate, 0)} | ${fmt(m.p50)} | ${fmt(m.p95)} | ${fmt(m.p99)} | ${fmt(m.p99Ratio, 2)} | ${fmt(m.max)} | ${fmt(m.p99Hundred)} | ${fmt(m.clientUs)} | ${fmt(m.cycle)}% |`,
+    );
+  }
+}
+const table = rows.join("\n");
+console.log(`\n${table}`);
+mkdirSync(values.out!, { recursive: true });
+const stamp = new Date().toISOString().replace(/[:]/g, "-").replace(/\..+/, "");
+const meta = {
+  date: new Date().toISOString(),
+  sizes,
+  runs,
+  workers: workerCount,
+  samples,
+  bun: Bun.version,
+  cpus: (await import("node:os")).cpus().length,
+};
+writeFileSync(join(values.out!, `${stamp}.json`), JSON.stringify({ meta, summary, results }, null, 2));
+writeFileSync(join(values.out!, `${stamp}.md`), `# Benchmark ${meta.date}\n\n${table}\n`);
+console.log(`\nwrote bench/results/${stamp}.json and .md`);
