@@ -47,7 +47,10 @@ function onMessage(ev: MessageEvent): void {
 function openClient(index: number): Promise<void> {
   return new Promise((resolve) => {
     const ws = new WebSocket(url, ["actioncable-v1-json"]);
-    const identifier = JSON.stringify({ channel: "$pubsub", stream_name: `bench-${(offset + index) % streams}` });
+    const identifier = JSON.stringify({
+      channel: "$pubsub",
+      stream_name: `bench-${(offset + index) % streams}`,
+    });
     let done = false;
     const finish = (ok: boolean) => {
       if (done) return;

@@ -43,7 +43,14 @@ async function freePort(): Promise<number> {
 }
 
 function serverCommand(target: string, port: number): [string, string[]] {
-  const tsArgs = [`--port=${port}`, "--host=127.0.0.1", "--public", "--norpc", "--secret=bench", "--log_level=error"];
+  const tsArgs = [
+    `--port=${port}`,
+    "--host=127.0.0.1",
+    "--public",
+    "--norpc",
+    "--secret=bench",
+    "--log_level=error",
+  ];
   switch (target) {
     case "raw-bun":
       return [join(BIN, "bun"), [join(ROOT, "bench", "baselines", "raw-bun.ts"), `--port=${port}`]];
@@ -82,7 +89,13 @@ interface Worker {
 function startWorker(url: string, count: number, offset: number, streams: number): Worker {
   const proc = spawn(
     join(BIN, "bun"),
-    [join(ROOT, "bench", "loadgen.ts"), `--url=${url}`, `--count=${count}`, `--offset=${offset}`, `--streams=${streams}`],
+    [
+      join(ROOT, "bench", "loadgen.ts"),
+      `--url=${url}`,
+      `--count=${count}`,
+      `--offset=${offset}`,
+      `--streams=${streams}`,
+    ],
     { stdio: ["pipe", "pipe", "inherit"] },
   );
   const lines: Array<Record<string, unknown>> = [];
@@ -236,7 +249,14 @@ async function runOnce(target: string, n: number, run: number): Promise<RunResul
       startWorker(url, Math.min(per, n - i * per), i * per, 100),
     );
     await Promise.all(workers100.map((w) => w.waitFor("ready", 300_000)));
-    const hundredStreams = await broadcastPhase(port, pid, workers100, n, 100, Math.max(5, Math.floor(samples / 4)));
+    const hundredStreams = await broadcastPhase(
+      port,
+      pid,
+      workers100,
+      n,
+      100,
+      Math.max(5, Math.floor(samples / 4)),
+    );
     for (const w of workers100) w.send("close");
     await Promise.all(workers100.map((w) => w.waitFor("closed")));
     const rssAfterClose = await settledRss(pid);
@@ -307,12 +327,22 @@ for (const n of sizes) {
       rssRatio: median(
         results
           .filter((r) => r.target === target && r.n === n)
-          .map((r) => r.rssPer1kMiB / (results.find((b) => b.target === "raw-bun" && b.n === n && b.run === r.run)?.rssPer1kMiB ?? rawRss)),
+          .map(
+            (r) =>
+              r.rssPer1kMiB /
+              (results.find((b) => b.target === "raw-bun" && b.n === n && b.run === r.run)?.rssPer1kMiB ??
+                rawRss),
+          ),
       ),
       p99Ratio: median(
         results
           .filter((r) => r.target === target && r.n === n)
-          .map((r) => r.oneStream.p99 / (results.find((b) => b.target === "raw-bun" && b.n === n && b.run === r.run)?.oneStream.p99 ?? rawP99)),
+          .map(
+            (r) =>
+              r.oneStream.p99 /
+              (results.find((b) => b.target === "raw-bun" && b.n === n && b.run === r.run)?.oneStream.p99 ??
+                rawP99),
+          ),
       ),
     };
     summary.push(m);
