@@ -11,17 +11,27 @@ interface SocketData<D> {
 /** Bun drops frames silently past its backpressure limit; ours (ws_max_pending_size) must hit first. */
 const BACKPRESSURE_LIMIT = 64 * 1024 * 1024;
 
-function wrap(ws: ServerWebSocket<unknown>): ClientSocket {
-  return {
-    send: (frame) => ws.send(frame),
-    bufferedAmount: () => ws.getBufferedAmount(),
-    close: (code, reason) => ws.close(code, reason),
-    ping: () => {
-      ws.ping();
-    },
-    joinTopic: (topic) => ws.subscribe(topic),
-    leaveTopic: (topic) => ws.unsubscribe(topic),
-  };
+/** One small object per connection; prototype methods instead of per-socket closures. */
+class BunClientSocket implements ClientSocket {
+  constructor(private readonly ws: ServerWebSocket<unknown>) {}
+  send(frame: string): number {
+    return this.ws.send(frame);
+  }
+  bufferedAmount(): number {
+    return this.ws.getBufferedAmount();
+  }
+  close(code: number, reason: string): void {
+    this.ws.close(code, reason);
+  }
+  ping(): void {
+    this.ws.ping();
+  }
+  joinTopic(topic: string): void {
+    this.ws.subscribe(topic);
+  }
+  leaveTopic(topic: string): void {
+    this.ws.unsubscribe(topic);
+  }
 }
 
 export const bunRuntime: Runtime = {
@@ -51,7 +61,7 @@ export const bunRuntime: Runtime = {
         sendPings: false,
         publishToSelf: true,
         open(ws) {
-          handlers?.open(wrap(ws as ServerWebSocket<unknown>), ws.data.user);
+          handlers?.open(new BunClientSocket(ws as ServerWebSocket<unknown>), ws.data.user);
         },
         message(ws, msg) {
           if (typeof msg === "string") {
