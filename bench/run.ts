@@ -222,7 +222,10 @@ interface RunResult {
   oneStream: LatencyStats;
   hundredStreams: LatencyStats;
   rssAfterClose: number;
+  /** RSS after both connect/disconnect cycles vs the idle server. */
   cycleGrowthPct: number;
+  /** RSS after the second cycle vs after the first: growth here points at a leak, not warm-up. */
+  secondCycleGrowthPct: number;
 }
 
 async function runOnce(target: string, n: number, run: number): Promise<RunResult> {
@@ -244,6 +247,7 @@ async function runOnce(target: string, n: number, run: number): Promise<RunResul
     const oneStream = await broadcastPhase(port, pid, workers, n, 1, samples);
     for (const w of workers) w.send("close");
     await Promise.all(workers.map((w) => w.waitFor("closed")));
+    const rssAfterFirstCycle = await settledRss(pid);
     // 100 streams: a second set of clients spread round-robin
     const workers100 = Array.from({ length: workerCount }, (_, i) =>
       startWorker(url, Math.min(per, n - i * per), i * per, 100),
@@ -274,6 +278,7 @@ async function runOnce(target: string, n: number, run: number): Promise<RunResul
       hundredStreams,
       rssAfterClose,
       cycleGrowthPct: ((rssAfterClose - rssIdle) / rssIdle) * 100,
+      secondCycleGrowthPct: ((rssAfterClose - rssAfterFirstCycle) / rssAfterFirstCycle) * 100,
     };
   } finally {
     proc.kill("SIGKILL");
@@ -291,7 +296,7 @@ for (const n of sizes) {
         `${target} n=${n} run=${run}: connect ${r.connectRate.toFixed(0)}/s, ${r.rssPer1kMiB.toFixed(2)} MiB/1k, ` +
           `1 stream p50/p99 ${r.oneStream.p50.toFixed(1)}/${r.oneStream.p99.toFixed(1)} ms, ` +
           `100 streams p99 ${r.hundredStreams.p99.toFixed(1)} ms, client CPU ${r.oneStream.clientCpuUsPerMsg.toFixed(1)} µs/msg, ` +
-          `cycle ${r.cycleGrowthPct.toFixed(1)}%${r.failures ? `, ${r.failures} failed connects` : ""}`,
+          `cycle ${r.cycleGrowthPct.toFixed(1)}% (2nd ${r.secondCycleGrowthPct.toFixed(1)}%)${r.failures ? `, ${r.failures} failed connects` : ""}`,
       );
     }
   }
@@ -301,8 +306,8 @@ for (const n of sizes) {
 const fmt = (v: number, d = 1) => (Number.isFinite(v) ? v.toFixed(d) : "–");
 const rows: string[] = [];
 rows.push(
-  "| target | N | RSS MiB/1k | ×raw | connect/s | 1-stream p50 ms | p95 | p99 | ×raw p99 | max | 100-stream p99 ms | client µs/msg | cycle RSS growth |",
-  "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+  "| target | N | RSS MiB/1k | ×raw | connect/s | 1-stream p50 ms | p95 | p99 | ×raw p99 | max | 100-stream p99 ms | client µs/msg | RSS after cycles vs idle | 2nd cycle vs 1st |",
+  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
 );
 const summary: Record<string, unknown>[] = [];
 for (const n of sizes) {
@@ -323,6 +328,7 @@ for (const n of sizes) {
       p99Hundred: medianOf(target, (r) => r.hundredStreams.p99),
       clientUs: medianOf(target, (r) => r.oneStream.clientCpuUsPerMsg),
       cycle: medianOf(target, (r) => r.cycleGrowthPct),
+      secondCycle: medianOf(target, (r) => r.secondCycleGrowthPct),
       // per-run ratios to the baseline of the same run, then their median
       rssRatio: median(
         results
@@ -347,7 +353,7 @@ for (const n of sizes) {
     };
     summary.push(m);
     rows.push(
-      `| ${target} | ${n} | ${fmt(m.rssPer1kMiB, 2)} | ${fmt(m.rssRatio, 2)} | ${fmt(m.connectRate, 0)} | ${fmt(m.p50)} | ${fmt(m.p95)} | ${fmt(m.p99)} | ${fmt(m.p99Ratio, 2)} | ${fmt(m.max)} | ${fmt(m.p99Hundred)} | ${fmt(m.clientUs)} | ${fmt(m.cycle)}% |`,
+      `| ${target} | ${n} | ${fmt(m.rssPer1kMiB, 2)} | ${fmt(m.rssRatio, 2)} | ${fmt(m.connectRate, 0)} | ${fmt(m.p50)} | ${fmt(m.p95)} | ${fmt(m.p99)} | ${fmt(m.p99Ratio, 2)} | ${fmt(m.max)} | ${fmt(m.p99Hundred)} | ${fmt(m.clientUs)} | ${fmt(m.cycle)}% | ${fmt(m.secondCycle)}% |`,
     );
   }
 }
