@@ -7,6 +7,16 @@ import { startCable } from "./server.ts";
 import type { ServerSettings } from "./settings.ts";
 import { ANYCABLE_GO_COMPAT, VERSION } from "./version.ts";
 
+/**
+ * anycable-go's request timeout: --rpc_request_timeout for gRPC (0: none); for HTTP RPC the
+ * deprecated --http_rpc_timeout, else --rpc_request_timeout, else 3000 ms.
+ */
+export function rpcRequestTimeout(impl: string, requestTimeout: number, httpTimeout: number): number {
+  if (impl !== "http") return requestTimeout;
+  if (httpTimeout > 0) return httpTimeout;
+  return requestTimeout > 0 ? requestTimeout : 3000;
+}
+
 export function settingsFromConfig(c: Config): ServerSettings {
   const d = c.derived;
   return {
@@ -29,7 +39,20 @@ export function settingsFromConfig(c: Config): ServerSettings {
     proxyCookies: d.proxyCookies,
     skipAuth: d.skipAuth,
     publicStreams: d.publicStreams,
-    rpc: { impl: d.rpcImpl as ServerSettings["rpc"]["impl"], host: c.rpc_host },
+    rpc: {
+      impl: d.rpcImpl as ServerSettings["rpc"]["impl"],
+      host: c.rpc_host,
+      concurrency: c.rpc_concurrency,
+      requestTimeoutMs: rpcRequestTimeout(d.rpcImpl, c.rpc_request_timeout, c.http_rpc_timeout),
+      commandTimeoutMs: c.rpc_command_timeout,
+      secret: d.rpcSecret,
+      secretDerived: c.http_rpc_secret === "" && d.rpcSecret !== "",
+      tls: { enabled: c.rpc_enable_tls, rootCa: c.rpc_tls_root_ca, verify: c.rpc_tls_verify },
+      maxRecvSize: c.rpc_max_call_recv_size,
+      maxSendSize: c.rpc_max_call_send_size,
+      disconnectRate: c.disconnect_rate,
+      disconnectBacklog: c.disconnect_backlog_size,
+    },
     broadcast: {
       enabled: d.broadcastAdapters.includes("http"),
       path: c.http_broadcast_path,
@@ -42,6 +65,23 @@ export function settingsFromConfig(c: Config): ServerSettings {
     metrics: { path: c.metrics_http, host: c.metrics_host, port: d.metricsPort },
     shutdownTimeoutMs: c.shutdown_timeout * 1000,
     shutdownDelayMs: c.shutdown_delay * 1000,
+    identity: { jwtSecret: d.jwtSecret, jwtParam: d.jwtParam, enforceJwt: d.enforceJwt },
+    streams: {
+      pubsubChannel: c.streams_pubsub_channel,
+      secret: d.streamsSecret,
+      whisper: c.streams_whisper,
+      presence: c.streams_presence,
+      turboSecret: d.turboSecret,
+      cableReadySecret: d.cableReadySecret,
+    },
+    api: {
+      enabled: d.apiEnabled,
+      host: c.api_host,
+      port: d.apiPort,
+      path: c.api_path,
+      secret: d.apiSecret,
+      cors: c.api_cors_headers,
+    },
   };
 }
 

@@ -1,10 +1,13 @@
 // Wires node, hub, controllers, HTTP routes and the runtime's listeners from ServerSettings.
 import { Hono } from "hono";
+import { API_DISABLED_LINE, apiStartupLines, createApiApp } from "./api/index.ts";
 import { createBroadcastHandler } from "./broadcast/http.ts";
 import { RedisBroadcaster } from "./broadcast/redis.ts";
 import { extractHeaders, nanoid, originChecker, pathMatcher } from "./http/request.ts";
 import { Hub } from "./hub/hub.ts";
 import { wrapIdentity } from "./identity/factory.ts";
+import { jwtHeaderName } from "./identity/jwt.ts";
+import { tokenFromUpgrade } from "./identity/token.ts";
 import type { Logger } from "./log/logger.ts";
 import { Metrics, prometheusText } from "./metrics/registry.ts";
 import type { Controller } from "./node/controller.ts";
@@ -13,7 +16,7 @@ import { NullController } from "./node/null_controller.ts";
 import type { Session } from "./node/session.ts";
 import type { ConnectionRequest } from "./node/socket.ts";
 import { selectProtocol } from "./protocols/actioncable.ts";
-import { UnavailableRpcController } from "./rpc/unavailable.ts";
+import { createRpcController } from "./rpc/factory.ts";
 import type { RunningServer, Runtime, Upgrade } from "./runtime/types.ts";
 import type { ServerSettings } from "./settings.ts";
 import { buildChannelRouter } from "./streams/factory.ts";
@@ -35,16 +38,19 @@ export interface RunningCable {
   shutdown(): Promise<void>;
 }
 
-function buildController(settings: ServerSettings, log: Logger): Controller {
+function buildController(
+  settings: ServerSettings,
+  metrics: Metrics,
+  logger: Logger,
+  log: Logger,
+): Controller {
   let app: Controller;
   if (settings.rpc.impl === "none") {
     log.info("no RPC configured");
     app = new NullController();
   } else {
-    log.warn(
-      `RPC (${settings.rpc.impl}) at ${settings.rpc.host} is not served yet by anycable-ts: connections that need it are closed with 1011, commands fail`,
-    );
-    app = new UnavailableRpcController(`${settings.rpc.impl} RPC is not available in this build`);
+    // logs "RPC controller initialized: <host> (..., impl: grpc|http, ...)" once started
+    app = createRpcController(settings, metrics, logger);
   }
   return wrapIdentity(buildChannelRouter(app, settings, log), settings, log);
 }
@@ -57,7 +63,7 @@ export async function startCable(
   const log = logger.with({ context: "main" });
   const metrics = new Metrics();
   const hub = new Hub();
-  const controller = buildController(settings, log);
+  const controller = buildController(settings, metrics, logger, log);
   await controller.start?.();
   const node = new Node({
     controller,
@@ -96,6 +102,12 @@ export async function startCable(
     );
   }
 
+  // REST API: on its port's app, or on a listener of its own when api.host differs (as anycable-go).
+  const apiApp = settings.api.enabled ? createApiApp(node, settings.api, logger) : undefined;
+  const separateApiHost = settings.api.host !== "" && settings.api.host !== settings.host;
+  if (apiApp && !separateApiHost) appFor(settings.api.port).route("/", apiApp);
+  if (!apiApp) log.info(API_DISABLED_LINE);
+
   let redisBroadcaster: RedisBroadcaster | undefined;
   if (settings.broadcast.redis) {
     redisBroadcaster = new RedisBroadcaster(settings.broadcast.redis, node, logger, (err) => {
@@ -113,6 +125,10 @@ export async function startCable(
   }
   const separateMetricsHost = settings.metrics.host !== "" && settings.metrics.host !== settings.host;
   if (metricsApp && !separateMetricsHost) appFor(settings.metrics.port).route("/", metricsApp);
+
+  // With JWT on, a token sent as X-<param> or as an anycable-token.<jwt> sub-protocol travels in
+  // the env headers under x-<param>, where anycable-go's headers extractor puts it too.
+  const jwtHeader = settings.identity.jwtSecret ? jwtHeaderName(settings.identity.jwtParam) : "";
 
   const isWsPath = pathMatcher(settings.paths);
   const originAllowed = originChecker(settings.allowedOrigins);
@@ -143,6 +159,10 @@ export async function startCable(
       pingIntervalSec,
       pingPrecision: ptp ? ptp : undefined,
     };
+    if (jwtHeader) {
+      const token = tokenFromUpgrade(req.headers, jwtHeader);
+      if (token) request.headers[jwtHeader] = token;
+    }
     return {
       kind: "upgrade",
       data: { request },
@@ -212,6 +232,23 @@ export async function startCable(
     log.info(
       `Serve metrics at ${address(settings.metrics.port === settings.port ? mainPort : settings.metrics.port, host)}${settings.metrics.path}`,
     );
+  }
+  if (apiApp) {
+    const api = settings.api;
+    const host = separateApiHost ? api.host : settings.host;
+    if (separateApiHost) {
+      servers.push(
+        await runtime.serve({
+          hostname: host,
+          port: api.port,
+          tls: settings.tls,
+          maxMessageSize: 0,
+          handle: (r) => apiApp.fetch(r),
+        }),
+      );
+    }
+    const port = api.port === settings.port ? mainPort : api.port;
+    for (const line of apiStartupLines(api, address(port, host))) log.info(line);
   }
 
   const ticker = setInterval(() => node.tick(Date.now()), TICK_MS);

@@ -664,7 +664,7 @@ export const OPTIONS = [
     description: "RPC server address (a full http(s):// URL selects HTTP RPC)",
     hidden: false,
     deprecated: null,
-    served: false,
+    served: true,
   },
   {
     name: "norpc",
@@ -690,7 +690,7 @@ export const OPTIONS = [
     description: "Maximum number of RPC calls in flight; keep it a bit below the RPC server capacity",
     hidden: false,
     deprecated: null,
-    served: false,
+    served: true,
   },
   {
     name: "rpc_enable_tls",
@@ -703,7 +703,7 @@ export const OPTIONS = [
     description: "Use TLS for connections to the RPC server",
     hidden: true,
     deprecated: null,
-    served: false,
+    served: true,
   },
   {
     name: "rpc_tls_verify",
@@ -716,7 +716,7 @@ export const OPTIONS = [
     description: "Check the RPC server certificate",
     hidden: true,
     deprecated: null,
-    served: false,
+    served: true,
   },
   {
     name: "rpc_tls_root_ca",
@@ -730,7 +730,7 @@ export const OPTIONS = [
       "Root CA for the RPC server certificate, as a file path or inline PEM (system CAs when empty)",
     hidden: true,
     deprecated: null,
-    served: false,
+    served: true,
   },
   {
     name: "rpc_max_call_recv_size",
@@ -743,7 +743,7 @@ export const OPTIONS = [
     description: "Largest gRPC message accepted from the RPC server (bytes; 0 keeps the client default)",
     hidden: true,
     deprecated: null,
-    served: false,
+    served: true,
   },
   {
     name: "rpc_max_call_send_size",
@@ -756,7 +756,7 @@ export const OPTIONS = [
     description: "Largest gRPC message sent to the RPC server (bytes; 0 keeps the client default)",
     hidden: true,
     deprecated: null,
-    served: false,
+    served: true,
   },
   {
     name: "rpc_request_timeout",
@@ -769,7 +769,7 @@ export const OPTIONS = [
     description: "Timeout of a single RPC request (milliseconds)",
     hidden: false,
     deprecated: null,
-    served: false,
+    served: true,
   },
   {
     name: "rpc_command_timeout",
@@ -782,7 +782,7 @@ export const OPTIONS = [
     description: "Overall time budget of an RPC command, retries included (milliseconds)",
     hidden: true,
     deprecated: null,
-    served: false,
+    served: true,
   },
   {
     name: "headers",
@@ -795,7 +795,7 @@ export const OPTIONS = [
     description: "Comma-separated request headers passed on to the RPC server",
     hidden: false,
     deprecated: null,
-    served: false,
+    served: true,
   },
   {
     name: "proxy-cookies",
@@ -808,7 +808,7 @@ export const OPTIONS = [
     description: "Comma-separated cookie names to pass on to the RPC server (all cookies when empty)",
     hidden: false,
     deprecated: null,
-    served: false,
+    served: true,
   },
   {
     name: "rpc_impl",
@@ -821,7 +821,7 @@ export const OPTIONS = [
     description: "RPC transport (grpc, http); inferred from rpc_host when empty",
     hidden: true,
     deprecated: null,
-    served: false,
+    served: true,
     choices: ["grpc", "http", "none"],
   },
   {
@@ -835,7 +835,7 @@ export const OPTIONS = [
     description: "Secret sent with HTTP RPC requests (derived from secret when empty)",
     hidden: false,
     deprecated: null,
-    served: false,
+    served: true,
   },
   {
     name: "http_rpc_timeout",
@@ -848,7 +848,7 @@ export const OPTIONS = [
     description: "[Deprecated] Timeout of HTTP RPC requests (milliseconds)",
     hidden: true,
     deprecated: "rpc_request_timeout",
-    served: false,
+    served: true,
   },
   {
     name: "disconnect_mode",
@@ -875,7 +875,7 @@ export const OPTIONS = [
     description: "Upper bound of Disconnect calls per second",
     hidden: true,
     deprecated: null,
-    served: false,
+    served: true,
   },
   {
     name: "disconnect_backlog_size",
@@ -888,7 +888,7 @@ export const OPTIONS = [
     description: "Capacity of the queue of pending Disconnect calls",
     hidden: true,
     deprecated: null,
-    served: false,
+    served: true,
   },
   {
     name: "disconnect_timeout",
@@ -1233,7 +1233,7 @@ export const OPTIONS = [
     description: "[Deprecated] Old name of jwt_secret",
     hidden: true,
     deprecated: "jwt_secret",
-    served: false,
+    served: true,
   },
   {
     name: "jwt_secret",
@@ -1246,7 +1246,7 @@ export const OPTIONS = [
     description: "Key used to verify JWT tokens (derived from secret when empty)",
     hidden: false,
     deprecated: null,
-    served: false,
+    served: true,
   },
   {
     name: "jwt_id_param",
@@ -1259,7 +1259,7 @@ export const OPTIONS = [
     description: "[Deprecated] Old name of jwt_param",
     hidden: true,
     deprecated: "jwt_param",
-    served: false,
+    served: true,
   },
   {
     name: "jwt_param",
@@ -1272,7 +1272,7 @@ export const OPTIONS = [
     description: "Query parameter (or X-<param> header) that carries the token",
     hidden: false,
     deprecated: null,
-    served: false,
+    served: true,
   },
   {
     name: "jwt_id_enforce",
@@ -1285,7 +1285,7 @@ export const OPTIONS = [
     description: "[Deprecated] Old name of enforce_jwt",
     hidden: true,
     deprecated: "enforce_jwt",
-    served: false,
+    served: true,
   },
   {
     name: "enforce_jwt",
@@ -1298,7 +1298,7 @@ export const OPTIONS = [
     description: "Reject connections that carry no token",
     hidden: false,
     deprecated: null,
-    served: false,
+    served: true,
   },
   {
     name: "streams_secret",
@@ -1311,7 +1311,7 @@ export const OPTIONS = [
     description: "Key used to verify signed stream names (derived from secret when empty)",
     hidden: false,
     deprecated: null,
-    served: false,
+    served: true,
   },
   {
     name: "public_streams",
@@ -1337,7 +1337,7 @@ export const OPTIONS = [
     description: "Allow whispering on signed pub/sub streams",
     hidden: false,
     deprecated: null,
-    served: false,
+    served: true,
   },
   {
     name: "streams_presence",
@@ -1350,7 +1350,7 @@ export const OPTIONS = [
     description: "Allow presence tracking on signed pub/sub streams",
     hidden: false,
     deprecated: null,
-    served: false,
+    served: true,
   },
   {
     name: "turbo_streams",
@@ -1363,7 +1363,7 @@ export const OPTIONS = [
     description: "Serve Turbo Streams subscriptions without RPC",
     hidden: false,
     deprecated: null,
-    served: false,
+    served: true,
   },
   {
     name: "cable_ready",
@@ -1376,7 +1376,7 @@ export const OPTIONS = [
     description: "Serve CableReady subscriptions without RPC",
     hidden: false,
     deprecated: null,
-    served: false,
+    served: true,
   },
   {
     name: "turbo_rails_key",
@@ -1389,7 +1389,7 @@ export const OPTIONS = [
     description: "[Deprecated] Old name of turbo_streams_secret (also enables Turbo Streams)",
     hidden: true,
     deprecated: "turbo_streams_secret",
-    served: false,
+    served: true,
   },
   {
     name: "turbo_streams_secret",
@@ -1402,7 +1402,7 @@ export const OPTIONS = [
     description: "Dedicated key for verifying Turbo Streams names (streams_secret when empty)",
     hidden: false,
     deprecated: null,
-    served: false,
+    served: true,
   },
   {
     name: "turbo_rails_cleartext",
@@ -1415,7 +1415,7 @@ export const OPTIONS = [
     description: "[Deprecated] No longer has any effect; use public streams",
     hidden: true,
     deprecated: "public_streams",
-    served: false,
+    served: true,
   },
   {
     name: "cable_ready_key",
@@ -1428,7 +1428,7 @@ export const OPTIONS = [
     description: "[Deprecated] Old name of cable_ready_secret (also enables CableReady)",
     hidden: true,
     deprecated: "cable_ready_secret",
-    served: false,
+    served: true,
   },
   {
     name: "cable_ready_secret",
@@ -1441,7 +1441,7 @@ export const OPTIONS = [
     description: "Dedicated key for verifying CableReady stream names (streams_secret when empty)",
     hidden: false,
     deprecated: null,
-    served: false,
+    served: true,
   },
   {
     name: "cable_ready_cleartext",
@@ -1454,7 +1454,7 @@ export const OPTIONS = [
     description: "[Deprecated] No longer has any effect; use public streams",
     hidden: true,
     deprecated: "public_streams",
-    served: false,
+    served: true,
   },
   {
     name: "pusher_app_id",
@@ -1833,7 +1833,7 @@ export const OPTIONS = [
     description: "Port of the HTTP API (0 means the main server port)",
     hidden: false,
     deprecated: null,
-    served: false,
+    served: true,
   },
   {
     name: "api_path",
@@ -1846,7 +1846,7 @@ export const OPTIONS = [
     description: "Base path of the HTTP API",
     hidden: false,
     deprecated: null,
-    served: false,
+    served: true,
   },
   {
     name: "api_secret",
@@ -1859,7 +1859,7 @@ export const OPTIONS = [
     description: "Token that API requests must present (derived from secret when empty)",
     hidden: false,
     deprecated: null,
-    served: false,
+    served: true,
   },
   {
     name: "presets",
@@ -1942,7 +1942,7 @@ export const OPTIONS = [
     description: "Channel name that clients use for signed pub/sub streams",
     hidden: true,
     deprecated: null,
-    served: false,
+    served: true,
     flag: false,
   },
   {
@@ -1984,7 +1984,7 @@ export const OPTIONS = [
     description: "Host for a separate API server (used only when api_port differs from the main port)",
     hidden: true,
     deprecated: null,
-    served: false,
+    served: true,
     flag: false,
   },
   {
@@ -1998,7 +1998,7 @@ export const OPTIONS = [
     description: "Add CORS headers to API responses",
     hidden: true,
     deprecated: null,
-    served: false,
+    served: true,
     flag: false,
   },
 ] as const satisfies readonly OptionSpec[];

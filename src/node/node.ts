@@ -11,6 +11,7 @@ import {
   PONG_MESSAGE,
   pingMessage,
   pingTimestamp,
+  publicationDataJson,
 } from "../protocols/actioncable.ts";
 import type { CommandResult, Controller } from "./controller.ts";
 import { Session } from "./session.ts";
@@ -25,6 +26,11 @@ export const CloseCode = {
 } as const;
 
 export type DisconnectMode = "auto" | "always" | "never";
+
+/** istate key naming a subscription's whisper stream (set by the streams controller or RPC). */
+export const WHISPER_STREAM_STATE = "$w";
+/** istate key naming a subscription's presence stream. */
+export const PRESENCE_STREAM_STATE = "$p";
 
 export interface NodeOptions {
   controller: Controller;
@@ -375,6 +381,9 @@ export class Node {
         case "message":
           error = await this.perform(session, cmd);
           break;
+        case "whisper":
+          this.whisper(session, cmd);
+          break;
         default:
           error = `unknown command: ${cmd.command}`;
       }
@@ -434,6 +443,21 @@ export class Node {
     if (res.status === "error") return `perform failed for ${id}: ${res.errorMsg ?? "error"}`;
     this.applyCommandResult(session, id, res);
     return undefined;
+  }
+
+  /**
+   * Client-to-clients broadcast on the subscription's whisper stream (istate `$w`), never back to
+   * the sender. Without such a stream the whisper is dropped quietly, as anycable-go does.
+   */
+  private whisper(session: Session, cmd: ClientCommand): void {
+    const stream = session.env.istate[cmd.identifier]?.[WHISPER_STREAM_STATE];
+    if (!stream) {
+      this.log.debug("whisper stream not found", { sid: session.sid, identifier: cmd.identifier });
+      return;
+    }
+    // Same encoding rule as any publication (a JSON null is sent as the string "null", like anycable-go).
+    const dataJson = publicationDataJson(JSON.stringify(cmd.data ?? null));
+    this.broadcast({ stream, dataJson, excludeSocket: session.sid });
   }
 
   /** Applies a command result in anycable-go's order: streams, state, transmissions, disconnect. */

@@ -1,21 +1,30 @@
+// Channels answered by the server itself, without RPC: `$pubsub` (signed or public stream names),
+// `Turbo::StreamsChannel` and `CableReady::Stream` (signed names), as anycable-go's streams package.
 import type { CommandResult, ConnectResult, Controller } from "../node/controller.ts";
+import { PRESENCE_STREAM_STATE, WHISPER_STREAM_STATE } from "../node/node.ts";
 import { confirmMessage, rejectMessage } from "../protocols/actioncable.ts";
+import { MessageVerifier } from "./verifier.ts";
 
 export const PUBSUB_CHANNEL = "$pubsub";
+export const TURBO_CHANNEL = "Turbo::StreamsChannel";
+export const CABLE_READY_CHANNEL = "CableReady::Stream";
 
-export interface StreamsOptions {
-  /** Accept unsigned `stream_name` subscriptions (`--public_streams`). */
-  publicStreams: boolean;
+/** What a channel identifier asks for, before verification. */
+export interface StreamRequest {
+  streamName: string;
+  signedStreamName: string;
+  /** Record the stream as the subscription's whisper stream (istate `$w`). */
+  whisper: boolean;
+  /** Record the stream as the subscription's presence stream (istate `$p`). */
+  presence: boolean;
 }
 
-export type StreamResolution = { ok: true; stream: string } | { ok: false; error: string };
+export type Resolved<T> = { ok: true; value: T } | { ok: false; error: string };
 
-/**
- * Resolves a `$pubsub` identifier to its stream. Signed names (`signed_stream_name`) need the
- * streams secret and are verified by the signed-streams layer; until it is configured they are
- * rejected like any unverifiable name.
- */
-export function resolvePubsubStream(identifier: string, opts: StreamsOptions): StreamResolution {
+/** Turns an identifier into a request; an error rejects the subscription. */
+export type StreamResolver = (identifier: string) => Resolved<StreamRequest>;
+
+function parseObject(identifier: string): Resolved<Record<string, unknown>> {
   let parsed: unknown;
   try {
     parsed = JSON.parse(identifier);
@@ -25,35 +34,117 @@ export function resolvePubsubStream(identifier: string, opts: StreamsOptions): S
   if (!parsed || typeof parsed !== "object" || Array.isArray(parsed)) {
     return { ok: false, error: "invalid identifier" };
   }
-  const req = parsed as Record<string, unknown>;
-  const streamName = typeof req.stream_name === "string" ? req.stream_name : "";
-  const signed = typeof req.signed_stream_name === "string" ? req.signed_stream_name : "";
-  if (streamName === "" && signed === "") {
-    return { ok: false, error: "malformed identifier: no stream name or signed stream" };
-  }
-  if (signed !== "") return { ok: false, error: "verification failed" };
-  if (!opts.publicStreams) return { ok: false, error: "public streams are not allowed" };
-  return { ok: true, stream: streamName };
+  return { ok: true, value: parsed as Record<string, unknown> };
 }
 
-/** Answers `$pubsub` subscriptions locally, without RPC. */
-export class StreamsController implements Controller {
-  constructor(private readonly opts: StreamsOptions) {}
+/**
+ * A string field as Go's json.Unmarshal fills a string struct field: absent or null is "", any
+ * other non-string type is an error (which rejects the subscription).
+ */
+function stringField(obj: Record<string, unknown>, key: string): string | undefined {
+  const v = obj[key];
+  if (v === undefined || v === null) return "";
+  return typeof v === "string" ? v : undefined;
+}
+
+function request(streamName: string, signedStreamName: string, whisper = false, presence = false) {
+  return { ok: true as const, value: { streamName, signedStreamName, whisper, presence } };
+}
+
+export interface PubsubOptions {
+  /** Accept unsigned `stream_name` (`--public_streams`). */
+  publicStreams: boolean;
+  /** Whispers on signed streams (`--streams_whisper`); public streams always allow them. */
+  whisper: boolean;
+  /** Presence on signed streams (`--streams_presence`); public streams always allow it. */
+  presence: boolean;
+}
+
+/** `$pubsub`: `signed_stream_name`, or `stream_name` when public streams are allowed. */
+export function pubsubResolver(opts: PubsubOptions): StreamResolver {
+  return (identifier) => {
+    const obj = parseObject(identifier);
+    if (!obj.ok) return obj;
+    const name = stringField(obj.value, "stream_name");
+    const signed = stringField(obj.value, "signed_stream_name");
+    if (name === undefined || signed === undefined) return { ok: false, error: "invalid identifier" };
+    const isPublic = name !== "" && signed === "";
+    if (isPublic && !opts.publicStreams) return { ok: false, error: "public streams are not allowed" };
+    return request(name, signed, opts.whisper || isPublic, opts.presence || isPublic);
+  };
+}
+
+/** `Turbo::StreamsChannel`: the name turbo-rails signs into `signed_stream_name`. */
+export const turboResolver: StreamResolver = (identifier) => {
+  const obj = parseObject(identifier);
+  if (!obj.ok) return obj;
+  const signed = stringField(obj.value, "signed_stream_name");
+  if (signed === undefined) return { ok: false, error: "invalid identifier" };
+  return request("", signed);
+};
+
+/** `CableReady::Stream`: CableReady puts the signed name into `identifier`. */
+export const cableReadyResolver: StreamResolver = (identifier) => {
+  const obj = parseObject(identifier);
+  if (!obj.ok) return obj;
+  const signed = stringField(obj.value, "identifier");
+  if (signed === undefined) return { ok: false, error: "invalid identifier" };
+  return request("", signed);
+};
+
+export interface VerifiedStream {
+  stream: string;
+  request: StreamRequest;
+}
+
+/** Answers subscriptions of one channel locally; never throws on client input. */
+export class StreamChannelController implements Controller {
+  private readonly verifier: MessageVerifier;
+
+  constructor(
+    key: string,
+    private readonly resolve: StreamResolver,
+  ) {
+    this.verifier = new MessageVerifier(key);
+  }
+
+  /** Resolves and verifies an identifier to the stream it may subscribe to. */
+  verifiedStream(identifier: string): Resolved<VerifiedStream> {
+    const req = this.resolve(identifier);
+    if (!req.ok) return req;
+    const { streamName, signedStreamName } = req.value;
+    if (streamName === "" && signedStreamName === "") {
+      return { ok: false, error: "malformed identifier: no stream name or signed stream" };
+    }
+    if (signedStreamName === "") return { ok: true, value: { stream: streamName, request: req.value } };
+    const verified = this.verifier.verified(signedStreamName);
+    if (!verified.ok) return { ok: false, error: `verification failed: ${verified.error}` };
+    if (typeof verified.value !== "string") {
+      return { ok: false, error: "verification failed: stream name is not a string" };
+    }
+    return { ok: true, value: { stream: verified.value, request: req.value } };
+  }
 
   async authenticate(): Promise<ConnectResult | null> {
     return null;
   }
 
   async subscribe(_sid: string, _env: unknown, _ids: string, identifier: string): Promise<CommandResult> {
-    const res = resolvePubsubStream(identifier, this.opts);
+    const res = this.verifiedStream(identifier);
     if (!res.ok) {
       return { status: "failure", transmissions: [rejectMessage(identifier)], errorMsg: res.error };
     }
+    const { stream, request: req } = res.value;
+    let istate: Record<string, string> | undefined;
+    if (req.whisper) istate = { [WHISPER_STREAM_STATE]: stream };
+    if (req.presence) istate = { ...istate, [PRESENCE_STREAM_STATE]: stream };
     return {
       status: "success",
       transmissions: [confirmMessage(identifier)],
-      streams: [res.stream],
+      streams: [stream],
+      // A stream subscription needs no Disconnect call (--disconnect_mode=auto skips it).
       disconnectInterest: -1,
+      istate,
     };
   }
 
@@ -66,4 +157,37 @@ export class StreamsController implements Controller {
   }
 
   async disconnect(): Promise<void> {}
+}
+
+export interface StreamsOptions extends Partial<PubsubOptions> {
+  /** Key for `signed_stream_name` (`--streams_secret`); "" rejects every signed name. */
+  secret?: string;
+}
+
+/** The `$pubsub` channel; defaults as anycable-go: no public streams, no whispers, presence on. */
+export class StreamsController extends StreamChannelController {
+  constructor(opts: StreamsOptions = {}) {
+    super(
+      opts.secret ?? "",
+      pubsubResolver({
+        publicStreams: opts.publicStreams ?? false,
+        whisper: opts.whisper ?? false,
+        presence: opts.presence ?? true,
+      }),
+    );
+  }
+}
+
+/** `Turbo::StreamsChannel` with its key (`--turbo_streams_secret`, else the streams secret). */
+export class TurboStreamsController extends StreamChannelController {
+  constructor(key: string) {
+    super(key, turboResolver);
+  }
+}
+
+/** `CableReady::Stream` with its key (`--cable_ready_secret`, else the streams secret). */
+export class CableReadyController extends StreamChannelController {
+  constructor(key: string) {
+    super(key, cableReadyResolver);
+  }
 }

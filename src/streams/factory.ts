@@ -2,12 +2,40 @@ import type { Logger } from "../log/logger.ts";
 import type { Controller } from "../node/controller.ts";
 import { ChannelRouter } from "../node/router.ts";
 import type { ServerSettings } from "../settings.ts";
-import { PUBSUB_CHANNEL, StreamsController } from "./controller.ts";
+import {
+  CABLE_READY_CHANNEL,
+  CableReadyController,
+  StreamsController,
+  TURBO_CHANNEL,
+  TurboStreamsController,
+} from "./controller.ts";
 
-/** Channels answered without RPC ($pubsub, ...) in front of the application's controller. */
-export function buildChannelRouter(app: Controller, settings: ServerSettings, log: Logger): Controller {
+type StreamsSettings = Pick<ServerSettings, "streams" | "publicStreams">;
+
+/**
+ * Channels answered without RPC in front of the application's controller, as anycable-go's default
+ * router: pub/sub streams always (unless the channel name is emptied), Turbo Streams and CableReady
+ * only when their key resolves.
+ */
+export function buildChannelRouter(app: Controller, settings: StreamsSettings, log: Logger): Controller {
+  const s = settings.streams;
   const router = new ChannelRouter(app);
-  router.route(PUBSUB_CHANNEL, new StreamsController({ publicStreams: settings.publicStreams }));
+  if (s.pubsubChannel !== "") {
+    router.route(
+      s.pubsubChannel,
+      new StreamsController({
+        secret: s.secret,
+        publicStreams: settings.publicStreams,
+        whisper: s.whisper,
+        presence: s.presence,
+      }),
+    );
+  }
+  if (s.turboSecret !== "") router.route(TURBO_CHANNEL, new TurboStreamsController(s.turboSecret));
+  if (s.cableReadySecret !== "") {
+    router.route(CABLE_READY_CHANNEL, new CableReadyController(s.cableReadySecret));
+  }
+  if (router.routeNames().length === 0) return app;
   log.info(`Using channels router: ${router.routeNames().join(", ")}`);
   return router;
 }

@@ -1,0 +1,190 @@
+// The Controller the session core talks to when the application is reached over RPC: bounded
+// concurrency, retries, deadlines, anycable-go's metrics, and conversions to and from the wire.
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { Logger } from "../log/logger.ts";
+import type { Counter, Metrics } from "../metrics/registry.ts";
+import type { CommandResult, ConnectResult, Controller, SessionEnv } from "../node/controller.ts";
+import { BurstLog } from "./burst_log.ts";
+import type { RpcClient } from "./client.ts";
+import {
+  ApplicationError,
+  type CommandName,
+  checkDisconnect,
+  commandRequest,
+  commandResult,
+  connectRequest,
+  connectResult,
+  disconnectRequest,
+} from "./convert.ts";
+import { Limiter } from "./limiter.ts";
+import { type RetryPolicy, withRetry } from "./retry.ts";
+
+export interface RpcControllerOptions extends RetryPolicy {
+  client: RpcClient;
+  concurrency: number;
+  metrics: Metrics;
+  logger: Logger;
+  /** The "RPC controller initialized: ..." line, logged once the client is ready. */
+  announce?: string;
+  /** Injectable for tests. */
+  sleep?: (ms: number) => Promise<void>;
+}
+
+export class RpcController implements Controller {
+  readonly limiter: Limiter;
+  private readonly log: Logger;
+  private readonly burst: BurstLog;
+  private readonly inflight = new Set<Promise<unknown>>();
+  private readonly m: { calls: Counter; retries: Counter; errors: Counter; timeouts: Counter };
+
+  constructor(private readonly opts: RpcControllerOptions) {
+    this.log = opts.logger.with({ context: "rpc" });
+    this.burst = new BurstLog(this.log);
+    this.limiter = new Limiter(opts.concurrency);
+    const metrics = opts.metrics;
+    this.m = {
+      calls: metrics.counter("rpc_call_total", "The total number of RPC calls"),
+      retries: metrics.counter("rpc_retries_total", "The total number of RPC call retries"),
+      errors: metrics.counter("rpc_error_total", "The total number of failed RPC calls"),
+      timeouts: metrics.counter("rpc_timeout_total", "The total number of RPC call that timed out"),
+    };
+    // anycable-go registers it too; calls of sessions that closed while queued are not skipped
+    // here (the Controller interface carries no session context), so it stays 0
+    metrics.counter("rpc_canceled_total", "The total number of canceled RPC calls");
+    const pending = metrics.gauge("rpc_pending_num", "The number of pending RPC calls");
+    const conns =
+      opts.client.impl === "grpc"
+        ? metrics.gauge("grpc_active_conn_num", "The number of active HTTP connections used by gRPC")
+        : undefined;
+    metrics.onCollect(() => {
+      pending.set(this.limiter.pending);
+      if (conns) conns.set(opts.client.activeConnections?.() ?? 0);
+    });
+  }
+
+  async start(): Promise<void> {
+    await (this.opts.client as { start?: () => Promise<void> }).start?.();
+    if (this.opts.announce) this.log.info(this.opts.announce);
+  }
+
+  /** Lets calls in flight finish (at most one command timeout), then closes the connections. */
+  async shutdown(): Promise<void> {
+    const busy = this.inflight.size;
+    if (busy > 0) {
+      this.log.info("waiting for active RPC calls to finish", { num: busy });
+      const wait = Math.max(this.opts.commandTimeoutMs, this.opts.requestTimeoutMs, 1000);
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const timedOut = await Promise.race([
+        Promise.allSettled([...this.inflight]).then(() => false),
+        new Promise<boolean>((resolve) => {
+          timer = setTimeout(() => resolve(true), wait);
+        }),
+      ]);
+      clearTimeout(timer);
+      if (timedOut) this.log.warn(`terminated while completing active RPC calls: ${this.inflight.size}`);
+      else this.log.info("all active RPC calls finished");
+    }
+    await this.opts.client.close();
+  }
+
+  async authenticate(sid: string, env: SessionEnv): Promise<ConnectResult> {
+    const req = connectRequest(env);
+    return this.run("Connect", sid, true, async () => {
+      const res = await this.retry(sid, (timeoutMs) => this.opts.client.connect(req, { sid, timeoutMs }));
+      return connectResult(res);
+    });
+  }
+
+  subscribe(sid: string, env: SessionEnv, ids: string, identifier: string): Promise<CommandResult> {
+    return this.command(sid, env, "subscribe", ids, identifier);
+  }
+
+  unsubscribe(sid: string, env: SessionEnv, ids: string, identifier: string): Promise<CommandResult> {
+    return this.command(sid, env, "unsubscribe", ids, identifier);
+  }
+
+  perform(
+    sid: string,
+    env: SessionEnv,
+    ids: string,
+    identifier: string,
+    data: string,
+  ): Promise<CommandResult> {
+    return this.command(sid, env, "message", ids, identifier, data);
+  }
+
+  async disconnect(sid: string, env: SessionEnv, ids: string, subscriptions: string[]): Promise<void> {
+    const req = disconnectRequest(env, ids, subscriptions);
+    await this.run("Disconnect", sid, true, async () => {
+      const res = await this.retry(sid, (timeoutMs) => this.opts.client.disconnect(req, { sid, timeoutMs }));
+      // anycable-go counts an ERROR status of Disconnect as a failed call
+      checkDisconnect(res);
+    });
+  }
+
+  private command(
+    sid: string,
+    env: SessionEnv,
+    name: CommandName,
+    ids: string,
+    identifier: string,
+    data?: string,
+  ): Promise<CommandResult> {
+    const req = commandRequest(env, name, identifier, ids, data);
+    return this.run("Command", sid, false, async () => {
+      const res = await this.retry(sid, (timeoutMs) => this.opts.client.command(req, { sid, timeoutMs }));
+      return commandResult(res);
+    });
+  }
+
+  /**
+   * One call: wait for a slot, count it, log failures once per burst. anycable-go counts Connect
+   * and Disconnect calls before they run and Command calls after; the totals agree either way.
+   */
+  private async run<T>(method: string, sid: string, countFirst: boolean, fn: () => Promise<T>): Promise<T> {
+    await this.limiter.acquire();
+    const call = (async () => {
+      if (countFirst) this.m.calls.inc();
+      try {
+        const res = await fn();
+        if (!countFirst) this.m.calls.inc();
+        this.burst.success();
+        return res;
+      } catch (err) {
+        if (!countFirst) this.m.calls.inc();
+        // an application ERROR of Connect is a failed call for the session but not for the
+        // transport (anycable-go only counts Disconnect's)
+        if (!(err instanceof ApplicationError) || method === "Disconnect") this.m.errors.inc();
+        if (!(err instanceof ApplicationError)) {
+          const e = ConnectError.from(err);
+          this.burst.failure("RPC call failed", { method, sid, code: Code[e.code], error: e.rawMessage });
+        }
+        throw err;
+      } finally {
+        this.limiter.release();
+      }
+    })();
+    this.inflight.add(call);
+    call.then(
+      () => this.inflight.delete(call),
+      () => this.inflight.delete(call),
+    );
+    return call;
+  }
+
+  private retry<T>(sid: string, attempt: (timeoutMs: number | undefined) => Promise<T>): Promise<T> {
+    return withRetry(
+      this.opts,
+      {
+        ready: () => this.opts.client.ready(),
+        onRetry: (err, delay) => {
+          this.m.retries.inc();
+          this.log.debug("RPC failed", { sid, code: Code[err.code], error: err.rawMessage, retry_in: delay });
+        },
+        onTimeout: () => this.m.timeouts.inc(),
+        sleep: this.opts.sleep,
+      },
+      attempt,
+    );
+  }
+}

@@ -1,0 +1,73 @@
+// A Node driven in-process with recording sockets, for unit tests of controllers behind the node.
+import { Hub } from "../../src/hub/hub.ts";
+import { Logger } from "../../src/log/logger.ts";
+import { Metrics } from "../../src/metrics/registry.ts";
+import type { Controller } from "../../src/node/controller.ts";
+import { type DisconnectMode, Node } from "../../src/node/node.ts";
+import type { Session } from "../../src/node/session.ts";
+import type { ClientSocket } from "../../src/node/socket.ts";
+
+export class FakeSocket implements ClientSocket {
+  frames: string[] = [];
+  closed?: { code: number; reason: string };
+  send(frame: string): number {
+    this.frames.push(frame);
+    return frame.length;
+  }
+  bufferedAmount(): number {
+    return 0;
+  }
+  close(code: number, reason: string): void {
+    this.closed = { code, reason };
+  }
+  json(): Record<string, unknown>[] {
+    return this.frames.map((f) => JSON.parse(f));
+  }
+}
+
+export const silentLogger = new Logger("error", "text", {}, { write() {} });
+
+export function makeNode(controller: Controller, disconnectMode: DisconnectMode = "auto") {
+  const metrics = new Metrics();
+  const node = new Node({
+    controller,
+    hub: new Hub(),
+    metrics,
+    logger: silentLogger,
+    pingIntervalMs: 0,
+    pingPrecision: "s",
+    nativePings: false,
+    maxPendingBytes: 0,
+    writeTimeoutMs: 0,
+    disconnectMode,
+  });
+  return { node, metrics };
+}
+
+export interface Client {
+  session: Session;
+  socket: FakeSocket;
+  /** Sends one command and waits until the session has processed it. */
+  send(cmd: Record<string, unknown>): Promise<void>;
+}
+
+/** Opens a session and waits for authentication to finish (however long verification takes). */
+export async function open(
+  node: Node,
+  sid: string,
+  url = "ws://localhost/cable",
+  headers: Record<string, string> = {},
+): Promise<Client> {
+  const socket = new FakeSocket();
+  const session = node.open({ sid, url, headers, protocol: "actioncable-v1-json" }, socket);
+  await session.chain;
+  return {
+    session,
+    socket,
+    async send(cmd) {
+      const frame = JSON.stringify(cmd);
+      node.message(session, frame, frame.length);
+      await session.chain;
+    },
+  };
+}
