@@ -43,6 +43,7 @@ function buildController(
   metrics: Metrics,
   logger: Logger,
   log: Logger,
+  http2SessionPerCall: boolean,
 ): Controller {
   let app: Controller;
   if (settings.rpc.impl === "none") {
@@ -50,7 +51,7 @@ function buildController(
     app = new NullController();
   } else {
     // logs "RPC controller initialized: <host> (..., impl: grpc|http, ...)" once started
-    app = createRpcController(settings, metrics, logger);
+    app = createRpcController(settings, metrics, logger, { http2SessionPerCall });
   }
   return wrapIdentity(buildChannelRouter(app, settings, log), settings, log);
 }
@@ -63,7 +64,7 @@ export async function startCable(
   const log = logger.with({ context: "main" });
   const metrics = new Metrics();
   const hub = new Hub();
-  const controller = buildController(settings, metrics, logger, log);
+  const controller = buildController(settings, metrics, logger, log, runtime.http2SessionPerCall);
   await controller.start?.();
   const node = new Node({
     controller,

@@ -13,7 +13,16 @@ import { tlsEnabled } from "./tls.ts";
 
 const DEFAULT_CONCURRENCY = 28;
 
-export function createRpcClient(settings: ServerSettings, logger: Logger): RpcClient {
+/** What the runtime imposes on the transports (see GrpcRpcOptions.sessionPerCall). */
+export interface RuntimeTransportOptions {
+  http2SessionPerCall?: boolean;
+}
+
+export function createRpcClient(
+  settings: ServerSettings,
+  logger: Logger,
+  runtime: RuntimeTransportOptions = {},
+): RpcClient {
   const rpc = settings.rpc;
   switch (rpc.impl) {
     case "grpc":
@@ -23,6 +32,7 @@ export function createRpcClient(settings: ServerSettings, logger: Logger): RpcCl
         maxRecvSize: rpc.maxRecvSize,
         maxSendSize: rpc.maxSendSize,
         logger,
+        sessionPerCall: runtime.http2SessionPerCall,
       });
     case "http":
       if (rpc.secretDerived) {
@@ -48,7 +58,12 @@ export function rpcAnnouncement(settings: ServerSettings, concurrency: number): 
   );
 }
 
-export function createRpcController(settings: ServerSettings, metrics: Metrics, logger: Logger): Controller {
+export function createRpcController(
+  settings: ServerSettings,
+  metrics: Metrics,
+  logger: Logger,
+  runtime: RuntimeTransportOptions = {},
+): Controller {
   const rpc = settings.rpc;
   let concurrency = rpc.concurrency;
   if (concurrency <= 0) {
@@ -56,7 +71,7 @@ export function createRpcController(settings: ServerSettings, metrics: Metrics, 
     concurrency = DEFAULT_CONCURRENCY;
   }
   const controller = new RpcController({
-    client: createRpcClient(settings, logger),
+    client: createRpcClient(settings, logger, runtime),
     concurrency,
     requestTimeoutMs: rpc.requestTimeoutMs,
     commandTimeoutMs: rpc.commandTimeoutMs,

@@ -39,10 +39,18 @@ export interface GrpcRpcOptions {
   /** Injectable resolver (tests): every address of a name. */
   resolve?: (host: string) => Promise<string[]>;
   resolveIntervalMs?: number;
+  /**
+   * Open a fresh HTTP/2 session for every call and close it afterwards. Deno's node:http2 aborts
+   * the whole process (an nghttp2 assertion) when a GOAWAY arrives on a session that already
+   * finished streams — i.e. whenever the backend restarts; sessions that never carry a finished
+   * stream are not affected. Slower (a TCP + HTTP/2 handshake per call), but it cannot crash.
+   */
+  sessionPerCall?: boolean;
 }
 
 interface Endpoint {
   address: string;
+  serverName?: string;
   manager: Http2SessionManager;
   client: Client<typeof RPC>;
   inflight: number;
@@ -132,8 +140,9 @@ export class GrpcRpcClient implements RpcClient {
       throw new ConnectError(`no addresses resolved for ${this.opts.host}`, Code.Unavailable);
     }
     ep.inflight++;
+    const lane = this.opts.sessionPerCall ? this.endpoint(ep.address, ep.serverName) : ep;
     try {
-      const res = await fn(ep.client, { headers: callMetadata(opts), timeoutMs: opts.timeoutMs });
+      const res = await fn(lane.client, { headers: callMetadata(opts), timeoutMs: opts.timeoutMs });
       ep.failures = 0;
       ep.downUntil = 0;
       return res;
@@ -143,6 +152,7 @@ export class GrpcRpcClient implements RpcClient {
       throw err;
     } finally {
       ep.inflight--;
+      if (lane !== ep) lane.manager.abort();
       if (ep.removed && ep.inflight === 0) ep.manager.abort();
     }
   }
@@ -237,6 +247,7 @@ export class GrpcRpcClient implements RpcClient {
     });
     return {
       address,
+      serverName,
       manager,
       client: createClient(RPC, transport),
       inflight: 0,

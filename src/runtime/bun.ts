@@ -36,6 +36,7 @@ class BunClientSocket implements ClientSocket {
 
 export const bunRuntime: Runtime = {
   name: "bun",
+  http2SessionPerCall: false,
   async serve<D>(spec: ServeSpec<D>): Promise<RunningServer> {
     const handlers = spec.websocket;
     const server = Bun.serve<SocketData<D>, never>({

@@ -23,6 +23,7 @@ function wrap(socket: WebSocket): ClientSocket {
 
 export const denoRuntime: Runtime = {
   name: "deno",
+  http2SessionPerCall: true,
   serve<D>(spec: ServeSpec<D>): Promise<RunningServer> {
     const handlers = spec.websocket;
     const limit = spec.maxMessageSize;

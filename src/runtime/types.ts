@@ -37,6 +37,8 @@ export interface RunningServer {
 
 export interface Runtime {
   readonly name: "bun" | "deno";
+  /** HTTP/2 client sessions must not outlive one call (see GrpcRpcOptions.sessionPerCall). */
+  readonly http2SessionPerCall: boolean;
   serve<D>(spec: ServeSpec<D>): Promise<RunningServer>;
   readTextFile(path: string): string | undefined;
   onSignal(signal: "SIGINT" | "SIGTERM", fn: () => void): void;

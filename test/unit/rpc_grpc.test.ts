@@ -225,3 +225,37 @@ describe("gRPC client over TLS (--rpc_enable_tls, --rpc_tls_root_ca, --rpc_tls_v
     await lax.close();
   });
 });
+
+describe("gRPC client with one HTTP/2 session per call (the Deno mode)", () => {
+  it("keeps working while a separate backend process is killed mid-traffic and comes back", async () => {
+    const bun = fileURLToPath(new URL("../../node_modules/.bin/bun", import.meta.url));
+    const main = fileURLToPath(new URL("../support/grpc_backend_main.ts", import.meta.url));
+    const child = spawn(bun, [main], { stdio: ["pipe", "pipe", "inherit"] });
+    let out = "";
+    child.stdout?.on("data", (d) => {
+      out += d.toString();
+    });
+    const line = await waitFor(() => out.split("\n").find((l) => l.startsWith("{")), "backend", 20_000);
+    const { port } = JSON.parse(line) as { port: number };
+    const client = grpcClient(`127.0.0.1:${port}`, { sessionPerCall: true });
+    try {
+      for (let i = 0; i < 3; i++) {
+        assert.equal((await client.connect(connectRequest(ENV), { sid: `s${i}` })).status, Status.SUCCESS);
+      }
+      // Under Deno, a GOAWAY reaching a reused, idle session that already finished streams
+      // aborts the whole process (nghttp2 assertion). Let the session go idle, then kill the peer.
+      await new Promise((r) => setTimeout(r, 100));
+      child.stdin?.write("stop\n");
+      await waitFor(() => out.includes("stopped"), "backend stopped");
+      await new Promise((r) => setTimeout(r, 100));
+      await assert.rejects(client.connect(connectRequest(ENV), { sid: "down" }));
+      child.stdin?.write("start\n");
+      await waitFor(() => out.includes("started"), "backend started");
+      assert.equal((await client.connect(connectRequest(ENV), { sid: "back" })).status, Status.SUCCESS);
+    } finally {
+      await client.close();
+      child.stdin?.end();
+      child.kill();
+    }
+  });
+});
