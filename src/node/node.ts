@@ -340,7 +340,9 @@ export class Node {
       res = await this.opts.controller.authenticate(session.sid, session.env);
     } catch (err) {
       if (session.isClosed) return;
-      this.log.error("failed to authenticate", { sid: session.sid, error: err });
+      // The RPC layer already logs failures once per burst; per session it is debug detail, so a
+      // reconnect storm against a dead backend does not flood the log.
+      this.log.debug("failed to authenticate", { sid: session.sid, error: err });
       this.closeSocket(session, CloseCode.internalError, "Auth Error");
       return;
     }
