@@ -20,8 +20,12 @@ const { values } = parseArgs({
     workers: { type: "string", default: "2" },
     samples: { type: "string", default: "40" },
     out: { type: "string", default: join(ROOT, "bench", "results") },
+    "rpc-seconds": { type: "string", default: "8" },
+    "rpc-clients": { type: "string", default: "100" },
+    scenarios: { type: "string", default: "fanout,rpc" },
   },
 });
+const scenarios = new Set(values.scenarios!.split(","));
 const sizes = values.sizes!.split(",").map(Number);
 const runs = Number(values.runs);
 const targets = values.targets!.split(",");
@@ -287,7 +291,7 @@ async function runOnce(target: string, n: number, run: number): Promise<RunResul
 }
 
 const results: RunResult[] = [];
-for (const n of sizes) {
+for (const n of scenarios.has("fanout") ? sizes : []) {
   for (let run = 1; run <= runs; run++) {
     for (const target of targets) {
       const r = await runOnce(target, n, run);
@@ -297,6 +301,134 @@ for (const n of sizes) {
           `1 stream p50/p99 ${r.oneStream.p50.toFixed(1)}/${r.oneStream.p99.toFixed(1)} ms, ` +
           `100 streams p99 ${r.hundredStreams.p99.toFixed(1)} ms, client CPU ${r.oneStream.clientCpuUsPerMsg.toFixed(1)} µs/msg, ` +
           `cycle ${r.cycleGrowthPct.toFixed(1)}% (2nd ${r.secondCycleGrowthPct.toFixed(1)}%)${r.failures ? `, ${r.failures} failed connects` : ""}`,
+      );
+    }
+  }
+}
+
+// --- rpc: commands/s through our server vs a direct grpc-js client on the same backend
+interface RpcRun {
+  target: string;
+  transport: "grpc" | "http";
+  run: number;
+  commandsPerSec: number;
+  p50: number;
+  p99: number;
+  failures: number;
+}
+
+function spawnJson(
+  cmd: string,
+  args: string[],
+): { proc: ChildProcess; line: Promise<Record<string, unknown>> } {
+  const proc = spawn(cmd, args, { stdio: ["ignore", "pipe", "inherit"] });
+  let out = "";
+  const line = new Promise<Record<string, unknown>>((resolve, reject) => {
+    proc.stdout!.on("data", (d) => {
+      out += d.toString();
+      const l = out.split("\n").find((x) => x.startsWith("{"));
+      if (l) resolve(JSON.parse(l));
+    });
+    proc.on("exit", (code) => reject(new Error(`${cmd} ${args.join(" ")} exited ${code}: ${out}`)));
+  });
+  return { proc, line };
+}
+
+async function rpcOnce(target: string, transport: "grpc" | "http", run: number): Promise<RpcRun> {
+  const seconds = values["rpc-seconds"]!;
+  const backend =
+    transport === "grpc"
+      ? spawnJson("node", [join(ROOT, "bench", "backends", "grpc_backend.mjs")])
+      : spawnJson(join(BIN, "bun"), [join(ROOT, "bench", "backends", "http_backend.ts")]);
+  const { port: backendPort } = (await backend.line) as { port: number };
+  try {
+    if (target === "grpc-js-direct") {
+      const direct = spawnJson("node", [
+        join(ROOT, "bench", "rpc_direct.mjs"),
+        `--port=${backendPort}`,
+        "--concurrency=28",
+        `--seconds=${seconds}`,
+      ]);
+      const r = (await direct.line) as { calls: number; ms: number; p99: number };
+      return {
+        target,
+        transport,
+        run,
+        commandsPerSec: (r.calls / r.ms) * 1000,
+        p50: Number.NaN,
+        p99: r.p99,
+        failures: 0,
+      };
+    }
+    const port = await freePort();
+    const rpcHost = transport === "grpc" ? `127.0.0.1:${backendPort}` : `http://127.0.0.1:${backendPort}/`;
+    const tsArgs = [
+      `--port=${port}`,
+      "--host=127.0.0.1",
+      `--rpc_host=${rpcHost}`,
+      "--broadcast_adapter=http",
+      "--log_level=error",
+    ];
+    const [cmd, args] =
+      target === "ts-bun"
+        ? [join(BIN, "bun"), [join(ROOT, "src", "main.ts"), ...tsArgs]]
+        : [join(BIN, "deno"), ["run", "-A", join(ROOT, "src", "main.ts"), ...tsArgs]];
+    const server = spawn(cmd, args, { stdio: ["ignore", "ignore", "inherit"] });
+    try {
+      for (let i = 0; i < 200; i++) {
+        try {
+          if ((await fetch(`http://127.0.0.1:${port}/health`)).ok) break;
+        } catch {
+          // not up yet
+        }
+        await sleep(50);
+      }
+      const load = spawnJson(join(BIN, "bun"), [
+        join(ROOT, "bench", "rpc_loadgen.ts"),
+        `--url=ws://127.0.0.1:${port}/cable`,
+        `--clients=${values["rpc-clients"]}`,
+        `--seconds=${seconds}`,
+      ]);
+      const r = (await load.line) as {
+        commands: number;
+        ms: number;
+        p50: number;
+        p99: number;
+        failures: number;
+      };
+      return {
+        target,
+        transport,
+        run,
+        commandsPerSec: (r.commands / r.ms) * 1000,
+        p50: r.p50,
+        p99: r.p99,
+        failures: r.failures,
+      };
+    } finally {
+      server.kill("SIGKILL");
+    }
+  } finally {
+    backend.proc.kill("SIGKILL");
+    await sleep(300);
+  }
+}
+
+const rpcResults: RpcRun[] = [];
+if (scenarios.has("rpc")) {
+  const rpcTargets: Array<[string, "grpc" | "http"]> = [
+    ["grpc-js-direct", "grpc"],
+    ["ts-bun", "grpc"],
+    ["ts-deno", "grpc"],
+    ["ts-bun", "http"],
+    ["ts-deno", "http"],
+  ];
+  for (let run = 1; run <= runs; run++) {
+    for (const [target, transport] of rpcTargets) {
+      const r = await rpcOnce(target, transport, run);
+      rpcResults.push(r);
+      console.log(
+        `rpc ${target} ${transport} run=${run}: ${r.commandsPerSec.toFixed(0)} commands/s, p50 ${r.p50.toFixed(1)} ms, p99 ${r.p99.toFixed(1)} ms`,
       );
     }
   }
@@ -357,6 +489,40 @@ for (const n of sizes) {
     );
   }
 }
+if (rpcResults.length) {
+  rows.push(
+    "",
+    `RPC: ${values["rpc-clients"]} clients performing in a closed loop for ${values["rpc-seconds"]} s (server at --rpc_concurrency 28); grpc-js-direct = 28 calls in flight from a plain client`,
+    "",
+    "| target | transport | commands/s | ×direct | p50 ms | p99 ms |",
+    "|---|---|---|---|---|---|",
+  );
+  for (const key of ["grpc-js-direct/grpc", "ts-bun/grpc", "ts-deno/grpc", "ts-bun/http", "ts-deno/http"]) {
+    const [target, transport] = key.split("/");
+    const mine = rpcResults.filter((r) => r.target === target && r.transport === transport);
+    if (!mine.length) continue;
+    const ratio = median(
+      mine.map(
+        (r) =>
+          r.commandsPerSec /
+          (rpcResults.find((d) => d.target === "grpc-js-direct" && d.run === r.run)?.commandsPerSec ??
+            Number.NaN),
+      ),
+    );
+    const m = {
+      target,
+      transport,
+      commandsPerSec: median(mine.map((r) => r.commandsPerSec)),
+      ratio,
+      p50: median(mine.map((r) => r.p50)),
+      p99: median(mine.map((r) => r.p99)),
+    };
+    summary.push({ scenario: "rpc", ...m });
+    rows.push(
+      `| ${target} | ${transport} | ${fmt(m.commandsPerSec, 0)} | ${fmt(ratio, 2)} | ${fmt(m.p50)} | ${fmt(m.p99)} |`,
+    );
+  }
+}
 const table = rows.join("\n");
 console.log(`\n${table}`);
 mkdirSync(values.out!, { recursive: true });
@@ -370,6 +536,9 @@ const meta = {
   bun: Bun.version,
   cpus: (await import("node:os")).cpus().length,
 };
-writeFileSync(join(values.out!, `${stamp}.json`), JSON.stringify({ meta, summary, results }, null, 2));
+writeFileSync(
+  join(values.out!, `${stamp}.json`),
+  JSON.stringify({ meta, summary, results, rpcResults }, null, 2),
+);
 writeFileSync(join(values.out!, `${stamp}.md`), `# Benchmark ${meta.date}\n\n${table}\n`);
 console.log(`\nwrote bench/results/${stamp}.json and .md`);

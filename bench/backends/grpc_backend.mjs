@@ -1,0 +1,45 @@
+// A fast AnyCable RPC application over gRPC for benchmarks (Node + @grpc/grpc-js, no recording):
+// Connect accepts everyone with a welcome, subscribe confirms BenchChannel, perform "echo" answers
+// with a transmission carrying the request's payload back. Prints its port.
+//   node bench/backends/grpc_backend.mjs
+import { fileURLToPath } from "node:url";
+import grpc from "@grpc/grpc-js";
+import protoLoader from "@grpc/proto-loader";
+
+const protoPath = fileURLToPath(new URL("../../proto/anycable/rpc.proto", import.meta.url));
+const def = protoLoader.loadSync(protoPath, { keepCase: true, longs: Number, enums: Number, defaults: true });
+const pkg = grpc.loadPackageDefinition(def).anycable;
+const SUCCESS = 1;
+
+const server = new grpc.Server();
+server.addService(pkg.RPC.service, {
+  Connect(_call, cb) {
+    cb(null, { status: SUCCESS, identifiers: '{"user":"bench"}', transmissions: ['{"type":"welcome"}'] });
+  },
+  Command(call, cb) {
+    const req = call.request;
+    if (req.command === "subscribe") {
+      cb(null, {
+        status: SUCCESS,
+        transmissions: [JSON.stringify({ type: "confirm_subscription", identifier: req.identifier })],
+      });
+      return;
+    }
+    if (req.command === "message") {
+      const data = JSON.parse(req.data);
+      cb(null, {
+        status: SUCCESS,
+        transmissions: [JSON.stringify({ identifier: req.identifier, message: { n: data.n, t: data.t } })],
+      });
+      return;
+    }
+    cb(null, { status: SUCCESS, transmissions: [] });
+  },
+  Disconnect(_call, cb) {
+    cb(null, { status: SUCCESS });
+  },
+});
+server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (err, port) => {
+  if (err) throw err;
+  console.log(JSON.stringify({ port }));
+});
