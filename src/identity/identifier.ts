@@ -30,17 +30,29 @@ export class IdentifiableController implements Controller {
     private readonly identifier: Identifier,
   ) {}
 
-  async authenticate(sid: string, env: SessionEnv): Promise<ConnectResult | null> {
+  async authenticate(sid: string, env: SessionEnv, signal?: AbortSignal): Promise<ConnectResult | null> {
     const res = await this.identifier.identify(sid, env);
-    if (!res) return this.inner.authenticate(sid, env);
+    if (!res) return this.inner.authenticate(sid, env, signal);
     // Identified locally: there is nothing for the application's Disconnect to clean up.
     return { ...res, cstate: res.cstate ?? {}, disconnectInterest: -1 };
   }
-  subscribe(sid: string, env: SessionEnv, ids: string, identifier: string): Promise<CommandResult | null> {
-    return this.inner.subscribe(sid, env, ids, identifier);
+  subscribe(
+    sid: string,
+    env: SessionEnv,
+    ids: string,
+    identifier: string,
+    signal?: AbortSignal,
+  ): Promise<CommandResult | null> {
+    return this.inner.subscribe(sid, env, ids, identifier, signal);
   }
-  unsubscribe(sid: string, env: SessionEnv, ids: string, identifier: string): Promise<CommandResult | null> {
-    return this.inner.unsubscribe(sid, env, ids, identifier);
+  unsubscribe(
+    sid: string,
+    env: SessionEnv,
+    ids: string,
+    identifier: string,
+    signal?: AbortSignal,
+  ): Promise<CommandResult | null> {
+    return this.inner.unsubscribe(sid, env, ids, identifier, signal);
   }
   perform(
     sid: string,
@@ -48,8 +60,9 @@ export class IdentifiableController implements Controller {
     ids: string,
     identifier: string,
     data: string,
+    signal?: AbortSignal,
   ): Promise<CommandResult | null> {
-    return this.inner.perform(sid, env, ids, identifier, data);
+    return this.inner.perform(sid, env, ids, identifier, data, signal);
   }
   disconnect(sid: string, env: SessionEnv, ids: string, subscriptions: string[]): Promise<void> {
     return this.inner.disconnect(sid, env, ids, subscriptions);

@@ -39,23 +39,31 @@ export interface CommandResult {
 
 /**
  * A rejected promise means the call itself failed (transport error, backend down): the session
- * answers as anycable-go does for an RPC error. A resolved `null` means "not mine, pass through".
+ * answers as anycable-go does for an RPC error. A resolved `null` means "not mine, pass through"
+ * (or, once `signal` is aborted, "cancelled, nothing to apply").
+ *
+ * `signal` is the session's close signal (anycable-go's session close context): it is aborted when
+ * the session closes, so a call still waiting for an RPC slot is dropped and one in flight is
+ * cancelled. Controllers that answer locally ignore it; wrappers pass it on. Disconnect takes none:
+ * it is made after the session closed.
  */
 export interface Controller {
   start?(): Promise<void>;
   shutdown?(): Promise<void>;
-  authenticate(sid: string, env: SessionEnv): Promise<ConnectResult | null>;
+  authenticate(sid: string, env: SessionEnv, signal?: AbortSignal): Promise<ConnectResult | null>;
   subscribe(
     sid: string,
     env: SessionEnv,
     identifiers: string,
     identifier: string,
+    signal?: AbortSignal,
   ): Promise<CommandResult | null>;
   unsubscribe(
     sid: string,
     env: SessionEnv,
     identifiers: string,
     identifier: string,
+    signal?: AbortSignal,
   ): Promise<CommandResult | null>;
   perform(
     sid: string,
@@ -63,6 +71,7 @@ export interface Controller {
     identifiers: string,
     identifier: string,
     data: string,
+    signal?: AbortSignal,
   ): Promise<CommandResult | null>;
   disconnect(sid: string, env: SessionEnv, identifiers: string, subscriptions: string[]): Promise<void>;
 }

@@ -179,10 +179,12 @@ export class Node {
     if (!this.sessions.delete(session)) return;
     const wasConnected = session.state === "connected";
     session.state = "closed";
+    session.cancelCalls();
     this.unindexIdentifiers(session);
     for (const [identifier, streams] of session.subscriptions) {
       for (const stream of streams) this.opts.hub.unsubscribe(session, stream, identifier);
     }
+    // Disconnect is not cancelled with the session: it is queued and made after the close.
     if (wasConnected && session.disconnectable) {
       const subs = session.subscriptionIds();
       this.opts.controller.disconnect(session.sid, session.env, session.identifiers, subs).catch((err) => {
@@ -337,7 +339,7 @@ export class Node {
   private async authenticate(session: Session): Promise<void> {
     let res: Awaited<ReturnType<Controller["authenticate"]>>;
     try {
-      res = await this.opts.controller.authenticate(session.sid, session.env);
+      res = await this.opts.controller.authenticate(session.sid, session.env, session.signal);
     } catch (err) {
       if (session.isClosed) return;
       // The RPC layer already logs failures once per burst; per session it is debug detail, so a
@@ -403,7 +405,13 @@ export class Node {
     if (session.subscriptions.has(id)) return `already subscribed to ${id}`;
     let res: CommandResult | null;
     try {
-      res = await this.opts.controller.subscribe(session.sid, session.env, session.identifiers, id);
+      res = await this.opts.controller.subscribe(
+        session.sid,
+        session.env,
+        session.identifiers,
+        id,
+        session.signal,
+      );
     } catch (err) {
       return `subscribe failed for ${id}: ${(err as Error).message}`;
     }
@@ -419,7 +427,13 @@ export class Node {
     if (!session.subscriptions.has(id)) return `unknown subscription: ${id}`;
     let res: CommandResult | null;
     try {
-      res = await this.opts.controller.unsubscribe(session.sid, session.env, session.identifiers, id);
+      res = await this.opts.controller.unsubscribe(
+        session.sid,
+        session.env,
+        session.identifiers,
+        id,
+        session.signal,
+      );
     } catch (err) {
       return `failed to unsubscribe from ${id}: ${(err as Error).message}`;
     }
@@ -437,7 +451,14 @@ export class Node {
     if (typeof cmd.data !== "string") return `perform data must be a string, got ${JSON.stringify(cmd.data)}`;
     let res: CommandResult | null;
     try {
-      res = await this.opts.controller.perform(session.sid, session.env, session.identifiers, id, cmd.data);
+      res = await this.opts.controller.perform(
+        session.sid,
+        session.env,
+        session.identifiers,
+        id,
+        cmd.data,
+        session.signal,
+      );
     } catch (err) {
       return `perform failed for ${id}: ${(err as Error).message}`;
     }

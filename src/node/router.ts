@@ -36,14 +36,26 @@ export class ChannelRouter implements Controller {
     return this.routes.get(channelOf(identifier)) ?? this.fallback;
   }
 
-  authenticate(sid: string, env: SessionEnv): Promise<ConnectResult | null> {
-    return this.fallback.authenticate(sid, env);
+  authenticate(sid: string, env: SessionEnv, signal?: AbortSignal): Promise<ConnectResult | null> {
+    return this.fallback.authenticate(sid, env, signal);
   }
-  subscribe(sid: string, env: SessionEnv, ids: string, identifier: string): Promise<CommandResult | null> {
-    return this.pick(identifier).subscribe(sid, env, ids, identifier);
+  subscribe(
+    sid: string,
+    env: SessionEnv,
+    ids: string,
+    identifier: string,
+    signal?: AbortSignal,
+  ): Promise<CommandResult | null> {
+    return this.pick(identifier).subscribe(sid, env, ids, identifier, signal);
   }
-  unsubscribe(sid: string, env: SessionEnv, ids: string, identifier: string): Promise<CommandResult | null> {
-    return this.pick(identifier).unsubscribe(sid, env, ids, identifier);
+  unsubscribe(
+    sid: string,
+    env: SessionEnv,
+    ids: string,
+    identifier: string,
+    signal?: AbortSignal,
+  ): Promise<CommandResult | null> {
+    return this.pick(identifier).unsubscribe(sid, env, ids, identifier, signal);
   }
   perform(
     sid: string,
@@ -51,8 +63,9 @@ export class ChannelRouter implements Controller {
     ids: string,
     identifier: string,
     data: string,
+    signal?: AbortSignal,
   ): Promise<CommandResult | null> {
-    return this.pick(identifier).perform(sid, env, ids, identifier, data);
+    return this.pick(identifier).perform(sid, env, ids, identifier, data, signal);
   }
   disconnect(sid: string, env: SessionEnv, ids: string, subscriptions: string[]): Promise<void> {
     return this.fallback.disconnect(sid, env, ids, subscriptions);

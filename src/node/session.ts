@@ -27,6 +27,8 @@ export class Session implements HubSubscriber {
   /** When the socket was first seen holding unsent data, 0 when it is drained. */
   backpressuredSince = 0;
   lastBuffered = 0;
+  /** Created on first use: aborted when the session closes (see `signal`). */
+  private closeController: AbortController | undefined;
 
   constructor(
     readonly request: ConnectionRequest,
@@ -47,6 +49,23 @@ export class Session implements HubSubscriber {
 
   get isClosed(): boolean {
     return this.state === "closed";
+  }
+
+  /**
+   * Aborted once the session is closed (anycable-go's session close context): controller calls
+   * still waiting for an RPC slot are dropped, calls in flight are cancelled.
+   */
+  get signal(): AbortSignal {
+    if (!this.closeController) {
+      this.closeController = new AbortController();
+      if (this.state === "closed") this.closeController.abort();
+    }
+    return this.closeController.signal;
+  }
+
+  /** Cancels the session's pending controller calls; called when it closes. */
+  cancelCalls(): void {
+    this.closeController?.abort();
   }
 
   deliver(frame: string): void {

@@ -45,8 +45,11 @@ export class CircuitBreaker {
     return this.st;
   }
 
-  /** Admits a request or throws; the returned callback reports its outcome (once). */
-  allow(): (success: boolean) => void {
+  /**
+   * Admits a request or throws; the returned callback reports its outcome (once): `undefined` for a
+   * request its session cancelled, which says nothing about the backend and is not counted.
+   */
+  allow(): (success: boolean | undefined) => void {
     const now = this.now();
     this.refresh(now);
     if (this.st === "open") throw new CircuitBreakerOpen("circuit breaker is open");
@@ -58,10 +61,14 @@ export class CircuitBreaker {
     return (success) => this.done(generation, success);
   }
 
-  private done(generation: number, success: boolean): void {
+  private done(generation: number, success: boolean | undefined): void {
     const now = this.now();
     this.refresh(now);
     if (generation !== this.generation) return;
+    if (success === undefined) {
+      this.requests--;
+      return;
+    }
     if (success) {
       this.consecutiveSuccesses++;
       if (this.st === "half-open" && this.consecutiveSuccesses >= this.opts.maxRequests) {

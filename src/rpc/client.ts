@@ -18,6 +18,8 @@ export interface CallOptions {
   sid: string;
   /** Deadline of this request in ms (undefined: none). */
   timeoutMs?: number;
+  /** The session's close signal: aborting it cancels the request. */
+  signal?: AbortSignal;
 }
 
 export interface RpcClient {

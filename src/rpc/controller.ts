@@ -35,7 +35,13 @@ export class RpcController implements Controller {
   private readonly log: Logger;
   private readonly burst: BurstLog;
   private readonly inflight = new Set<Promise<unknown>>();
-  private readonly m: { calls: Counter; retries: Counter; errors: Counter; timeouts: Counter };
+  private readonly m: {
+    calls: Counter;
+    retries: Counter;
+    errors: Counter;
+    timeouts: Counter;
+    canceled: Counter;
+  };
 
   constructor(private readonly opts: RpcControllerOptions) {
     this.log = opts.logger.with({ context: "rpc" });
@@ -47,10 +53,9 @@ export class RpcController implements Controller {
       retries: metrics.counter("rpc_retries_total", "The total number of RPC call retries"),
       errors: metrics.counter("rpc_error_total", "The total number of failed RPC calls"),
       timeouts: metrics.counter("rpc_timeout_total", "The total number of RPC call that timed out"),
+      // calls of sessions that closed while the call waited for a slot or was in flight
+      canceled: metrics.counter("rpc_canceled_total", "The total number of canceled RPC calls"),
     };
-    // anycable-go registers it too; calls of sessions that closed while queued are not skipped
-    // here (the Controller interface carries no session context), so it stays 0
-    metrics.counter("rpc_canceled_total", "The total number of canceled RPC calls");
     const pending = metrics.gauge("rpc_pending_num", "The number of pending RPC calls");
     const conns =
       opts.client.impl === "grpc"
@@ -87,20 +92,35 @@ export class RpcController implements Controller {
     await this.opts.client.close();
   }
 
-  async authenticate(sid: string, env: SessionEnv): Promise<ConnectResult> {
+  /** Resolves `null` when the session closed first (`signal`): the call was dropped or cancelled. */
+  authenticate(sid: string, env: SessionEnv, signal?: AbortSignal): Promise<ConnectResult | null> {
     const req = connectRequest(env);
-    return this.run("Connect", sid, true, async () => {
-      const res = await this.retry(sid, (timeoutMs) => this.opts.client.connect(req, { sid, timeoutMs }));
+    return this.run("Connect", sid, true, signal, async () => {
+      const res = await this.retry(sid, signal, (timeoutMs) =>
+        this.opts.client.connect(req, { sid, timeoutMs, signal }),
+      );
       return connectResult(res);
     });
   }
 
-  subscribe(sid: string, env: SessionEnv, ids: string, identifier: string): Promise<CommandResult> {
-    return this.command(sid, env, "subscribe", ids, identifier);
+  subscribe(
+    sid: string,
+    env: SessionEnv,
+    ids: string,
+    identifier: string,
+    signal?: AbortSignal,
+  ): Promise<CommandResult | null> {
+    return this.command(sid, env, "subscribe", ids, identifier, undefined, signal);
   }
 
-  unsubscribe(sid: string, env: SessionEnv, ids: string, identifier: string): Promise<CommandResult> {
-    return this.command(sid, env, "unsubscribe", ids, identifier);
+  unsubscribe(
+    sid: string,
+    env: SessionEnv,
+    ids: string,
+    identifier: string,
+    signal?: AbortSignal,
+  ): Promise<CommandResult | null> {
+    return this.command(sid, env, "unsubscribe", ids, identifier, undefined, signal);
   }
 
   perform(
@@ -109,14 +129,17 @@ export class RpcController implements Controller {
     ids: string,
     identifier: string,
     data: string,
-  ): Promise<CommandResult> {
-    return this.command(sid, env, "message", ids, identifier, data);
+    signal?: AbortSignal,
+  ): Promise<CommandResult | null> {
+    return this.command(sid, env, "message", ids, identifier, data, signal);
   }
 
   async disconnect(sid: string, env: SessionEnv, ids: string, subscriptions: string[]): Promise<void> {
     const req = disconnectRequest(env, ids, subscriptions);
-    await this.run("Disconnect", sid, true, async () => {
-      const res = await this.retry(sid, (timeoutMs) => this.opts.client.disconnect(req, { sid, timeoutMs }));
+    await this.run("Disconnect", sid, true, undefined, async () => {
+      const res = await this.retry(sid, undefined, (timeoutMs) =>
+        this.opts.client.disconnect(req, { sid, timeoutMs }),
+      );
       // anycable-go counts an ERROR status of Disconnect as a failed call
       checkDisconnect(res);
     });
@@ -128,11 +151,14 @@ export class RpcController implements Controller {
     name: CommandName,
     ids: string,
     identifier: string,
-    data?: string,
-  ): Promise<CommandResult> {
+    data: string | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<CommandResult | null> {
     const req = commandRequest(env, name, identifier, ids, data);
-    return this.run("Command", sid, false, async () => {
-      const res = await this.retry(sid, (timeoutMs) => this.opts.client.command(req, { sid, timeoutMs }));
+    return this.run("Command", sid, false, signal, async () => {
+      const res = await this.retry(sid, signal, (timeoutMs) =>
+        this.opts.client.command(req, { sid, timeoutMs, signal }),
+      );
       return commandResult(res);
     });
   }
@@ -140,9 +166,20 @@ export class RpcController implements Controller {
   /**
    * One call: wait for a slot, count it, log failures once per burst. anycable-go counts Connect
    * and Disconnect calls before they run and Command calls after; the totals agree either way.
+   * A call whose session closed (`signal`) before it got a slot is never made; one cancelled in
+   * flight resolves `null` too. Both count as `rpc_canceled_total`, not as failures.
    */
-  private async run<T>(method: string, sid: string, countFirst: boolean, fn: () => Promise<T>): Promise<T> {
-    await this.limiter.acquire();
+  private async run<T>(
+    method: string,
+    sid: string,
+    countFirst: boolean,
+    signal: AbortSignal | undefined,
+    fn: () => Promise<T>,
+  ): Promise<T | null> {
+    if (!(await this.limiter.acquire(signal))) {
+      this.m.canceled.inc();
+      return null;
+    }
     const call = (async () => {
       if (countFirst) this.m.calls.inc();
       try {
@@ -151,6 +188,10 @@ export class RpcController implements Controller {
         this.burst.success();
         return res;
       } catch (err) {
+        if (signal?.aborted) {
+          this.m.canceled.inc();
+          return null;
+        }
         if (!countFirst) this.m.calls.inc();
         // an application ERROR of Connect is a failed call for the session but not for the
         // transport (anycable-go only counts Disconnect's)
@@ -172,10 +213,15 @@ export class RpcController implements Controller {
     return call;
   }
 
-  private retry<T>(sid: string, attempt: (timeoutMs: number | undefined) => Promise<T>): Promise<T> {
+  private retry<T>(
+    sid: string,
+    signal: AbortSignal | undefined,
+    attempt: (timeoutMs: number | undefined) => Promise<T>,
+  ): Promise<T> {
     return withRetry(
       this.opts,
       {
+        signal,
         ready: () => this.opts.client.ready(),
         onRetry: (err, delay) => {
           this.m.retries.inc();

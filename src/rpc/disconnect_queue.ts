@@ -76,14 +76,26 @@ export class DisconnectQueue implements Controller {
     return this.inner.start?.() ?? Promise.resolve();
   }
 
-  authenticate(sid: string, env: SessionEnv): Promise<ConnectResult | null> {
-    return this.inner.authenticate(sid, env);
+  authenticate(sid: string, env: SessionEnv, signal?: AbortSignal): Promise<ConnectResult | null> {
+    return this.inner.authenticate(sid, env, signal);
   }
-  subscribe(sid: string, env: SessionEnv, ids: string, identifier: string): Promise<CommandResult | null> {
-    return this.inner.subscribe(sid, env, ids, identifier);
+  subscribe(
+    sid: string,
+    env: SessionEnv,
+    ids: string,
+    identifier: string,
+    signal?: AbortSignal,
+  ): Promise<CommandResult | null> {
+    return this.inner.subscribe(sid, env, ids, identifier, signal);
   }
-  unsubscribe(sid: string, env: SessionEnv, ids: string, identifier: string): Promise<CommandResult | null> {
-    return this.inner.unsubscribe(sid, env, ids, identifier);
+  unsubscribe(
+    sid: string,
+    env: SessionEnv,
+    ids: string,
+    identifier: string,
+    signal?: AbortSignal,
+  ): Promise<CommandResult | null> {
+    return this.inner.unsubscribe(sid, env, ids, identifier, signal);
   }
   perform(
     sid: string,
@@ -91,8 +103,9 @@ export class DisconnectQueue implements Controller {
     ids: string,
     identifier: string,
     data: string,
+    signal?: AbortSignal,
   ): Promise<CommandResult | null> {
-    return this.inner.perform(sid, env, ids, identifier, data);
+    return this.inner.perform(sid, env, ids, identifier, data, signal);
   }
 
   /** Queues the call; resolves at once (the session is gone, nobody waits for the outcome). */

@@ -1,11 +1,12 @@
-// gRPC RPC through connect-node (HTTP/2), one connection per backend address. anycable-go hands
-// grpc-go a round_robin balancer over what its resolver yields; the same happens here in a few
-// lines: addresses come from the target (static, grpc-list, or DNS re-resolved periodically), calls
-// rotate over them and skip, for a while, an address whose connection just failed.
+// gRPC RPC over our own unary HTTP/2 client (grpc_transport.ts), one connection per backend
+// address. anycable-go hands grpc-go a round_robin balancer over what its resolver yields; the same
+// happens here in a few lines: addresses come from the target (static, grpc-list, or DNS re-resolved
+// periodically), calls rotate over them and skip, for a while, an address whose connection just
+// failed.
 import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
-import { type Client, Code, ConnectError, createClient } from "@connectrpc/connect";
-import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
+import type { DescMessage, MessageShape } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
 import {
   type CommandMessage,
   type CommandResponse,
@@ -17,15 +18,11 @@ import {
 } from "../../gen/anycable/rpc_pb.ts";
 import type { Logger } from "../log/logger.ts";
 import { type CallOptions, callMetadata, type RpcClient } from "./client.ts";
+import { GrpcChannel, type UnaryMethod } from "./grpc_transport.ts";
 import { isRetryable } from "./retry.ts";
 import { type GrpcTarget, joinHostPort, parseGrpcTarget } from "./targets.ts";
 import { nodeTlsOptions, type RpcTlsSettings } from "./tls.ts";
 
-/** grpc-go's default receive limit (anycable-go keeps it unless --rpc_max_call_recv_size is set). */
-const DEFAULT_MAX_RECV = 4 * 1024 * 1024;
-const MAX_MESSAGE = 0xffffffff;
-/** anycable-go's keepalive ping interval. */
-const PING_INTERVAL_MS = 10_000;
 const RESOLVE_INTERVAL_MS = 30_000;
 const DOWN_BASE_MS = 1_000;
 const DOWN_MAX_MS = 30_000;
@@ -51,18 +48,12 @@ export interface GrpcRpcOptions {
 interface Endpoint {
   address: string;
   serverName?: string;
-  manager: Http2SessionManager;
-  client: Client<typeof RPC>;
+  channel: GrpcChannel;
   inflight: number;
   failures: number;
   downUntil: number;
   removed: boolean;
 }
-
-type CallFn<T> = (
-  client: Client<typeof RPC>,
-  options: { headers: Record<string, string>; timeoutMs?: number },
-) => Promise<T>;
 
 async function systemResolve(host: string): Promise<string[]> {
   const records = await lookup(host, { all: true });
@@ -107,53 +98,54 @@ export class GrpcRpcClient implements RpcClient {
 
   activeConnections(): number {
     let n = 0;
-    for (const e of this.endpoints) {
-      const s = e.manager.state();
-      if (s === "open" || s === "idle" || s === "verifying") n++;
-    }
+    for (const e of this.endpoints) n += e.channel.openConnections();
     return n;
   }
 
   connect(req: ConnectionRequest, opts: CallOptions): Promise<ConnectionResponse> {
-    return this.call(opts, (c, o) => c.connect(req, o));
+    return this.call(RPC.method.connect, req, opts);
   }
 
   command(req: CommandMessage, opts: CallOptions): Promise<CommandResponse> {
-    return this.call(opts, (c, o) => c.command(req, o));
+    return this.call(RPC.method.command, req, opts);
   }
 
   disconnect(req: DisconnectRequest, opts: CallOptions): Promise<DisconnectResponse> {
-    return this.call(opts, (c, o) => c.disconnect(req, o));
+    return this.call(RPC.method.disconnect, req, opts);
   }
 
   async close(): Promise<void> {
     this.closed = true;
     if (this.resolveTimer) clearInterval(this.resolveTimer);
-    for (const e of this.endpoints) e.manager.abort();
+    for (const e of this.endpoints) e.channel.close();
     this.endpoints = [];
   }
 
-  private async call<T>(opts: CallOptions, fn: CallFn<T>): Promise<T> {
+  private async call<I extends DescMessage, O extends DescMessage>(
+    method: UnaryMethod<I, O>,
+    req: MessageShape<I>,
+    opts: CallOptions,
+  ): Promise<MessageShape<O>> {
     const ep = this.pick();
     if (!ep) {
       if (this.target.kind === "dns") void this.resolveSoon();
       throw new ConnectError(`no addresses resolved for ${this.opts.host}`, Code.Unavailable);
     }
     ep.inflight++;
-    const lane = this.opts.sessionPerCall ? this.endpoint(ep.address, ep.serverName) : ep;
     try {
-      const res = await fn(lane.client, { headers: callMetadata(opts), timeoutMs: opts.timeoutMs });
+      const res = await ep.channel.unary(method, req, callMetadata(opts), opts);
       ep.failures = 0;
       ep.downUntil = 0;
       return res;
     } catch (e) {
       const err = ConnectError.from(e);
-      if (isRetryable(err) && err.code !== Code.ResourceExhausted) this.markDown(ep);
+      // a call its session cancelled says nothing about the address
+      const cancelled = opts.signal?.aborted === true;
+      if (!cancelled && isRetryable(err) && err.code !== Code.ResourceExhausted) this.markDown(ep);
       throw err;
     } finally {
       ep.inflight--;
-      if (lane !== ep) lane.manager.abort();
-      if (ep.removed && ep.inflight === 0) ep.manager.abort();
+      if (ep.removed && ep.inflight === 0) ep.channel.close();
     }
   }
 
@@ -219,7 +211,7 @@ export class GrpcRpcClient implements RpcClient {
         wanted.delete(e.address);
       } else {
         e.removed = true;
-        if (e.inflight === 0) e.manager.abort();
+        if (e.inflight === 0) e.channel.close();
       }
     }
     for (const address of wanted) kept.push(this.endpoint(address, serverName));
@@ -230,30 +222,14 @@ export class GrpcRpcClient implements RpcClient {
   }
 
   private endpoint(address: string, serverName?: string): Endpoint {
-    const baseUrl = `${this.tls ? "https" : "http"}://${address}`;
-    const nodeOptions: Record<string, unknown> = { ...this.tls };
-    // connecting to a resolved IP must still verify (and send SNI for) the name that was asked for
-    if (this.tls && serverName && !isIP(serverName)) nodeOptions.servername = serverName;
-    const manager = new Http2SessionManager(
-      baseUrl,
-      { pingIntervalMs: PING_INTERVAL_MS, pingIdleConnection: false },
-      nodeOptions,
-    );
-    const transport = createGrpcTransport({
-      baseUrl,
-      sessionManager: manager,
-      readMaxBytes: this.opts.maxRecvSize > 0 ? this.opts.maxRecvSize : DEFAULT_MAX_RECV,
-      writeMaxBytes: this.opts.maxSendSize > 0 ? this.opts.maxSendSize : MAX_MESSAGE,
-    });
-    return {
+    const channel = new GrpcChannel({
       address,
+      tls: this.tls,
       serverName,
-      manager,
-      client: createClient(RPC, transport),
-      inflight: 0,
-      failures: 0,
-      downUntil: 0,
-      removed: false,
-    };
+      maxRecvSize: this.opts.maxRecvSize,
+      maxSendSize: this.opts.maxSendSize,
+      sessionPerCall: this.opts.sessionPerCall,
+    });
+    return { address, serverName, channel, inflight: 0, failures: 0, downUntil: 0, removed: false };
   }
 }

@@ -22,6 +22,7 @@ import { compact, type Logger } from "../log/logger.ts";
 import { CircuitBreaker, HTTP_RPC_BREAKER } from "./breaker.ts";
 import { type CallOptions, callMetadata, type RpcClient } from "./client.ts";
 import { fetchPoster, type HttpPoster, nodePoster } from "./http_post.ts";
+import { canceledError } from "./retry.ts";
 import { isTlsError, nodeTlsOptions, type RpcTlsSettings } from "./tls.ts";
 
 export interface HttpRpcOptions {
@@ -97,7 +98,7 @@ export class HttpRpcClient implements RpcClient {
   /** anycable-go's status mapping: no response -> Unavailable (retried), 401, 400/422, others. */
   private async perform(method: string, payload: string, opts: CallOptions): Promise<string> {
     const url = joinPath(this.base, method);
-    let report: (success: boolean) => void;
+    let report: (success: boolean | undefined) => void;
     try {
       report = this.breaker.allow();
     } catch (err) {
@@ -107,8 +108,13 @@ export class HttpRpcClient implements RpcClient {
     for (const [k, v] of Object.entries(callMetadata(opts))) headers[`x-anycable-meta-${k}`] = v;
     let res: Awaited<ReturnType<HttpPoster["post"]>>;
     try {
-      res = await this.poster.post(url, headers, payload, opts.timeoutMs);
+      res = await this.poster.post(url, headers, payload, opts.timeoutMs, opts.signal);
     } catch (err) {
+      if (opts.signal?.aborted) {
+        // the session closed: not the backend's failure (anycable-go reports it as a timeout)
+        report(undefined);
+        throw canceledError(err);
+      }
       report(false);
       if ((err as Error).name === "TimeoutError")
         throw new ConnectError("request timeout", Code.DeadlineExceeded);

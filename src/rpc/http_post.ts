@@ -9,21 +9,72 @@ export interface PostResponse {
 }
 
 export interface HttpPoster {
-  /** Rejects with an error named "TimeoutError" when `timeoutMs` passes first. */
-  post(url: string, headers: Record<string, string>, body: string, timeoutMs?: number): Promise<PostResponse>;
+  /**
+   * Rejects with an error named "TimeoutError" when `timeoutMs` passes first; aborting `signal`
+   * (the session closed) cancels the request, including reading the response.
+   */
+  post(
+    url: string,
+    headers: Record<string, string>,
+    body: string,
+    timeoutMs?: number,
+    signal?: AbortSignal,
+  ): Promise<PostResponse>;
   close?(): Promise<void>;
 }
 
+/**
+ * One request's deadline and cancellation: `abort` fires on either; `cleanup` stops the timer and
+ * detaches from the session's signal (which outlives the request).
+ */
+function requestScope(
+  timeoutMs: number | undefined,
+  signal: AbortSignal | undefined,
+  abort: (why: "timeout" | "canceled") => void,
+) {
+  let timedOut = false;
+  const timer =
+    timeoutMs !== undefined
+      ? setTimeout(
+          () => {
+            timedOut = true;
+            abort("timeout");
+          },
+          Math.max(1, Math.ceil(timeoutMs)),
+        )
+      : undefined;
+  const onCancel = () => abort("canceled");
+  signal?.addEventListener("abort", onCancel);
+  if (signal?.aborted) onCancel();
+  return {
+    timedOut: () => timedOut,
+    cleanup: () => {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", onCancel);
+    },
+  };
+}
+
 export const fetchPoster: HttpPoster = {
-  async post(url, headers, body, timeoutMs) {
-    const signal =
-      timeoutMs !== undefined ? AbortSignal.timeout(Math.max(1, Math.ceil(timeoutMs))) : undefined;
+  async post(url, headers, body, timeoutMs, signal) {
+    const controller = new AbortController();
+    const scope = requestScope(timeoutMs, signal, () => controller.abort());
     try {
-      const res = await fetch(url, { method: "POST", headers, body, signal });
-      return { status: res.status, text: () => res.text() };
+      const res = await fetch(url, { method: "POST", headers, body, signal: controller.signal });
+      return {
+        status: res.status,
+        // the deadline and the cancellation cover reading the body too
+        text: () =>
+          res
+            .text()
+            .catch((err) => {
+              throw scope.timedOut() ? timeoutError() : err;
+            })
+            .finally(scope.cleanup),
+      };
     } catch (err) {
-      if (signal?.aborted) throw timeoutError();
-      throw err;
+      scope.cleanup();
+      throw scope.timedOut() ? timeoutError() : err;
     }
   },
 };
@@ -44,15 +95,10 @@ export function nodePoster(tls: { ca?: string; rejectUnauthorized: boolean }): H
     return agent;
   };
   return {
-    async post(url, headers, body, timeoutMs) {
+    async post(url, headers, body, timeoutMs, signal) {
       const https = await import("node:https");
       const a = await getAgent();
       return new Promise<PostResponse>((resolve, reject) => {
-        // a deadline for the whole exchange, like Go's context deadline (not an idle timeout)
-        const timer =
-          timeoutMs !== undefined
-            ? setTimeout(() => req.destroy(timeoutError()), Math.max(1, Math.ceil(timeoutMs)))
-            : undefined;
         const req = https.request(
           url,
           { method: "POST", headers: { ...headers, "content-length": Buffer.byteLength(body) }, agent: a },
@@ -61,19 +107,23 @@ export function nodePoster(tls: { ca?: string; rejectUnauthorized: boolean }): H
             const done = new Promise<string>((ok, fail) => {
               res.on("data", (c: Buffer) => chunks.push(c));
               res.on("end", () => {
-                clearTimeout(timer);
+                scope.cleanup();
                 ok(Buffer.concat(chunks).toString("utf8"));
               });
               res.on("error", (err) => {
-                clearTimeout(timer);
+                scope.cleanup();
                 fail(err);
               });
             });
             resolve({ status: res.statusCode ?? 0, text: () => done });
           },
         );
+        // a deadline for the whole exchange, like Go's context deadline (not an idle timeout)
+        const scope = requestScope(timeoutMs, signal, (why) =>
+          req.destroy(why === "timeout" ? timeoutError() : new Error("request canceled")),
+        );
         req.on("error", (err) => {
-          clearTimeout(timer);
+          scope.cleanup();
           reject(err);
         });
         req.end(body);

@@ -1,11 +1,24 @@
 // `--rpc_concurrency`: at most N calls in flight; the rest wait in arrival order. anycable-go uses a
-// buffered channel as a semaphore (Go wakes blocked senders FIFO); a plain queue of resolvers gives
-// the same fairness without timers or polling.
+// buffered channel as a semaphore (Go wakes blocked senders FIFO); a plain queue of waiters gives
+// the same fairness without timers or polling. A waiter whose session closed leaves the queue
+// without ever holding a slot (anycable-go checks the session's context once it gets the slot and
+// gives it straight back; dropping it earlier keeps `rpc_pending_num` honest).
+
+interface Waiter {
+  grant: (granted: boolean) => void;
+  signal: AbortSignal | undefined;
+  onAbort: (() => void) | undefined;
+  cancelled: boolean;
+}
+
+const DONE: Waiter = { grant: () => {}, signal: undefined, onAbort: undefined, cancelled: true };
 
 export class Limiter {
   private active = 0;
-  private readonly waiting: Array<() => void> = [];
+  private readonly waiting: Waiter[] = [];
   private head = 0;
+  /** Cancelled waiters still in `waiting` (skipped when their turn comes). */
+  private cancelled = 0;
 
   constructor(readonly capacity: number) {
     if (!Number.isInteger(capacity) || capacity <= 0) throw new Error("RPC concurrency must be > 0");
@@ -18,30 +31,48 @@ export class Limiter {
 
   /** Calls waiting for a slot (the `rpc_pending_num` gauge). */
   get pending(): number {
-    return this.waiting.length - this.head;
+    return this.waiting.length - this.head - this.cancelled;
   }
 
-  /** Resolves once a slot is held; every acquire must be paired with exactly one release. */
-  acquire(): Promise<void> {
+  /**
+   * Resolves `true` once a slot is held, `false` (holding nothing) when `signal` is or becomes
+   * aborted first. Every `true` must be paired with exactly one release.
+   */
+  acquire(signal?: AbortSignal): Promise<boolean> {
+    if (signal?.aborted) return Promise.resolve(false);
     if (this.active < this.capacity && this.pending === 0) {
       this.active++;
-      return Promise.resolve();
+      return Promise.resolve(true);
     }
-    return new Promise((resolve) => this.waiting.push(resolve));
+    return new Promise((grant) => {
+      const waiter: Waiter = { grant, signal, onAbort: undefined, cancelled: false };
+      if (signal) {
+        waiter.onAbort = () => {
+          waiter.cancelled = true;
+          this.cancelled++;
+          grant(false);
+        };
+        signal.addEventListener("abort", waiter.onAbort, { once: true });
+      }
+      this.waiting.push(waiter);
+    });
   }
 
   release(): void {
-    if (this.pending > 0) {
-      // The slot passes straight to the oldest waiter, so a burst of new arrivals cannot overtake it.
+    while (this.head < this.waiting.length) {
+      // The slot passes straight to the oldest live waiter, so new arrivals cannot overtake it.
       const next = this.waiting[this.head]!;
-      this.waiting[this.head++] = noop;
-      if (this.head > 1024 && this.head * 2 > this.waiting.length) {
-        this.waiting.splice(0, this.head);
-        this.head = 0;
+      this.waiting[this.head++] = DONE;
+      if (next.cancelled) {
+        this.cancelled--;
+        continue;
       }
-      next();
+      if (next.onAbort) next.signal?.removeEventListener("abort", next.onAbort);
+      this.compact();
+      next.grant(true);
       return;
     }
+    this.compact();
     if (this.active > 0) this.active--;
   }
 
@@ -54,6 +85,14 @@ export class Limiter {
       this.release();
     }
   }
-}
 
-function noop(): void {}
+  private compact(): void {
+    if (this.head === this.waiting.length) {
+      this.waiting.length = 0;
+      this.head = 0;
+    } else if (this.head > 1024 && this.head * 2 > this.waiting.length) {
+      this.waiting.splice(0, this.head);
+      this.head = 0;
+    }
+  }
+}

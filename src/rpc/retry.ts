@@ -23,8 +23,8 @@ export function isRetryable(err: ConnectError): boolean {
     case Code.Unavailable:
       return true;
     case Code.Canceled:
-      // nothing in this layer cancels a call (deadlines surface as DeadlineExceeded): a cancelled
-      // stream means the HTTP/2 connection went away under it
+      // deadlines surface as DeadlineExceeded and a session's own cancellation ends the loop
+      // before this is asked: a cancelled stream means the HTTP/2 connection went away under it
       return true;
     case Code.Internal:
       return CONNECTION_LOST.test(err.rawMessage);
@@ -65,6 +65,26 @@ export interface RetryHooks {
   onTimeout(): void;
   sleep?(ms: number): Promise<void>;
   now?(): number;
+  /** The session's close signal: once aborted, no further attempt or retry is made. */
+  signal?: AbortSignal;
+}
+
+/** What a call cancelled by its session's close signal rejects with (Go's context.Canceled). */
+export function canceledError(cause?: unknown): ConnectError {
+  return new ConnectError("context canceled", Code.Canceled, undefined, undefined, cause);
+}
+
+/** `sleep`, cut short when `signal` aborts. */
+function sleepUnlessAborted(sleep: (ms: number) => Promise<void>, ms: number, signal?: AbortSignal) {
+  if (!signal) return sleep(ms);
+  return new Promise<void>((resolve) => {
+    const done = () => {
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    signal.addEventListener("abort", done);
+    sleep(ms).then(done, done);
+  });
 }
 
 export interface RetryPolicy {
@@ -90,8 +110,10 @@ export async function withRetry<T>(
   const sleep = hooks.sleep ?? defaultSleep;
   const deadline = policy.commandTimeoutMs > 0 ? now() + policy.commandTimeoutMs : Infinity;
   const backoff = new Backoff();
+  const signal = hooks.signal;
   let lastErr: ConnectError | undefined;
   for (;;) {
+    if (signal?.aborted) throw canceledError(lastErr);
     const notReady = hooks.ready();
     if (notReady) throw notReady;
     const left = deadline - now();
@@ -113,6 +135,8 @@ export async function withRetry<T>(
     try {
       return await attempt(timeoutMs);
     } catch (e) {
+      // cancelled by the session (in flight, or its transport noticed the abort first)
+      if (signal?.aborted) throw canceledError(e);
       err = toConnectError(e);
     }
     if (err.code === Code.DeadlineExceeded) hooks.onTimeout();
@@ -122,7 +146,8 @@ export async function withRetry<T>(
     hooks.onRetry(err, delay);
     if (now() + delay >= deadline) {
       // the sleep would outlive the budget: anycable-go's select on ctx.Done() fires first
-      await sleep(Math.max(0, deadline - now()));
+      await sleepUnlessAborted(sleep, Math.max(0, deadline - now()), signal);
+      if (signal?.aborted) throw canceledError(err);
       throw new ConnectError(
         `retry interrupted: context deadline exceeded: ${err.rawMessage}`,
         err.code,
@@ -131,6 +156,6 @@ export async function withRetry<T>(
         err,
       );
     }
-    await sleep(delay);
+    await sleepUnlessAborted(sleep, delay, signal);
   }
 }

@@ -508,7 +508,7 @@ for (const runtime of runtimes) {
   });
 }
 
-// The single-file executable embeds connect-node and the generated code: one gRPC round trip
+// The single-file executable embeds the gRPC client and the generated code: one gRPC round trip
 // from an empty directory proves they made it into the bundle.
 describe.if(binary)("[binary] gRPC RPC", () => {
   it("authenticates, subscribes and performs through the gRPC backend", async () => {

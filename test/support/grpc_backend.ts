@@ -1,5 +1,5 @@
 // A gRPC AnyCable application for tests, built with @grpc/grpc-js + @grpc/proto-loader (a different
-// gRPC stack than the server's connect-node, so a shared misunderstanding of the contract cannot
+// gRPC stack than the server's own node:http2 client, so a shared misunderstanding of the contract cannot
 // hide). It behaves like a small Rails app and records every call; tests override handlers.
 //
 // Default behaviour:
@@ -64,6 +64,8 @@ export interface RecordedCall {
   metadata: Record<string, string>;
   /** Date.now() when the call arrived. */
   at: number;
+  /** The client cancelled the call before it was answered (e.g. its session closed). */
+  cancelled: boolean;
 }
 
 type Handler<Req, Res> = (req: Req, metadata: Record<string, string>) => Res | Promise<Res>;
@@ -164,7 +166,17 @@ export class GrpcBackend {
     return async (call, callback) => {
       const metadata: Record<string, string> = {};
       for (const [k, v] of Object.entries(call.metadata.getMap())) metadata[k] = String(v);
-      this.calls.push({ method, request: call.request as RecordedCall["request"], metadata, at: Date.now() });
+      const record: RecordedCall = {
+        method,
+        request: call.request as RecordedCall["request"],
+        metadata,
+        at: Date.now(),
+        cancelled: false,
+      };
+      this.calls.push(record);
+      call.on("cancelled", () => {
+        record.cancelled = true;
+      });
       this.inflight++;
       this.maxInflight = Math.max(this.maxInflight, this.inflight);
       try {

@@ -22,7 +22,7 @@ import { waitFor } from "../support/wait.ts";
 
 const ENV = (): SessionEnv => ({ url: "ws://h/cable", headers: { cookie: "c" }, cstate: {}, istate: {} });
 
-type Step = () => Promise<unknown> | unknown;
+type Step = (opts: CallOptions) => Promise<unknown> | unknown;
 
 /** An RpcClient whose answers are scripted per call. */
 class ScriptedClient implements RpcClient {
@@ -34,7 +34,7 @@ class ScriptedClient implements RpcClient {
   private answer(method: string, req: unknown, opts: CallOptions) {
     this.seen.push({ method, req, opts });
     const step = this.script.shift() ?? this.fallback;
-    return Promise.resolve().then(step);
+    return Promise.resolve().then(() => step(opts));
   }
   connect(req: ConnectionRequest, opts: CallOptions) {
     return this.answer("connect", req, opts) as never;
@@ -100,7 +100,7 @@ describe("RPC controller", () => {
     const { client, metrics, controller } = setup();
     client.script = [unavailable, unavailable];
     const res = await controller.authenticate("s", ENV());
-    assert.equal(res.status, "success");
+    assert.equal(res?.status, "success");
     assert.equal(client.seen.length, 3);
     assert.equal(metrics.counterValue("rpc_retries_total"), 2);
     assert.equal(metrics.counterValue("rpc_call_total"), 1);
@@ -155,7 +155,7 @@ describe("RPC controller", () => {
     const sub = await controller.subscribe("s", env, "ids", "id");
     await controller.unsubscribe("s", env, "ids", "id");
     await controller.perform("s", env, "ids", "id", '{"action":"x"}');
-    assert.deepEqual(sub.streams, ["s"]);
+    assert.deepEqual(sub?.streams, ["s"]);
     const cmds = client.seen.map((c) => (c.req as CommandMessage).command);
     assert.deepEqual(cmds, ["subscribe", "unsubscribe", "message"]);
     assert.deepEqual((client.seen[0]!.req as CommandMessage).env?.istate, { room: "1" });
@@ -189,6 +189,101 @@ describe("RPC controller", () => {
       client.seen.map((c) => c.opts.sid),
       Array.from({ length: 10 }, (_, i) => `s${i}`),
     );
+  });
+
+  it("never makes a call whose session closed while it waited for a slot", async () => {
+    const { client, metrics, controller, lines } = setup({ concurrency: 1 });
+    let release: () => void = () => {};
+    client.script = [
+      async () => {
+        await new Promise<void>((r) => {
+          release = r;
+        });
+        return create(ConnectionResponseSchema, { status: Status.SUCCESS, identifiers: "holder" });
+      },
+    ];
+    const holder = controller.authenticate("holder", ENV());
+    await waitFor(() => client.seen.length === 1, "the holder's call in flight");
+    const sessions = [new AbortController(), new AbortController(), new AbortController()];
+    const queued = [
+      controller.authenticate("q0", ENV(), sessions[0]!.signal),
+      controller.perform("q1", ENV(), "ids", "id", "{}", sessions[1]!.signal),
+      controller.subscribe("q2", ENV(), "ids", "id", sessions[2]!.signal),
+    ];
+    metrics.collect();
+    assert.equal(metrics.gaugeValue("rpc_pending_num"), 3);
+    sessions[0]!.abort();
+    sessions[1]!.abort();
+    // dropped as soon as the session closes, without waiting for a slot
+    assert.equal(await queued[0], null);
+    assert.equal(await queued[1], null);
+    metrics.collect();
+    assert.equal(metrics.gaugeValue("rpc_pending_num"), 1);
+    assert.equal(metrics.counterValue("rpc_canceled_total"), 2);
+    release();
+    assert.equal((await holder)?.identifiers, "holder");
+    // the live session still gets its call
+    assert.equal((await queued[2])?.status, "success");
+    assert.deepEqual(
+      client.seen.map((c) => c.opts.sid),
+      ["holder", "q2"],
+    );
+    assert.equal(metrics.counterValue("rpc_canceled_total"), 2);
+    // cancelled calls are neither calls nor failures
+    assert.equal(metrics.counterValue("rpc_call_total"), 2);
+    assert.equal(metrics.counterValue("rpc_error_total"), 0);
+    assert.doesNotMatch(lines.join("\n"), /RPC call failed/);
+    // already closed before asking: not made either
+    const closed = new AbortController();
+    closed.abort();
+    assert.equal(await controller.authenticate("late", ENV(), closed.signal), null);
+    assert.equal(client.seen.length, 2);
+    assert.equal(metrics.counterValue("rpc_canceled_total"), 3);
+  });
+
+  it("cancels a call in flight when its session closes, counted as canceled, not failed", async () => {
+    const { client, metrics, controller, lines } = setup();
+    // the transport rejects once the signal it was given aborts, as connect-node does
+    const hang = (opts: CallOptions) =>
+      new Promise((_, reject) => {
+        opts.signal?.addEventListener("abort", () =>
+          reject(new ConnectError("the operation was aborted", Code.Canceled)),
+        );
+      });
+    client.script = [hang, hang];
+    const connectSession = new AbortController();
+    const connecting = controller.authenticate("c", ENV(), connectSession.signal);
+    const performSession = new AbortController();
+    const performing = controller.perform("p", ENV(), "ids", "id", "{}", performSession.signal);
+    await waitFor(() => client.seen.length === 2, "both calls in flight");
+    assert.equal(client.seen[0]!.opts.signal, connectSession.signal);
+    assert.equal(client.seen[1]!.opts.signal, performSession.signal);
+    connectSession.abort();
+    performSession.abort();
+    assert.equal(await connecting, null);
+    assert.equal(await performing, null);
+    assert.equal(metrics.counterValue("rpc_canceled_total"), 2);
+    assert.equal(metrics.counterValue("rpc_error_total"), 0);
+    assert.equal(metrics.counterValue("rpc_retries_total"), 0, "Canceled is retryable, but not this one");
+    // anycable-go counts Connect before it runs and commands after they return
+    assert.equal(metrics.counterValue("rpc_call_total"), 1);
+    assert.equal(controller.limiter.busy, 0, "the slots are given back");
+    assert.doesNotMatch(lines.join("\n"), /RPC call failed/);
+  });
+
+  it("stops retrying once the session closes", async () => {
+    const { client, metrics, controller } = setup();
+    const session = new AbortController();
+    client.script = [
+      () => {
+        session.abort(); // the client leaves while the backend is unavailable
+        unavailable();
+      },
+    ];
+    assert.equal(await controller.authenticate("s", ENV(), session.signal), null);
+    assert.equal(client.seen.length, 1);
+    assert.equal(metrics.counterValue("rpc_retries_total"), 0);
+    assert.equal(metrics.counterValue("rpc_canceled_total"), 1);
   });
 
   it("waits for calls in flight on shutdown, then closes the client", async () => {

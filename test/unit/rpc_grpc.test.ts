@@ -145,7 +145,7 @@ describe("gRPC client against grpc-js", () => {
       await x.stop();
       for (let i = 0; i < 6; i++) {
         const res = await controller.authenticate(`s${i}`, ENV);
-        assert.equal(res.status, "success");
+        assert.equal(res?.status, "success");
       }
       assert.ok(y.calls.length >= 6);
     } finally {
@@ -173,6 +173,37 @@ describe("gRPC client against grpc-js", () => {
     for (const c of [byDefault, larger, small]) await c.close();
     a.reset();
   });
+
+  for (const sessionPerCall of [false, true]) {
+    it(`cancels the call at the backend when the session's signal aborts${sessionPerCall ? " (one HTTP/2 session per call)" : ""}`, async () => {
+      a.reset();
+      let answer: () => void = () => {};
+      a.onConnect = () =>
+        new Promise((resolve) => {
+          answer = () => resolve({ status: Status.SUCCESS, identifiers: "late" });
+        });
+      const c = grpcClient(a.address, { sessionPerCall });
+      try {
+        const session = new AbortController();
+        const call = c
+          .connect(connectRequest(ENV), { sid: "s", timeoutMs: 30_000, signal: session.signal })
+          .catch((e: unknown) => e);
+        await waitFor(() => a.callsOf("Connect").length === 1, "call at the backend");
+        session.abort();
+        const err = await call;
+        assert.ok(err instanceof ConnectError);
+        assert.equal(err.code, Code.Canceled);
+        await waitFor(() => a.calls[0]!.cancelled, "the backend sees the call cancelled");
+        answer();
+        // the connection is fine for the next call
+        a.onConnect = () => ({ status: Status.SUCCESS, identifiers: "next" });
+        assert.equal((await c.connect(connectRequest(ENV), { sid: "t" })).identifiers, "next");
+      } finally {
+        a.reset();
+        await c.close();
+      }
+    });
+  }
 
   it("applies the request deadline", async () => {
     a.reset();

@@ -10,6 +10,7 @@ import { commandRequest, connectRequest, disconnectRequest } from "../../src/rpc
 import { HttpRpcClient, joinPath } from "../../src/rpc/http.ts";
 import type { HttpPoster } from "../../src/rpc/http_post.ts";
 import { makeTestCerts } from "../support/certs.ts";
+import { waitFor } from "../support/wait.ts";
 
 const NO_TLS = { enabled: false, rootCa: "", verify: true };
 const ENV = {
@@ -192,6 +193,72 @@ describe("HTTP RPC responses", () => {
     } finally {
       server.close();
     }
+  });
+});
+
+describe("HTTP RPC cancellation (the session closed)", () => {
+  it("aborts the request in flight over a real connection and rejects with Canceled", async () => {
+    let requestClosed = false;
+    let arrived = false;
+    // a backend that never answers: only the cancellation ends the request
+    const server = createServer((req) => {
+      arrived = true;
+      req.on("close", () => {
+        requestClosed = true;
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const port = (server.address() as AddressInfo).port;
+    const c = new HttpRpcClient({
+      host: `http://127.0.0.1:${port}/rpc`,
+      secret: "",
+      tls: NO_TLS,
+      logger: capture().logger,
+    });
+    try {
+      const session = new AbortController();
+      const call = c
+        .connect(connectRequest(ENV), { sid: "x", timeoutMs: 30_000, signal: session.signal })
+        .catch((e: unknown) => e);
+      await waitFor(() => arrived, "request at the backend");
+      session.abort();
+      const err = await call;
+      assert.ok(err instanceof ConnectError);
+      assert.equal(err.code, Code.Canceled);
+      await waitFor(() => requestClosed, "the backend sees the request go away");
+    } finally {
+      await c.close();
+      server.closeAllConnections();
+      server.close();
+    }
+  });
+
+  it("does not count cancelled requests against the circuit breaker", async () => {
+    const poster: HttpPoster = {
+      post: (_url, _headers, _body, _timeoutMs, signal) =>
+        new Promise((_, reject) => {
+          signal?.addEventListener("abort", () => reject(new Error("This operation was aborted")));
+        }),
+    };
+    const c = client(poster);
+    for (let i = 0; i < 12; i++) {
+      const session = new AbortController();
+      const call = c.connect(connectRequest(ENV), { sid: "x", signal: session.signal });
+      session.abort();
+      await assert.rejects(call, (e: ConnectError) => e.code === Code.Canceled);
+    }
+    assert.equal(c.ready(), undefined, "the breaker stays closed");
+  });
+
+  it("a cancelled trial request leaves a half-open breaker able to close", () => {
+    let t = 0;
+    const cb = new CircuitBreaker(HTTP_RPC_BREAKER, capture().logger, () => t);
+    for (let i = 0; i < 10; i++) cb.allow()(false);
+    t += 5_000;
+    assert.equal(cb.state(), "half-open");
+    cb.allow()(undefined); // its session closed: no verdict, and its trial slot is given back
+    for (let i = 0; i < 5; i++) cb.allow()(true);
+    assert.equal(cb.state(), "closed");
   });
 });
 

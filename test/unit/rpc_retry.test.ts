@@ -144,4 +144,30 @@ describe("RPC retry policy", () => {
     );
     assert.equal(attempts, 0);
   });
+
+  it("ends with Canceled, without another attempt, when the session closes during a backoff", async () => {
+    const clock = fakeClock();
+    const session = new AbortController();
+    let slept = 0;
+    const { h, seen } = hooks(clock, {
+      signal: session.signal,
+      // a backoff that would never end by itself: only the session's close ends it
+      sleep: () => {
+        slept++;
+        session.abort();
+        return new Promise(() => {});
+      },
+    });
+    let attempts = 0;
+    const err = await withRetry({ requestTimeoutMs: 0, commandTimeoutMs: 0 }, h, async () => {
+      attempts++;
+      throw new ConnectError("connect ECONNREFUSED", Code.Unavailable);
+    }).catch((e: unknown) => e);
+    assert.ok(err instanceof ConnectError);
+    assert.equal(err.code, Code.Canceled);
+    assert.equal(err.rawMessage, "context canceled");
+    assert.equal(attempts, 1);
+    assert.equal(slept, 1);
+    assert.equal(seen.retries, 1);
+  });
 });
