@@ -1,6 +1,8 @@
 // Connection identification answered by the server itself (JWT, public mode) in front of the
 // application's controller: anycable-go's Identifier pipeline and IdentifiableController.
-import type { CommandResult, ConnectResult, Controller, SessionEnv } from "../node/controller.ts";
+
+import type { ConnectResult, Controller, SessionEnv } from "../node/controller.ts";
+import { ForwardingController } from "../node/forwarding_controller.ts";
 
 /** A resolved `null` means "no opinion": the next identifier (or the application) decides. */
 export interface Identifier {
@@ -24,53 +26,22 @@ export class IdentifierPipeline implements Identifier {
  * Authentication goes to the identifier first and falls through to `inner` (RPC Connect, or the
  * NullController's refusal under --norpc) only when it has no opinion. Everything else is `inner`'s.
  */
-export class IdentifiableController implements Controller {
+export class IdentifiableController extends ForwardingController {
   constructor(
-    private readonly inner: Controller,
+    inner: Controller,
     private readonly identifier: Identifier,
-  ) {}
+  ) {
+    super(inner);
+  }
 
-  async authenticate(sid: string, env: SessionEnv, signal?: AbortSignal): Promise<ConnectResult | null> {
+  override async authenticate(
+    sid: string,
+    env: SessionEnv,
+    signal?: AbortSignal,
+  ): Promise<ConnectResult | null> {
     const res = await this.identifier.identify(sid, env);
     if (!res) return this.inner.authenticate(sid, env, signal);
     // Identified locally: there is nothing for the application's Disconnect to clean up.
     return { ...res, cstate: res.cstate ?? {}, disconnectInterest: -1 };
-  }
-  subscribe(
-    sid: string,
-    env: SessionEnv,
-    ids: string,
-    identifier: string,
-    signal?: AbortSignal,
-  ): Promise<CommandResult | null> {
-    return this.inner.subscribe(sid, env, ids, identifier, signal);
-  }
-  unsubscribe(
-    sid: string,
-    env: SessionEnv,
-    ids: string,
-    identifier: string,
-    signal?: AbortSignal,
-  ): Promise<CommandResult | null> {
-    return this.inner.unsubscribe(sid, env, ids, identifier, signal);
-  }
-  perform(
-    sid: string,
-    env: SessionEnv,
-    ids: string,
-    identifier: string,
-    data: string,
-    signal?: AbortSignal,
-  ): Promise<CommandResult | null> {
-    return this.inner.perform(sid, env, ids, identifier, data, signal);
-  }
-  disconnect(sid: string, env: SessionEnv, ids: string, subscriptions: string[]): Promise<void> {
-    return this.inner.disconnect(sid, env, ids, subscriptions);
-  }
-  start(): Promise<void> {
-    return this.inner.start?.() ?? Promise.resolve();
-  }
-  shutdown(): Promise<void> {
-    return this.inner.shutdown?.() ?? Promise.resolve();
   }
 }

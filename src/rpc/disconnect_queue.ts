@@ -2,9 +2,11 @@
 // made one at a time at no more than --disconnect_rate per second, so a mass reconnect does not
 // hammer the application with cleanup calls; on shutdown whatever is left is flushed within
 // --shutdown_timeout. Everything else passes straight through.
+
 import type { Logger } from "../log/logger.ts";
 import type { Metrics } from "../metrics/registry.ts";
-import type { CommandResult, ConnectResult, Controller, SessionEnv } from "../node/controller.ts";
+import type { Controller, SessionEnv } from "../node/controller.ts";
+import { ForwardingController } from "../node/forwarding_controller.ts";
 import { BurstLog } from "./burst_log.ts";
 
 export interface DisconnectQueueOptions {
@@ -35,7 +37,7 @@ const realSleep = (ms: number) =>
     timer.unref?.();
   });
 
-export class DisconnectQueue implements Controller {
+export class DisconnectQueue extends ForwardingController {
   private readonly jobs: Job[] = [];
   private head = 0;
   private readonly intervalMs: number;
@@ -52,9 +54,10 @@ export class DisconnectQueue implements Controller {
   private readonly sleep: (ms: number) => Promise<void>;
 
   constructor(
-    private readonly inner: Controller,
+    inner: Controller,
     private readonly opts: DisconnectQueueOptions,
   ) {
+    super(inner);
     this.intervalMs = opts.rate > 0 ? Math.floor(1000 / opts.rate) : 0;
     this.log = opts.logger.with({ context: "disconnector" });
     this.failures = new BurstLog(this.log);
@@ -72,44 +75,8 @@ export class DisconnectQueue implements Controller {
     return this.jobs.length - this.head;
   }
 
-  start(): Promise<void> {
-    return this.inner.start?.() ?? Promise.resolve();
-  }
-
-  authenticate(sid: string, env: SessionEnv, signal?: AbortSignal): Promise<ConnectResult | null> {
-    return this.inner.authenticate(sid, env, signal);
-  }
-  subscribe(
-    sid: string,
-    env: SessionEnv,
-    ids: string,
-    identifier: string,
-    signal?: AbortSignal,
-  ): Promise<CommandResult | null> {
-    return this.inner.subscribe(sid, env, ids, identifier, signal);
-  }
-  unsubscribe(
-    sid: string,
-    env: SessionEnv,
-    ids: string,
-    identifier: string,
-    signal?: AbortSignal,
-  ): Promise<CommandResult | null> {
-    return this.inner.unsubscribe(sid, env, ids, identifier, signal);
-  }
-  perform(
-    sid: string,
-    env: SessionEnv,
-    ids: string,
-    identifier: string,
-    data: string,
-    signal?: AbortSignal,
-  ): Promise<CommandResult | null> {
-    return this.inner.perform(sid, env, ids, identifier, data, signal);
-  }
-
   /** Queues the call; resolves at once (the session is gone, nobody waits for the outcome). */
-  async disconnect(
+  override async disconnect(
     sid: string,
     env: SessionEnv,
     identifiers: string,
@@ -166,7 +133,7 @@ export class DisconnectQueue implements Controller {
   }
 
   /** Stops pacing, makes the remaining calls within the shutdown timeout, then stops the inner controller. */
-  async shutdown(): Promise<void> {
+  override async shutdown(): Promise<void> {
     if (!this.stopped) {
       this.stopped = true;
       this.signalStop();
