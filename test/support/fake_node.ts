@@ -27,8 +27,11 @@ export class FakeSocket implements ClientSocket {
 
 export const silentLogger = new Logger("error", "text", {}, { write() {} });
 
-export function makeNode(controller: Controller, disconnectMode: DisconnectMode = "auto") {
-  const metrics = new Metrics();
+export function makeNode(
+  controller: Controller,
+  disconnectMode: DisconnectMode = "auto",
+  metrics: Metrics = new Metrics(),
+) {
   const node = new Node({
     controller,
     hub: new Hub(),

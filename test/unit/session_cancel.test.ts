@@ -10,16 +10,15 @@ import {
   DisconnectResponseSchema,
   Status,
 } from "../../gen/anycable/rpc_pb.ts";
-import { Hub } from "../../src/hub/hub.ts";
 import { IdentifiableController } from "../../src/identity/identifier.ts";
 import { Metrics } from "../../src/metrics/registry.ts";
-import { Node } from "../../src/node/node.ts";
+import type { Node } from "../../src/node/node.ts";
 import { ChannelRouter } from "../../src/node/router.ts";
 import type { CallOptions, RpcClient } from "../../src/rpc/client.ts";
 import { RpcController } from "../../src/rpc/controller.ts";
 import { DisconnectQueue } from "../../src/rpc/disconnect_queue.ts";
 import { StreamsController } from "../../src/streams/controller.ts";
-import { FakeSocket, silentLogger } from "../support/fake_node.ts";
+import { FakeSocket, makeNode, silentLogger } from "../support/fake_node.ts";
 import { waitFor } from "../support/wait.ts";
 
 /** Answers every call, holding those of the sids in `held` until released. */
@@ -80,18 +79,7 @@ function chain(client: RpcClient, concurrency: number) {
   router.route("$pubsub", new StreamsController({ publicStreams: true }));
   // no local identification: every connection goes to Connect
   const controller = new IdentifiableController(router, { identify: async () => null });
-  const node = new Node({
-    controller,
-    hub: new Hub(),
-    metrics,
-    logger: silentLogger,
-    pingIntervalMs: 0,
-    pingPrecision: "s",
-    nativePings: false,
-    maxPendingBytes: 0,
-    writeTimeoutMs: 0,
-    disconnectMode: "auto",
-  });
+  const { node } = makeNode(controller, "auto", metrics);
   return { node, metrics };
 }
 
