@@ -2,7 +2,7 @@
 import { Hono } from "hono";
 import { API_DISABLED_LINE, apiStartupLines, createApiApp } from "./api/index.ts";
 import { createBroadcastHandler } from "./broadcast/http.ts";
-import { RedisBroadcaster } from "./broadcast/redis.ts";
+import type { RedisBroadcaster } from "./broadcast/redis.ts";
 import { extractHeaders, nanoid, originChecker, pathMatcher } from "./http/request.ts";
 import { Hub } from "./hub/hub.ts";
 import { wrapIdentity } from "./identity/factory.ts";
@@ -16,7 +16,6 @@ import { NullController } from "./node/null_controller.ts";
 import type { Session } from "./node/session.ts";
 import type { ConnectionRequest } from "./node/socket.ts";
 import { selectProtocol } from "./protocols/actioncable.ts";
-import { createRpcController } from "./rpc/factory.ts";
 import type { RunningServer, Runtime, Upgrade } from "./runtime/types.ts";
 import type { ServerSettings } from "./settings.ts";
 import { buildChannelRouter } from "./streams/factory.ts";
@@ -38,18 +37,20 @@ export interface RunningCable {
   shutdown(): Promise<void>;
 }
 
-function buildController(
+async function buildController(
   settings: ServerSettings,
   metrics: Metrics,
   logger: Logger,
   log: Logger,
   http2SessionPerCall: boolean,
-): Controller {
+): Promise<Controller> {
   let app: Controller;
   if (settings.rpc.impl === "none") {
     log.info("no RPC configured");
     app = new NullController();
   } else {
+    // Loaded only with RPC: protobuf, the generated messages and the transports weigh ~10 MiB idle.
+    const { createRpcController } = await import("./rpc/factory.ts");
     // logs "RPC controller initialized: <host> (..., impl: grpc|http, ...)" once started
     app = createRpcController(settings, metrics, logger, { http2SessionPerCall });
   }
@@ -64,7 +65,7 @@ export async function startCable(
   const log = logger.with({ context: "main" });
   const metrics = new Metrics();
   const hub = new Hub();
-  const controller = buildController(settings, metrics, logger, log, runtime.http2SessionPerCall);
+  const controller = await buildController(settings, metrics, logger, log, runtime.http2SessionPerCall);
   await controller.start?.();
   const node = new Node({
     controller,
@@ -111,6 +112,8 @@ export async function startCable(
 
   let redisBroadcaster: RedisBroadcaster | undefined;
   if (settings.broadcast.redis) {
+    // Loaded only when configured: the Redis client alone adds ~13 MiB to an idle server.
+    const { RedisBroadcaster } = await import("./broadcast/redis.ts");
     redisBroadcaster = new RedisBroadcaster(settings.broadcast.redis, node, logger, (err) => {
       log.error(`broadcasting stopped: ${err.message}`);
       runtime.exit(1);

@@ -14,7 +14,7 @@ import {
   publicationDataJson,
 } from "../protocols/actioncable.ts";
 import type { CommandResult, Controller } from "./controller.ts";
-import { Session } from "./session.ts";
+import { NO_STATE, Session } from "./session.ts";
 import type { ClientSocket, ConnectionRequest } from "./socket.ts";
 
 export const CloseCode = {
@@ -50,7 +50,7 @@ export interface NodeOptions {
 export class Node {
   readonly sessions = new Set<Session>();
   /** Connection identifiers -> sessions, for remote disconnects. */
-  private readonly byIdentifiers = new Map<string, Set<Session>>();
+  private readonly byIdentifiers = new Map<string, Session | Set<Session>>();
   private shuttingDown = false;
   private readonly log: Logger;
   private readonly random: () => number;
@@ -238,12 +238,12 @@ export class Node {
 
   remoteDisconnect(identifiers: string, reconnect: boolean): void {
     this.m.remoteCommands.inc();
-    const sessions = this.byIdentifiers.get(identifiers);
-    if (!sessions) {
+    const entry = this.byIdentifiers.get(identifiers);
+    if (!entry) {
       this.log.debug("cannot disconnect session", { identifier: identifiers, reason: "not found" });
       return;
     }
-    for (const session of [...sessions]) {
+    for (const session of entry instanceof Set ? [...entry] : [entry]) {
       this.disconnect(session, DisconnectReason.remote, reconnect, CloseCode.normal, "Closed remotely");
     }
   }
@@ -331,8 +331,15 @@ export class Node {
   // --- commands
 
   private enqueue(session: Session, task: () => Promise<void>): void {
-    session.chain = session.chain.then(task).catch((err) => {
-      this.log.warn("unhandled session error", { sid: session.sid, error: err });
+    session.pending++;
+    session.chain = session.chain.then(async () => {
+      try {
+        await task();
+      } catch (err) {
+        this.log.warn("unhandled session error", { sid: session.sid, error: err });
+      } finally {
+        if (--session.pending === 0) session.settle();
+      }
     });
   }
 
@@ -360,7 +367,7 @@ export class Node {
     } else if (res.status === "failure") {
       this.m.failedAuths.inc();
     }
-    if (res.cstate) Object.assign(session.env.cstate, res.cstate);
+    if (res.cstate) this.mergeCstate(session, res.cstate);
     for (const t of res.transmissions) session.deliver(t);
     this.markDisconnectable(session, res.disconnectInterest ?? 0);
     if (res.status !== "success") this.closeSocket(session, CloseCode.normal, "Auth Failed");
@@ -417,7 +424,7 @@ export class Node {
     }
     if (session.isClosed || !res) return undefined;
     if (res.status === "error") return `subscribe failed for ${id}: ${res.errorMsg ?? "error"}`;
-    if (res.status === "success") session.subscriptions.set(id, new Set());
+    if (res.status === "success") session.subscriptions.set(id, []);
     this.applyCommandResult(session, id, res);
     return undefined;
   }
@@ -441,7 +448,7 @@ export class Node {
     if (res.status === "error") return `failed to unsubscribe from ${id}: ${res.errorMsg ?? "error"}`;
     this.applyCommandResult(session, id, { ...res, stopAllStreams: true });
     session.subscriptions.delete(id);
-    delete session.env.istate[id];
+    if (id in session.env.istate) delete this.ownIstate(session)[id];
     return undefined;
   }
 
@@ -489,25 +496,29 @@ export class Node {
     let streams = session.subscriptions.get(identifier);
     if (res.stopAllStreams) {
       if (streams) for (const s of streams) hub.unsubscribe(session, s, identifier);
-      streams?.clear();
+      if (streams) streams.length = 0;
     } else if (res.stoppedStreams) {
       for (const s of res.stoppedStreams) {
         hub.unsubscribe(session, s, identifier);
-        streams?.delete(s);
+        const i = streams ? streams.indexOf(s) : -1;
+        if (i >= 0) streams!.splice(i, 1);
       }
     }
     if (res.streams && res.streams.length > 0) {
       if (!streams) {
-        streams = new Set();
+        streams = [];
         session.subscriptions.set(identifier, streams);
       }
       for (const s of res.streams) {
         hub.subscribe(session, s, identifier);
-        streams.add(s);
+        if (!streams.includes(s)) streams.push(s);
       }
     }
-    if (res.istate) session.env.istate[identifier] = { ...session.env.istate[identifier], ...res.istate };
-    if (res.cstate) Object.assign(session.env.cstate, res.cstate);
+    if (res.istate) {
+      const istate = this.ownIstate(session);
+      istate[identifier] = { ...istate[identifier], ...res.istate };
+    }
+    if (res.cstate) this.mergeCstate(session, res.cstate);
     for (const t of res.transmissions) session.deliver(t);
     this.markDisconnectable(session, res.disconnectInterest ?? 0);
     if (res.disconnect) this.closeSocket(session, CloseCode.abnormal, "Command Failed");
@@ -526,19 +537,35 @@ export class Node {
     }
   }
 
+  /** Sessions start with the shared frozen NO_STATE; the first write gives them their own. */
+  private ownIstate(session: Session): Record<string, Record<string, string>> {
+    if (session.env.istate === NO_STATE) session.env.istate = {};
+    return session.env.istate;
+  }
+
+  /** Copies on write (see ownIstate); an empty change, as local identification gives, keeps NO_STATE. */
+  private mergeCstate(session: Session, cstate: Record<string, string>): void {
+    if (Object.keys(cstate).length === 0) return;
+    session.env.cstate = { ...session.env.cstate, ...cstate };
+  }
+
+  // Identifiers are usually unique per connection: one entry holds the session itself, and only
+  // identifiers shared by several connections get a Set.
   private indexIdentifiers(session: Session): void {
-    let set = this.byIdentifiers.get(session.identifiers);
-    if (!set) {
-      set = new Set();
-      this.byIdentifiers.set(session.identifiers, set);
-    }
-    set.add(session);
+    const key = session.identifiers;
+    const entry = this.byIdentifiers.get(key);
+    if (!entry) this.byIdentifiers.set(key, session);
+    else if (entry instanceof Set) entry.add(session);
+    else if (entry !== session) this.byIdentifiers.set(key, new Set([entry, session]));
   }
 
   private unindexIdentifiers(session: Session): void {
-    const set = this.byIdentifiers.get(session.identifiers);
-    if (!set) return;
-    set.delete(session);
-    if (set.size === 0) this.byIdentifiers.delete(session.identifiers);
+    const key = session.identifiers;
+    const entry = this.byIdentifiers.get(key);
+    if (entry === session) this.byIdentifiers.delete(key);
+    else if (entry instanceof Set) {
+      entry.delete(session);
+      if (entry.size === 0) this.byIdentifiers.delete(key);
+    }
   }
 }

@@ -1,8 +1,18 @@
 import type { HubSubscriber } from "../hub/hub.ts";
 import type { SessionEnv } from "./controller.ts";
 import type { ClientSocket, ConnectionRequest } from "./socket.ts";
+import { Subscriptions } from "./subscriptions.ts";
 
 export type SessionState = "connecting" | "connected" | "closed";
+
+/** Where every session's command chain starts and returns to when its queue drains. */
+const SETTLED: Promise<void> = Promise.resolve();
+
+/**
+ * Initial cstate/istate of every session, shared and frozen: most sessions never get state, and
+ * the node copies it on the first write (see Node.ownState) instead of giving each one two objects.
+ */
+export const NO_STATE: Record<string, never> = Object.freeze({});
 
 /**
  * Per-connection state. Kept deliberately small (no timers, no closures per message): the node's
@@ -12,10 +22,12 @@ export class Session implements HubSubscriber {
   state: SessionState = "connecting";
   identifiers = "";
   readonly env: SessionEnv;
-  /** identifier -> streams of that subscription */
-  readonly subscriptions = new Map<string, Set<string>>();
+  /** identifier -> streams of that subscription (an array: usually one or two streams) */
+  readonly subscriptions = new Subscriptions();
   /** Commands run one at a time, in arrival order, like anycable-go's read loop. */
-  chain: Promise<void> = Promise.resolve();
+  chain: Promise<void> = SETTLED;
+  /** Commands queued or running on `chain`. */
+  pending = 0;
   /** Set after a frame anycable-go could not decode: it stops reading from that client. */
   readingStopped = false;
   disconnectable = false;
@@ -27,7 +39,7 @@ export class Session implements HubSubscriber {
   /** When the socket was first seen holding unsent data, 0 when it is drained. */
   backpressuredSince = 0;
   lastBuffered = 0;
-  /** Created on first use: aborted when the session closes (see `signal`). */
+  /** Created on first use by a call, dropped when the queue drains: aborted if the session closes. */
   private closeController: AbortController | undefined;
 
   constructor(
@@ -37,7 +49,7 @@ export class Session implements HubSubscriber {
     defaultPrecision: string,
     private readonly onSend: (session: Session, frame: string, result: number) => void,
   ) {
-    this.env = { url: request.url, headers: request.headers, cstate: {}, istate: {} };
+    this.env = { url: request.url, headers: request.headers, cstate: NO_STATE, istate: NO_STATE };
     this.pingIntervalMs =
       request.pingIntervalSec !== undefined ? request.pingIntervalSec * 1000 : defaultPingIntervalMs;
     this.pingPrecision = request.pingPrecision ?? defaultPrecision;
@@ -68,6 +80,15 @@ export class Session implements HubSubscriber {
     this.closeController?.abort();
   }
 
+  /**
+   * The command queue is empty: an idle session keeps neither its last promise nor an
+   * AbortController (together a few hundred bytes per idle connection).
+   */
+  settle(): void {
+    this.chain = SETTLED;
+    if (this.state !== "closed") this.closeController = undefined;
+  }
+
   deliver(frame: string): void {
     if (this.state === "closed") return;
     this.onSend(this, frame, this.socket.send(frame));
@@ -82,6 +103,6 @@ export class Session implements HubSubscriber {
   }
 
   subscriptionIds(): string[] {
-    return [...this.subscriptions.keys()];
+    return this.subscriptions.identifiers();
   }
 }

@@ -4,10 +4,6 @@ import type { ServerWebSocket } from "bun";
 import type { ClientSocket } from "../node/socket.ts";
 import type { RunningServer, Runtime, ServeSpec } from "./types.ts";
 
-interface SocketData<D> {
-  user: D;
-}
-
 /** Bun drops frames silently past its backpressure limit; ours (ws_max_pending_size) must hit first. */
 const BACKPRESSURE_LIMIT = 64 * 1024 * 1024;
 
@@ -39,7 +35,7 @@ export const bunRuntime: Runtime = {
   http2SessionPerCall: false,
   async serve<D>(spec: ServeSpec<D>): Promise<RunningServer> {
     const handlers = spec.websocket;
-    const server = Bun.serve<SocketData<D>, never>({
+    const server = Bun.serve<object, never>({
       hostname: spec.hostname,
       port: spec.port,
       tls: spec.tls ? { cert: Bun.file(spec.tls.certFile), key: Bun.file(spec.tls.keyFile) } : undefined,
@@ -51,7 +47,8 @@ export const bunRuntime: Runtime = {
         // Without an explicit header Bun echoes the first offered protocol (possibly a token);
         // an empty value makes it select none.
         headers["Sec-WebSocket-Protocol"] = res.protocol;
-        if (srv.upgrade(req, { data: { user: res.data }, headers })) return undefined;
+        // The caller's own per-socket object is Bun's ws.data, with no wrapper around it.
+        if (srv.upgrade(req, { data: res.data as object, headers })) return undefined;
         return new Response("WebSocket upgrade failed", { status: 400 });
       },
       websocket: {
@@ -62,20 +59,20 @@ export const bunRuntime: Runtime = {
         sendPings: false,
         publishToSelf: true,
         open(ws) {
-          handlers?.open(new BunClientSocket(ws as ServerWebSocket<unknown>), ws.data.user);
+          handlers?.open(new BunClientSocket(ws as ServerWebSocket<unknown>), ws.data as D);
         },
         message(ws, msg) {
           if (typeof msg === "string") {
-            handlers?.message(ws.data.user, msg, Buffer.byteLength(msg));
+            handlers?.message(ws.data as D, msg, Buffer.byteLength(msg));
           } else {
-            handlers?.message(ws.data.user, new TextDecoder().decode(msg), msg.byteLength);
+            handlers?.message(ws.data as D, new TextDecoder().decode(msg), msg.byteLength);
           }
         },
         close(ws, code, reason) {
-          handlers?.close(ws.data.user, code, reason);
+          handlers?.close(ws.data as D, code, reason);
         },
         drain(ws) {
-          handlers?.drain(ws.data.user);
+          handlers?.drain(ws.data as D);
         },
       },
     });

@@ -4,9 +4,11 @@ import { Hub, type NativeFanout } from "../../src/hub/hub.ts";
 import { PublicIdentityController } from "../../src/identity/public.ts";
 import { Logger } from "../../src/log/logger.ts";
 import { Metrics } from "../../src/metrics/registry.ts";
+import type { CommandResult, Controller, SessionEnv } from "../../src/node/controller.ts";
 import { Node, type NodeOptions } from "../../src/node/node.ts";
 import { NullController } from "../../src/node/null_controller.ts";
 import { ChannelRouter } from "../../src/node/router.ts";
+import { NO_STATE } from "../../src/node/session.ts";
 import type { ClientSocket } from "../../src/node/socket.ts";
 import { StreamsController } from "../../src/streams/controller.ts";
 
@@ -194,6 +196,76 @@ describe("Node", () => {
     node.remoteDisconnect('{"sid":"a"}', true);
     assert.deepEqual(a.socket.json().at(-1), { type: "disconnect", reason: "remote", reconnect: true });
     assert.deepEqual(a.socket.closed, { code: 1000, reason: "Closed remotely" });
+  });
+
+  it("disconnects every session sharing identifiers, and forgets closed ones", async () => {
+    // one user with two tabs and another user: identifiers come from the sid's first letter
+    const controller: Controller = {
+      authenticate: async (sid) => ({ status: "success", identifiers: sid[0]!, transmissions: [] }),
+      subscribe: async () => null,
+      unsubscribe: async () => null,
+      perform: async () => null,
+      disconnect: async () => {},
+    };
+    const { node } = makeNode({ controller });
+    const tab1 = await connected(node, "u1");
+    const tab2 = await connected(node, "u2");
+    const tab3 = await connected(node, "u3");
+    const other = await connected(node, "v1");
+    node.closed(tab3.session);
+    node.remoteDisconnect("u", false);
+    for (const tab of [tab1, tab2]) {
+      assert.deepEqual(tab.socket.json().at(-1), { type: "disconnect", reason: "remote", reconnect: false });
+    }
+    assert.equal(tab3.socket.frames.length, 0);
+    assert.equal(other.socket.closed, undefined);
+    node.remoteDisconnect("v", true);
+    assert.deepEqual(other.socket.closed, { code: 1000, reason: "Closed remotely" });
+    assert.equal(node.size, 0);
+  });
+
+  it("keeps state per session and nothing per idle session", async () => {
+    const seenEnvs: SessionEnv[] = [];
+    const controller: Controller = {
+      authenticate: async (sid) => ({ status: "success", identifiers: sid, transmissions: [] }),
+      subscribe: async (sid, env): Promise<CommandResult> => {
+        seenEnvs.push(env);
+        return {
+          status: "success",
+          transmissions: [],
+          streams: [`s-${sid}`, `s-${sid}`],
+          istate: { room: sid },
+          cstate: { user: sid },
+        };
+      },
+      unsubscribe: async () => ({ status: "success", transmissions: [] }),
+      perform: async () => null,
+      disconnect: async () => {},
+    };
+    const { node } = makeNode({ controller });
+    const a = await connected(node, "a");
+    const b = await connected(node, "b");
+    // before any state: both share the frozen empty state, and no call is pending
+    assert.equal(a.session.env.cstate, NO_STATE);
+    assert.equal(a.session.chain, b.session.chain);
+    for (const { session } of [a, b]) {
+      node.message(session, JSON.stringify({ command: "subscribe", identifier: ID }), 1);
+    }
+    await tick();
+    assert.deepEqual(a.session.env.istate, { [ID]: { room: "a" } });
+    assert.deepEqual(b.session.env.istate, { [ID]: { room: "b" } });
+    assert.deepEqual(a.session.env.cstate, { user: "a" });
+    assert.deepEqual(NO_STATE, {});
+    // a stream named twice is one subscription
+    assert.deepEqual(a.session.subscriptions.get(ID), ["s-a"]);
+    // drained queues share one settled promise again
+    assert.equal(a.session.pending, 0);
+    assert.equal(a.session.chain, b.session.chain);
+    node.message(a.session, JSON.stringify({ command: "unsubscribe", identifier: ID }), 1);
+    await tick();
+    assert.deepEqual(a.session.env.istate, {});
+    assert.deepEqual(b.session.env.istate, { [ID]: { room: "b" } });
+    assert.equal(seenEnvs.length, 2);
   });
 
   it("pings on the shared ticker, first one within 0.5-1.5x of the interval", async () => {

@@ -129,16 +129,19 @@ describe("session close cancels its controller calls", () => {
       ["connect:holder", "connect:inflight"],
     );
 
-    // commands of a live session carry its signal; closing it aborts the signal, and Disconnect
-    // (through the queue, without a signal) is still made
+    // commands of a live session carry a signal; closing the session while one is in flight
+    // aborts it, and Disconnect (through the queue, without a signal) is still made
     const id = JSON.stringify({ channel: "ChatChannel" });
     const frame = JSON.stringify({ command: "subscribe", identifier: id });
+    client.holdSids = new Set(["holder"]);
+    client.held.clear();
     node.message(holder.session, frame, frame.length);
-    await holder.session.chain;
+    await waitFor(() => client.held.has("holder"), "subscribe in flight");
     const sub = client.seen.find((c) => c.method === "command" && c.sid === "holder")!;
     assert.equal(sub.signal?.aborted, false);
     node.closed(holder.session);
     assert.equal(sub.signal?.aborted, true);
+    client.held.get("holder")!();
     await waitFor(() => client.seen.some((c) => c.method === "disconnect"), "Disconnect call");
     const disconnects = client.seen.filter((c) => c.method === "disconnect");
     assert.deepEqual(
