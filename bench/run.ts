@@ -7,7 +7,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { cpuMs, median, percentile, rssBytes } from "./lib/proc.ts";
+import { cpuMs, median, memoryOf, percentile } from "./lib/proc.ts";
 
 const ROOT = join(import.meta.dir, "..");
 const BIN = join(ROOT, "node_modules", ".bin");
@@ -46,22 +46,28 @@ async function freePort(): Promise<number> {
   });
 }
 
-function serverCommand(target: string, port: number): [string, string[]] {
+const GC_HOST = join(ROOT, "bench", "lib", "gc_host.ts");
+
+/** Every fan-out target runs inside bench/lib/gc_host.ts, which collects garbage on SIGUSR2. */
+function serverCommand(target: string, port: number): [string, string[], string] {
   const tsArgs = [
     `--port=${port}`,
     "--host=127.0.0.1",
     "--public",
     "--norpc",
     "--secret=bench",
+    // anycable-go's default adds the redis adapter, which retries a missing Redis and then exits
+    "--broadcast_adapter=http",
     "--log_level=error",
   ];
+  const main = join(ROOT, "src", "main.ts");
   switch (target) {
     case "raw-bun":
-      return [join(BIN, "bun"), [join(ROOT, "bench", "baselines", "raw-bun.ts"), `--port=${port}`]];
+      return [join(BIN, "bun"), [GC_HOST, `--port=${port}`], join(ROOT, "bench", "baselines", "raw-bun.ts")];
     case "ts-bun":
-      return [join(BIN, "bun"), [join(ROOT, "src", "main.ts"), ...tsArgs]];
+      return [join(BIN, "bun"), [GC_HOST, ...tsArgs], main];
     case "ts-deno":
-      return [join(BIN, "deno"), ["run", "-A", join(ROOT, "src", "main.ts"), ...tsArgs]];
+      return [join(BIN, "deno"), ["run", "-A", "--v8-flags=--expose-gc", GC_HOST, ...tsArgs], main];
     default:
       throw new Error(`unknown target ${target}`);
   }
@@ -69,8 +75,11 @@ function serverCommand(target: string, port: number): [string, string[]] {
 
 async function startTarget(target: string): Promise<{ proc: ChildProcess; port: number }> {
   const port = await freePort();
-  const [cmd, args] = serverCommand(target, port);
-  const proc = spawn(cmd, args, { stdio: ["ignore", "ignore", "inherit"] });
+  const [cmd, args, module] = serverCommand(target, port);
+  const proc = spawn(cmd, args, {
+    stdio: ["ignore", "ignore", "inherit"],
+    env: { ...process.env, BENCH_SERVER_MODULE: module },
+  });
   for (let i = 0; i < 200; i++) {
     try {
       if ((await fetch(`http://127.0.0.1:${port}/health`)).ok) return { proc, port };
@@ -131,14 +140,35 @@ function startWorker(url: string, count: number, offset: number, streams: number
   };
 }
 
-async function settledRss(pid: number): Promise<number> {
-  // Let the collector run: take the lowest of a few readings over ~3 s.
-  let best = Number.POSITIVE_INFINITY;
-  for (let i = 0; i < 6; i++) {
-    await sleep(500);
-    best = Math.min(best, rssBytes(pid));
+interface Memory {
+  rss: number;
+  anon: number;
+}
+
+/** Memory after a full collection (SIGUSR2 to gc_host), the lowest of a few readings. */
+async function memoryAfterGc(pid: number): Promise<Memory> {
+  process.kill(pid, "SIGUSR2");
+  await sleep(1000);
+  const best = { rss: Number.POSITIVE_INFINITY, anon: Number.POSITIVE_INFINITY };
+  for (let i = 0; i < 4; i++) {
+    const m = memoryOf(pid);
+    best.rss = Math.min(best.rss, m.rss);
+    best.anon = Math.min(best.anon, m.anon);
+    await sleep(250);
   }
   return best;
+}
+
+/**
+ * A few clients connect, subscribe, get a broadcast and leave before "idle" is read, so the idle
+ * figure is that of a server that has served, with its code paths paged in and its pools made.
+ */
+async function warmUp(port: number, pid: number, url: string): Promise<void> {
+  const workers = [startWorker(url, 100, 0, 1)];
+  await Promise.all(workers.map((w) => w.waitFor("ready", 60_000)));
+  await broadcastPhase(port, pid, workers, 100, 1, 3);
+  for (const w of workers) w.send("close");
+  await Promise.all(workers.map((w) => w.waitFor("closed")));
 }
 
 interface LatencyStats {
@@ -221,13 +251,17 @@ interface RunResult {
   connectRate: number;
   failures: number;
   rssIdle: number;
+  anonIdle: number;
   rssConnected: number;
   rssPer1kMiB: number;
   oneStream: LatencyStats;
   hundredStreams: LatencyStats;
   rssAfterClose: number;
+  anonAfterClose: number;
   /** RSS after both connect/disconnect cycles vs the idle server. */
   cycleGrowthPct: number;
+  /** The same for anonymous memory only (heap, no binary or library pages). */
+  anonCycleGrowthPct: number;
   /** RSS after the second cycle vs after the first: growth here points at a leak, not warm-up. */
   secondCycleGrowthPct: number;
 }
@@ -236,9 +270,10 @@ async function runOnce(target: string, n: number, run: number): Promise<RunResul
   const { proc, port } = await startTarget(target);
   const pid = proc.pid!;
   try {
-    const rssIdle = await settledRss(pid);
     const per = Math.ceil(n / workerCount);
     const url = `ws://127.0.0.1:${port}/cable`;
+    await warmUp(port, pid, url);
+    const idle = await memoryAfterGc(pid);
     // 1 stream: every client on bench-0
     const started = now();
     const workers = Array.from({ length: workerCount }, (_, i) =>
@@ -247,11 +282,11 @@ async function runOnce(target: string, n: number, run: number): Promise<RunResul
     const ready = await Promise.all(workers.map((w) => w.waitFor("ready", 300_000)));
     const connectMs = now() - started;
     const failures = ready.reduce((s, r) => s + Number(r.failures), 0);
-    const rssConnected = await settledRss(pid);
+    const { rss: rssConnected } = await memoryAfterGc(pid);
     const oneStream = await broadcastPhase(port, pid, workers, n, 1, samples);
     for (const w of workers) w.send("close");
     await Promise.all(workers.map((w) => w.waitFor("closed")));
-    const rssAfterFirstCycle = await settledRss(pid);
+    const { rss: rssAfterFirstCycle } = await memoryAfterGc(pid);
     // 100 streams: a second set of clients spread round-robin
     const workers100 = Array.from({ length: workerCount }, (_, i) =>
       startWorker(url, Math.min(per, n - i * per), i * per, 100),
@@ -267,7 +302,7 @@ async function runOnce(target: string, n: number, run: number): Promise<RunResul
     );
     for (const w of workers100) w.send("close");
     await Promise.all(workers100.map((w) => w.waitFor("closed")));
-    const rssAfterClose = await settledRss(pid);
+    const afterClose = await memoryAfterGc(pid);
     return {
       target,
       n,
@@ -275,14 +310,17 @@ async function runOnce(target: string, n: number, run: number): Promise<RunResul
       connectMs,
       connectRate: (n / connectMs) * 1000,
       failures,
-      rssIdle,
+      rssIdle: idle.rss,
+      anonIdle: idle.anon,
       rssConnected,
-      rssPer1kMiB: (rssConnected - rssIdle) / (n / 1000) / 1048576,
+      rssPer1kMiB: (rssConnected - idle.rss) / (n / 1000) / 1048576,
       oneStream,
       hundredStreams,
-      rssAfterClose,
-      cycleGrowthPct: ((rssAfterClose - rssIdle) / rssIdle) * 100,
-      secondCycleGrowthPct: ((rssAfterClose - rssAfterFirstCycle) / rssAfterFirstCycle) * 100,
+      rssAfterClose: afterClose.rss,
+      anonAfterClose: afterClose.anon,
+      cycleGrowthPct: ((afterClose.rss - idle.rss) / idle.rss) * 100,
+      anonCycleGrowthPct: ((afterClose.anon - idle.anon) / idle.anon) * 100,
+      secondCycleGrowthPct: ((afterClose.rss - rssAfterFirstCycle) / rssAfterFirstCycle) * 100,
     };
   } finally {
     proc.kill("SIGKILL");
@@ -300,7 +338,7 @@ for (const n of scenarios.has("fanout") ? sizes : []) {
         `${target} n=${n} run=${run}: connect ${r.connectRate.toFixed(0)}/s, ${r.rssPer1kMiB.toFixed(2)} MiB/1k, ` +
           `1 stream p50/p99 ${r.oneStream.p50.toFixed(1)}/${r.oneStream.p99.toFixed(1)} ms, ` +
           `100 streams p99 ${r.hundredStreams.p99.toFixed(1)} ms, client CPU ${r.oneStream.clientCpuUsPerMsg.toFixed(1)} µs/msg, ` +
-          `cycle ${r.cycleGrowthPct.toFixed(1)}% (2nd ${r.secondCycleGrowthPct.toFixed(1)}%)${r.failures ? `, ${r.failures} failed connects` : ""}`,
+          `cycle ${r.cycleGrowthPct.toFixed(1)}% (anon ${r.anonCycleGrowthPct.toFixed(1)}%, 2nd ${r.secondCycleGrowthPct.toFixed(1)}%)${r.failures ? `, ${r.failures} failed connects` : ""}`,
       );
     }
   }
@@ -438,8 +476,8 @@ if (scenarios.has("rpc")) {
 const fmt = (v: number, d = 1) => (Number.isFinite(v) ? v.toFixed(d) : "–");
 const rows: string[] = [];
 rows.push(
-  "| target | N | RSS MiB/1k | ×raw | connect/s | 1-stream p50 ms | p95 | p99 | ×raw p99 | max | 100-stream p99 ms | client µs/msg | RSS after cycles vs idle | 2nd cycle vs 1st |",
-  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+  "| target | N | RSS MiB/1k | ×raw | connect/s | 1-stream p50 ms | p95 | p99 | ×raw p99 | max | 100-stream p99 ms | client µs/msg | RSS after cycles vs idle | anon after cycles vs idle | 2nd cycle vs 1st |",
+  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
 );
 const summary: Record<string, unknown>[] = [];
 for (const n of sizes) {
@@ -460,6 +498,7 @@ for (const n of sizes) {
       p99Hundred: medianOf(target, (r) => r.hundredStreams.p99),
       clientUs: medianOf(target, (r) => r.oneStream.clientCpuUsPerMsg),
       cycle: medianOf(target, (r) => r.cycleGrowthPct),
+      anonCycle: medianOf(target, (r) => r.anonCycleGrowthPct),
       secondCycle: medianOf(target, (r) => r.secondCycleGrowthPct),
       // per-run ratios to the baseline of the same run, then their median
       rssRatio: median(
@@ -485,7 +524,7 @@ for (const n of sizes) {
     };
     summary.push(m);
     rows.push(
-      `| ${target} | ${n} | ${fmt(m.rssPer1kMiB, 2)} | ${fmt(m.rssRatio, 2)} | ${fmt(m.connectRate, 0)} | ${fmt(m.p50)} | ${fmt(m.p95)} | ${fmt(m.p99)} | ${fmt(m.p99Ratio, 2)} | ${fmt(m.max)} | ${fmt(m.p99Hundred)} | ${fmt(m.clientUs)} | ${fmt(m.cycle)}% | ${fmt(m.secondCycle)}% |`,
+      `| ${target} | ${n} | ${fmt(m.rssPer1kMiB, 2)} | ${fmt(m.rssRatio, 2)} | ${fmt(m.connectRate, 0)} | ${fmt(m.p50)} | ${fmt(m.p95)} | ${fmt(m.p99)} | ${fmt(m.p99Ratio, 2)} | ${fmt(m.max)} | ${fmt(m.p99Hundred)} | ${fmt(m.clientUs)} | ${fmt(m.cycle)}% | ${fmt(m.anonCycle)}% | ${fmt(m.secondCycle)}% |`,
     );
   }
 }

@@ -1,9 +1,14 @@
 // Reads a process's memory and CPU time from /proc (Linux), as the benchmark conventions ask.
 import { readFileSync } from "node:fs";
 
-export function rssBytes(pid: number): number {
-  const m = readFileSync(`/proc/${pid}/status`, "utf8").match(/^VmRSS:\s+(\d+) kB$/m);
-  return m ? Number(m[1]) * 1024 : 0;
+/** Resident memory in bytes: all of it, and the anonymous part (heaps, not mapped files). */
+export function memoryOf(pid: number): { rss: number; anon: number } {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  const kb = (field: string) => {
+    const m = status.match(new RegExp(`^${field}:\\s+(\\d+) kB$`, "m"));
+    return m ? Number(m[1]) * 1024 : 0;
+  };
+  return { rss: kb("VmRSS"), anon: kb("RssAnon") };
 }
 
 const TICKS_PER_SECOND = 100;
