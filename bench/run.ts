@@ -580,4 +580,4 @@ writeFileSync(
   JSON.stringify({ meta, summary, results, rpcResults }, null, 2),
 );
 writeFileSync(join(values.out!, `${stamp}.md`), `# Benchmark ${meta.date}\n\n${table}\n`);
-console.log(`\nwrote bench/results/${stamp}.json and .md`);
+console.log(`\nwrote ${join(values.out!, stamp)}.json and .md`);

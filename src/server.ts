@@ -78,6 +78,7 @@ export async function startCable(
     maxPendingBytes: settings.maxPendingBytes,
     writeTimeoutMs: settings.writeTimeoutMs,
     disconnectMode: settings.disconnectMode,
+    cancellableCalls: settings.rpc.impl !== "none",
   });
 
   // One Hono app per port, like anycable-go's one HTTP server per port.
@@ -137,7 +138,7 @@ export async function startCable(
   const isWsPath = pathMatcher(settings.paths);
   const originAllowed = originChecker(settings.allowedOrigins);
 
-  const handleWs = (req: Request, remote: string): Response | Upgrade<SocketContext> => {
+  const handleWs = (req: Request, url: URL, remote: string): Response | Upgrade<SocketContext> => {
     if (req.headers.get("upgrade")?.toLowerCase() !== "websocket") {
       return new Response("Bad Request\n", { status: 400 });
     }
@@ -146,7 +147,6 @@ export async function startCable(
     if (settings.maxConn > 0 && node.size >= settings.maxConn) {
       return new Response("Too many connections\n", { status: 503 });
     }
-    const url = new URL(req.url);
     const protocol = selectProtocol(req.headers.get("sec-websocket-protocol"));
     const pi = url.searchParams.get("pi");
     let pingIntervalSec: number | undefined;
@@ -184,8 +184,8 @@ export async function startCable(
     maxMessageSize: settings.maxMessageSize,
     nativePingIntervalMs: settings.nativePings ? settings.pingIntervalMs : undefined,
     handle: (req, remote) => {
-      const path = new URL(req.url).pathname;
-      if (isWsPath(path)) return handleWs(req, remote);
+      const url = new URL(req.url);
+      if (isWsPath(url.pathname)) return handleWs(req, url, remote);
       return mainApp.fetch(req);
     },
     websocket: {

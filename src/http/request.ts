@@ -89,10 +89,18 @@ export function extractHeaders(
 
 const NANOID_ALPHABET = "_-0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
 
+/** Random bytes drawn in bulk: one getRandomValues call per ~200 ids instead of one per id. */
+const randomPool = new Uint8Array(4096);
+let poolOffset = randomPool.length;
+
 /** Random URL-safe id (nanoid alphabet; 21 characters by default, as anycable-go's session ids). */
 export function nanoid(size = 21): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(size));
+  if (poolOffset + size > randomPool.length) {
+    crypto.getRandomValues(randomPool);
+    poolOffset = 0;
+  }
   let id = "";
-  for (let i = 0; i < size; i++) id += NANOID_ALPHABET[bytes[i]! & 63];
+  for (let i = 0; i < size; i++) id += NANOID_ALPHABET[randomPool[poolOffset + i]! & 63];
+  poolOffset += size;
   return id;
 }

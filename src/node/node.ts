@@ -43,6 +43,11 @@ export interface NodeOptions {
   maxPendingBytes: number;
   writeTimeoutMs: number;
   disconnectMode: DisconnectMode;
+  /**
+   * Whether controller calls can be cancelled (an RPC backend is in the chain). Without one, no
+   * session needs an AbortController for its calls. Default: true.
+   */
+  cancellableCalls?: boolean;
   /** Pseudo-random source for the first ping's offset (injectable for tests). */
   random?: () => number;
 }
@@ -54,6 +59,7 @@ export class Node {
   private shuttingDown = false;
   private readonly log: Logger;
   private readonly random: () => number;
+  private readonly cancellable: boolean;
   private readonly m: {
     clientMsg: Counter;
     failedClientMsg: Counter;
@@ -73,6 +79,7 @@ export class Node {
   constructor(private readonly opts: NodeOptions) {
     this.log = opts.logger.with({ context: "node" });
     this.random = opts.random ?? Math.random;
+    this.cancellable = opts.cancellableCalls ?? true;
     const metrics = opts.metrics;
     this.m = {
       failedAuths: metrics.counter(
@@ -346,7 +353,7 @@ export class Node {
   private async authenticate(session: Session): Promise<void> {
     let res: Awaited<ReturnType<Controller["authenticate"]>>;
     try {
-      res = await this.opts.controller.authenticate(session.sid, session.env, session.signal);
+      res = await this.opts.controller.authenticate(session.sid, session.env, this.signalOf(session));
     } catch (err) {
       if (session.isClosed) return;
       // The RPC layer already logs failures once per burst; per session it is debug detail, so a
@@ -417,7 +424,7 @@ export class Node {
         session.env,
         session.identifiers,
         id,
-        session.signal,
+        this.signalOf(session),
       );
     } catch (err) {
       return `subscribe failed for ${id}: ${(err as Error).message}`;
@@ -439,7 +446,7 @@ export class Node {
         session.env,
         session.identifiers,
         id,
-        session.signal,
+        this.signalOf(session),
       );
     } catch (err) {
       return `failed to unsubscribe from ${id}: ${(err as Error).message}`;
@@ -464,7 +471,7 @@ export class Node {
         session.identifiers,
         id,
         cmd.data,
-        session.signal,
+        this.signalOf(session),
       );
     } catch (err) {
       return `perform failed for ${id}: ${(err as Error).message}`;
@@ -522,6 +529,10 @@ export class Node {
     for (const t of res.transmissions) session.deliver(t);
     this.markDisconnectable(session, res.disconnectInterest ?? 0);
     if (res.disconnect) this.closeSocket(session, CloseCode.abnormal, "Command Failed");
+  }
+
+  private signalOf(session: Session): AbortSignal | undefined {
+    return this.cancellable ? session.signal : undefined;
   }
 
   private markDisconnectable(session: Session, interest: number): void {

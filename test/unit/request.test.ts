@@ -50,4 +50,10 @@ describe("headers", () => {
     assert.match(id, /^[\w-]{21}$/);
     assert.notEqual(id, nanoid());
   });
+  it("keeps ids distinct and well-formed across random pool refills", () => {
+    const ids = new Set<string>();
+    for (let i = 0; i < 1000; i++) ids.add(nanoid(i % 7 === 0 ? 6 : 21));
+    assert.equal(ids.size, 1000);
+    for (const id of ids) assert.match(id, /^[\w-]{6}$|^[\w-]{21}$/);
+  });
 });
