@@ -114,3 +114,27 @@ for (const runtime of runtimes) {
     });
   });
 }
+
+// The Redis client is loaded only when the adapter is configured: one publication through the
+// single-file executable, started in an empty directory, proves the lazily imported module is in
+// the bundle.
+describe.if(enabled && e2eRuntimes().includes("binary"))("[binary] redis broadcast adapter", () => {
+  it("delivers a publication from Redis", async () => {
+    const redis = await startRedis();
+    const cwd = mkdtempSync(join(tmpdir(), "acts-bin-redis-"));
+    const server = await startServer("binary", {
+      cwd,
+      args: ["--public", "--norpc", "--broadcast_adapter=redis", `--redis_url=${redis.url}`],
+    });
+    try {
+      await server.waitForOutput("subscribed to Redis channel");
+      const c = await subscribed(server);
+      await redisPublish(redis.url, JSON.stringify({ stream: "redis-stream", data: '"from binary"' }));
+      assert.equal((await c.next((m) => m.identifier === ID, "publication")).message, "from binary");
+      c.close();
+    } finally {
+      await server.stop("SIGKILL");
+      await redis.stop();
+    }
+  });
+});
