@@ -78,9 +78,10 @@ for (const runtime of runtimes) {
     it("loads an anycable-go style anycable.toml from the working directory", async () => {
       const dir = mkdtempSync(join(tmpdir(), "acts-"));
       const port = await freePort();
+      const broadcastPort = await freePort();
       writeFileSync(
         join(dir, "anycable.toml"),
-        `public = true\nbroadcast_adapters = ["http"]\n\n[server]\nhost = "127.0.0.1"\nport = ${port}\nhealth_path = "/up"\n\n[rpc]\nimplementation = "none"\n`,
+        `public = true\nbroadcast_adapters = ["http"]\n\n[server]\nhost = "127.0.0.1"\nport = ${port}\nhealth_path = "/up"\n\n[rpc]\nimplementation = "none"\n\n[http_broadcast]\nport = ${broadcastPort}\n`,
       );
       const [cmd, base] = commandFor(runtime);
       const proc = (await import("node:child_process")).spawn(cmd, base, { cwd: dir, stdio: "ignore" });
@@ -89,6 +90,11 @@ for (const runtime of runtimes) {
           async () => (await fetch(`http://127.0.0.1:${port}/up`)).status === 200,
           "/up from toml",
         );
+        const res = await fetch(`http://127.0.0.1:${broadcastPort}/_broadcast`, {
+          method: "POST",
+          body: JSON.stringify({ stream: "toml", data: "1" }),
+        });
+        assert.equal(res.status, 201);
       } finally {
         proc.kill("SIGKILL");
       }

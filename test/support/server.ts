@@ -1,7 +1,8 @@
 // Starts the real server as a separate process (Bun, Deno or the compiled binary) on free ports.
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, readFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { loadConfig } from "../../src/config/index.ts";
 import { freePort } from "./ports.ts";
 import { waitFor } from "./wait.ts";
 
@@ -63,10 +64,35 @@ export interface StartOptions {
 
 const running = new Set<ServerProcess>();
 
+/**
+ * anycable-go serves unauthenticated HTTP broadcasts on the fixed port 8090: a server configured
+ * that way gets a free port instead, so suites running side by side on one machine do not collide.
+ */
+async function broadcastPortArgs(serverArgs: string[], opts: StartOptions): Promise<string[]> {
+  const cwd = opts.cwd ?? ROOT;
+  const loaded = loadConfig({
+    argv: serverArgs,
+    env: opts.env ?? {},
+    readFile: (path) => {
+      try {
+        return readFileSync(resolve(cwd, path), "utf8");
+      } catch {
+        return undefined;
+      }
+    },
+  });
+  if (loaded.kind !== "run") return [];
+  const { config } = loaded;
+  if (!config.broadcast_adapter.includes("http") || config.http_broadcast_port !== 0) return [];
+  if (config.derived.broadcastPort === config.port) return [];
+  return [`--http_broadcast_port=${await freePort()}`];
+}
+
 export async function startServer(runtime: ServerRuntime, opts: StartOptions = {}): Promise<ServerProcess> {
   const port = opts.port ?? (await freePort());
   const [cmd, base] = commandFor(runtime);
-  const args = [...base, `--port=${port}`, "--host=127.0.0.1", ...(opts.args ?? [])];
+  const serverArgs = [`--port=${port}`, "--host=127.0.0.1", ...(opts.args ?? [])];
+  const args = [...base, ...serverArgs, ...(await broadcastPortArgs(serverArgs, opts))];
   const proc = spawn(cmd, args, {
     cwd: opts.cwd ?? ROOT,
     env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", NO_COLOR: "1", ...opts.env },
