@@ -507,8 +507,8 @@ export class Node {
     } else if (res.stoppedStreams) {
       for (const s of res.stoppedStreams) {
         hub.unsubscribe(session, s, identifier);
-        const i = streams ? streams.indexOf(s) : -1;
-        if (i >= 0) streams!.splice(i, 1);
+        const i = streams?.indexOf(s) ?? -1;
+        if (i >= 0) streams?.splice(i, 1);
       }
     }
     if (res.streams && res.streams.length > 0) {
