@@ -1,8 +1,8 @@
 // Bun adapter: Bun.serve with native WebSocket upgrade and topic fan-out.
 import { readFileSync } from "node:fs";
-import type { ServerWebSocket } from "bun";
+import type { Server, ServerWebSocket } from "bun";
 import type { ClientSocket } from "../node/socket.ts";
-import type { RunningServer, Runtime, ServeSpec } from "./types.ts";
+import type { RunningServer, Runtime, ServeSpec, Upgrade } from "./types.ts";
 
 /** Bun drops frames silently past its backpressure limit; ours (ws_max_pending_size) must hit first. */
 const BACKPRESSURE_LIMIT = 64 * 1024 * 1024;
@@ -35,21 +35,25 @@ export const bunRuntime: Runtime = {
   http2SessionPerCall: false,
   async serve<D>(spec: ServeSpec<D>): Promise<RunningServer> {
     const handlers = spec.websocket;
+    const respond = (req: Request, srv: Server<object>, res: Response | Upgrade<D>): Response | undefined => {
+      if (res instanceof Response) return res;
+      const headers: Record<string, string> = { ...res.headers };
+      // Without an explicit header Bun echoes the first offered protocol (possibly a token);
+      // an empty value makes it select none.
+      headers["Sec-WebSocket-Protocol"] = res.protocol;
+      // The caller's own per-socket object is Bun's ws.data, with no wrapper around it.
+      if (srv.upgrade(req, { data: res.data as object, headers })) return undefined;
+      return new Response("WebSocket upgrade failed", { status: 400 });
+    };
     const server = Bun.serve<object, never>({
       hostname: spec.hostname,
       port: spec.port,
       tls: spec.tls ? { cert: Bun.file(spec.tls.certFile), key: Bun.file(spec.tls.keyFile) } : undefined,
-      async fetch(req, srv) {
+      fetch(req, srv) {
         const remote = srv.requestIP(req)?.address ?? "";
-        const res = await spec.handle(req, remote);
-        if (res instanceof Response) return res;
-        const headers: Record<string, string> = { ...res.headers };
-        // Without an explicit header Bun echoes the first offered protocol (possibly a token);
-        // an empty value makes it select none.
-        headers["Sec-WebSocket-Protocol"] = res.protocol;
-        // The caller's own per-socket object is Bun's ws.data, with no wrapper around it.
-        if (srv.upgrade(req, { data: res.data as object, headers })) return undefined;
-        return new Response("WebSocket upgrade failed", { status: 400 });
+        const res = spec.handle(req, remote);
+        // WebSocket routes answer synchronously: upgrade without a promise and a microtask turn.
+        return res instanceof Promise ? res.then((r) => respond(req, srv, r)) : respond(req, srv, res);
       },
       websocket: {
         maxPayloadLength: spec.maxMessageSize > 0 ? spec.maxMessageSize : 16 * 1024 * 1024,
