@@ -38,6 +38,11 @@ export class Hub {
   private readonly streams = new Map<string, Map<string, Set<HubSubscriber>>>();
 
   private native?: NativeFanout;
+  /**
+   * Subscriber sets that got a native publication since the node last looked: native fan-out
+   * bypasses deliver(), so these sockets may hold unsent data the node has not seen.
+   */
+  private readonly nativelyPublished = new Set<Set<HubSubscriber>>();
 
   /** Must be set before the first subscription: topic membership is recorded at subscribe time. */
   setNativeFanout(native: NativeFanout | undefined): void {
@@ -84,6 +89,13 @@ export class Hub {
     }
   }
 
+  /** Hands every subscriber that got a native publication since the last call to `fn`, once per set. */
+  takeNativelyPublished(fn: (sub: HubSubscriber) => void): void {
+    if (this.nativelyPublished.size === 0) return;
+    for (const set of this.nativelyPublished) for (const sub of set) fn(sub);
+    this.nativelyPublished.clear();
+  }
+
   broadcast(pub: Publication): FanoutStats {
     const stats: FanoutStats = {};
     const byId = this.streams.get(pub.stream);
@@ -93,6 +105,7 @@ export class Hub {
       const excluded = pub.excludeSocket ? findBySid(set, pub.excludeSocket) : undefined;
       if (this.native && !excluded) {
         this.native.publish(topicOf(pub.stream, identifier), frame);
+        this.nativelyPublished.add(set);
         stats.native ??= { messages: 0, bytes: 0 };
         stats.native.messages += set.size;
         stats.native.bytes += set.size * frame.length;

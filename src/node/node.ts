@@ -54,6 +54,12 @@ export interface NodeOptions {
 
 export class Node {
   readonly sessions = new Set<Session>();
+  /**
+   * Sessions whose socket may hold unsent data: a send came back "queued", or a native
+   * publication reached them. Only these are polled for slow-client checks, so idle connections
+   * cost the ticker no call into the runtime.
+   */
+  private readonly backlogged = new Set<Session>();
   /** Connection identifiers -> sessions, for remote disconnects. */
   private readonly byIdentifiers = new Map<string, Session | Set<Session>>();
   private shuttingDown = false;
@@ -187,6 +193,7 @@ export class Node {
     const wasConnected = session.state === "connected";
     session.state = "closed";
     session.cancelCalls();
+    this.backlogged.delete(session);
     this.unindexIdentifiers(session);
     for (const [identifier, streams] of session.subscriptions) {
       for (const stream of streams) this.opts.hub.unsubscribe(session, stream, identifier);
@@ -204,6 +211,7 @@ export class Node {
   drained(session: Session): void {
     session.backpressuredSince = 0;
     session.lastBuffered = 0;
+    this.backlogged.delete(session);
   }
 
   /** Closes a session from the server side with a protocol `disconnect` first. */
@@ -258,45 +266,50 @@ export class Node {
   // --- the one ticker for all sessions
 
   tick(now: number): void {
-    const maxPending = this.opts.maxPendingBytes;
-    const writeTimeout = this.opts.writeTimeoutMs;
+    this.opts.hub.takeNativelyPublished((sub) => {
+      const session = sub as Session;
+      if (session.state === "connected" && session.socket.bufferedAmount() > 0) this.backlogged.add(session);
+    });
+    for (const session of this.backlogged) this.checkBacklog(session, now);
     let pingFrame = "";
     let pingPrecision = "";
     let pingStamp = -1;
     for (const session of this.sessions) {
-      if (session.state !== "connected") continue;
-      const buffered = session.socket.bufferedAmount();
-      if (buffered > 0) {
-        if (maxPending > 0 && buffered > maxPending) {
-          this.tooSlow(session, "pending size exceeded");
-          continue;
-        }
-        if (session.backpressuredSince === 0 || buffered < session.lastBuffered) {
-          // progress (or the first sighting) restarts the write-timeout clock
-          session.backpressuredSince = now;
-        } else if (writeTimeout > 0 && now - session.backpressuredSince >= writeTimeout) {
-          this.m.timeoutServerMsg.inc();
-          this.tooSlow(session, "write timeout");
-          continue;
-        }
-        session.lastBuffered = buffered;
-      } else if (session.backpressuredSince !== 0) {
-        session.backpressuredSince = 0;
-        session.lastBuffered = 0;
+      if (session.state !== "connected" || session.pingIntervalMs <= 0 || now < session.nextPingAt) continue;
+      // Pings sent in the same tick with the same precision share one encoded frame.
+      const stamp = pingTimestamp(session.pingPrecision, now);
+      if (stamp !== pingStamp || session.pingPrecision !== pingPrecision) {
+        pingStamp = stamp;
+        pingPrecision = session.pingPrecision;
+        pingFrame = pingMessage(stamp);
       }
-      if (session.pingIntervalMs > 0 && now >= session.nextPingAt) {
-        // Pings sent in the same tick with the same precision share one encoded frame.
-        const stamp = pingTimestamp(session.pingPrecision, now);
-        if (stamp !== pingStamp || session.pingPrecision !== pingPrecision) {
-          pingStamp = stamp;
-          pingPrecision = session.pingPrecision;
-          pingFrame = pingMessage(stamp);
-        }
-        session.deliver(pingFrame);
-        if (this.opts.nativePings) session.socket.ping?.();
-        session.nextPingAt = now + session.pingIntervalMs;
-      }
+      session.deliver(pingFrame);
+      if (this.opts.nativePings) session.socket.ping?.();
+      session.nextPingAt = now + session.pingIntervalMs;
     }
+  }
+
+  /** Slow-client rules for a socket with unsent data: pending size, then no progress for the write timeout. */
+  private checkBacklog(session: Session, now: number): void {
+    const buffered = session.state === "connected" ? session.socket.bufferedAmount() : 0;
+    if (buffered === 0) {
+      this.drained(session);
+      return;
+    }
+    const maxPending = this.opts.maxPendingBytes;
+    if (maxPending > 0 && buffered > maxPending) {
+      this.tooSlow(session, "pending size exceeded");
+      return;
+    }
+    if (session.backpressuredSince === 0 || buffered < session.lastBuffered) {
+      // progress (or the first sighting) restarts the write-timeout clock
+      session.backpressuredSince = now;
+    } else if (this.opts.writeTimeoutMs > 0 && now - session.backpressuredSince >= this.opts.writeTimeoutMs) {
+      this.m.timeoutServerMsg.inc();
+      this.tooSlow(session, "write timeout");
+      return;
+    }
+    session.lastBuffered = buffered;
   }
 
   private tooSlow(session: Session, why: string): void {
@@ -314,8 +327,10 @@ export class Node {
     }
     this.m.serverMsg.inc();
     this.m.dataSent.inc(frame.length);
-    if (result < 0 && !session.closing && this.opts.maxPendingBytes > 0) {
-      if (session.socket.bufferedAmount() > this.opts.maxPendingBytes) {
+    if (result < 0 && !session.closing) {
+      this.backlogged.add(session);
+      const maxPending = this.opts.maxPendingBytes;
+      if (maxPending > 0 && session.socket.bufferedAmount() > maxPending) {
         this.tooSlow(session, "pending size exceeded");
       }
     }

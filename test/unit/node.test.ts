@@ -16,12 +16,14 @@ class FakeSocket implements ClientSocket {
   frames: string[] = [];
   closed?: { code: number; reason: string };
   buffered = 0;
+  bufferedCalls = 0;
   topics = new Set<string>();
   send(frame: string): number {
     this.frames.push(frame);
     return this.buffered > 0 ? -1 : frame.length;
   }
   bufferedAmount(): number {
+    this.bufferedCalls++;
     return this.buffered;
   }
   close(code: number, reason: string): void {
@@ -286,13 +288,18 @@ describe("Node", () => {
   it("disconnects slow clients past the pending size and the write timeout", async () => {
     const { node, metrics } = makeNode();
     const a = await connected(node, "a");
+    const b = await connected(node, "b");
+    for (const { session } of [a, b]) {
+      node.message(session, JSON.stringify({ command: "subscribe", identifier: ID }), 1);
+    }
+    await tick();
+    // unsent data piles up behind the next publication
     a.socket.buffered = 5000;
-    node.tick(Date.now());
+    b.socket.buffered = 10;
+    node.broadcast({ stream: "chat", dataJson: "1" });
     assert.deepEqual(a.socket.json().at(-1), { type: "disconnect", reason: "too_slow", reconnect: true });
     assert.equal(metrics.counterValue("disconnected_slow_clients_total"), 1);
 
-    const b = await connected(node, "b");
-    b.socket.buffered = 10;
     const t = Date.now();
     node.tick(t);
     node.tick(t + 1000);
@@ -300,6 +307,48 @@ describe("Node", () => {
     node.tick(t + 2100);
     assert.ok(b.socket.closed);
     assert.equal(metrics.counterValue("disconnected_slow_clients_total"), 2);
+  });
+
+  it("checks sockets behind a native publication, and polls no idle socket", async () => {
+    const published: string[] = [];
+    const { node, hub, metrics } = makeNode();
+    hub.setNativeFanout({ publish: (topic) => published.push(topic) });
+    const a = await connected(node, "a");
+    const idle = await connected(node, "idle");
+    node.message(a.session, JSON.stringify({ command: "subscribe", identifier: ID }), 1);
+    await tick();
+    const t = Date.now();
+    node.tick(t);
+    assert.equal(a.socket.bufferedCalls + idle.socket.bufferedCalls, 0);
+
+    // the runtime fans out natively (no send() result to look at); the client stops reading
+    a.socket.buffered = 10;
+    node.broadcast({ stream: "chat", dataJson: "2" });
+    assert.equal(published.length, 1);
+    node.tick(t + 100);
+    node.tick(t + 1200);
+    assert.equal(a.socket.closed, undefined);
+    node.tick(t + 2200);
+    assert.deepEqual(a.socket.json().at(-1), { type: "disconnect", reason: "too_slow", reconnect: true });
+    assert.equal(metrics.counterValue("timeout_server_msg_total"), 1);
+    assert.equal(idle.socket.bufferedCalls, 0);
+  });
+
+  it("forgets a backlog once the socket drains", async () => {
+    const { node } = makeNode();
+    const a = await connected(node, "a");
+    node.message(a.session, JSON.stringify({ command: "subscribe", identifier: ID }), 1);
+    await tick();
+    a.socket.buffered = 10;
+    node.broadcast({ stream: "chat", dataJson: "3" });
+    const t = Date.now();
+    node.tick(t);
+    a.socket.buffered = 0;
+    node.tick(t + 1000);
+    const calls = a.socket.bufferedCalls;
+    node.tick(t + 5000);
+    assert.equal(a.socket.closed, undefined);
+    assert.equal(a.socket.bufferedCalls, calls);
   });
 
   it("says server_restart to everyone on shutdown", async () => {
