@@ -260,6 +260,8 @@ interface RunResult {
   anonAfterClose: number;
   /** RSS after both connect/disconnect cycles vs the idle server. */
   cycleGrowthPct: number;
+  /** The same difference in MiB (the runtime itself keeps some memory after many sockets). */
+  cycleRetainedMiB: number;
   /** The same for anonymous memory only (heap, no binary or library pages). */
   anonCycleGrowthPct: number;
   /** RSS after the second cycle vs after the first: growth here points at a leak, not warm-up. */
@@ -319,6 +321,7 @@ async function runOnce(target: string, n: number, run: number): Promise<RunResul
       rssAfterClose: afterClose.rss,
       anonAfterClose: afterClose.anon,
       cycleGrowthPct: ((afterClose.rss - idle.rss) / idle.rss) * 100,
+      cycleRetainedMiB: (afterClose.rss - idle.rss) / 1048576,
       anonCycleGrowthPct: ((afterClose.anon - idle.anon) / idle.anon) * 100,
       secondCycleGrowthPct: ((afterClose.rss - rssAfterFirstCycle) / rssAfterFirstCycle) * 100,
     };
@@ -476,8 +479,8 @@ if (scenarios.has("rpc")) {
 const fmt = (v: number, d = 1) => (Number.isFinite(v) ? v.toFixed(d) : "–");
 const rows: string[] = [];
 rows.push(
-  "| target | N | RSS MiB/1k | ×raw | connect/s | 1-stream p50 ms | p95 | p99 | ×raw p99 | max | 100-stream p99 ms | client µs/msg | RSS after cycles vs idle | anon after cycles vs idle | 2nd cycle vs 1st |",
-  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+  "| target | N | RSS MiB/1k | ×raw | connect/s | 1-stream p50 ms | p95 | p99 | ×raw p99 | max | 100-stream p99 ms | client µs/msg | RSS after cycles vs idle | MiB kept | anon after cycles vs idle | 2nd cycle vs 1st |",
+  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
 );
 const summary: Record<string, unknown>[] = [];
 for (const n of sizes) {
@@ -498,6 +501,7 @@ for (const n of sizes) {
       p99Hundred: medianOf(target, (r) => r.hundredStreams.p99),
       clientUs: medianOf(target, (r) => r.oneStream.clientCpuUsPerMsg),
       cycle: medianOf(target, (r) => r.cycleGrowthPct),
+      cycleMiB: medianOf(target, (r) => r.cycleRetainedMiB),
       anonCycle: medianOf(target, (r) => r.anonCycleGrowthPct),
       secondCycle: medianOf(target, (r) => r.secondCycleGrowthPct),
       // per-run ratios to the baseline of the same run, then their median
@@ -524,7 +528,7 @@ for (const n of sizes) {
     };
     summary.push(m);
     rows.push(
-      `| ${target} | ${n} | ${fmt(m.rssPer1kMiB, 2)} | ${fmt(m.rssRatio, 2)} | ${fmt(m.connectRate, 0)} | ${fmt(m.p50)} | ${fmt(m.p95)} | ${fmt(m.p99)} | ${fmt(m.p99Ratio, 2)} | ${fmt(m.max)} | ${fmt(m.p99Hundred)} | ${fmt(m.clientUs)} | ${fmt(m.cycle)}% | ${fmt(m.anonCycle)}% | ${fmt(m.secondCycle)}% |`,
+      `| ${target} | ${n} | ${fmt(m.rssPer1kMiB, 2)} | ${fmt(m.rssRatio, 2)} | ${fmt(m.connectRate, 0)} | ${fmt(m.p50)} | ${fmt(m.p95)} | ${fmt(m.p99)} | ${fmt(m.p99Ratio, 2)} | ${fmt(m.max)} | ${fmt(m.p99Hundred)} | ${fmt(m.clientUs)} | ${fmt(m.cycle)}% | ${fmt(m.cycleMiB)} | ${fmt(m.anonCycle)}% | ${fmt(m.secondCycle)}% |`,
     );
   }
 }
