@@ -1,18 +1,18 @@
 // The REST API's routes and startup lines; src/server.ts decides which listener serves them.
 import { Hono } from "hono";
+import type { PublicationHandler } from "../broadcast/broadcaster.ts";
 import type { Logger } from "../log/logger.ts";
-import type { Node } from "../node/node.ts";
-import type { ServerSettings } from "../settings.ts";
+import type { Options } from "./options.ts";
 import { createPublishHandler } from "./publish.ts";
 
-export type ApiSettings = ServerSettings["api"];
+export type ApiSettings = Options;
 
 export const API_DISABLED_LINE =
   "REST API is not served: it would be unprotected (set --secret or --api_secret, a dedicated --api_port, or --public)";
 
-export function createApiApp(node: Node, api: ApiSettings, logger: Logger): Hono {
+export function createApiApp(handler: PublicationHandler, api: ApiSettings, logger: Logger): Hono {
   const app = new Hono();
-  const publish = createPublishHandler(node, { secret: api.secret, cors: api.cors }, logger);
+  const publish = createPublishHandler(handler, { secret: api.secret, cors: api.cors }, logger);
   // Exact path and every method: the handler answers non-POST with 422, as anycable-go does.
   app.all(`${api.path}/publish`, (c) => publish(c.req.raw));
   return app;

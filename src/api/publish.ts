@@ -1,9 +1,9 @@
 // REST API `POST <api_path>/publish`: the same publications as the HTTP broadcast endpoint, under
 // the API key, with the statuses of anycable-go's API (201 / 401 / 422 / 501).
-import { applyPublication, secureEquals } from "../broadcast/http.ts";
+import type { PublicationHandler } from "../broadcast/broadcaster.ts";
+import { secureEquals } from "../broadcast/http.ts";
 import { parsePublication } from "../broadcast/publication.ts";
 import { compact, type Logger } from "../log/logger.ts";
-import type { Node } from "../node/node.ts";
 
 export interface ApiOptions {
   /** Bearer token; "" = no authorization required. */
@@ -22,7 +22,7 @@ const CORS_HEADERS: Record<string, string> = {
 };
 
 export function createPublishHandler(
-  node: Node,
+  handler: PublicationHandler,
   opts: ApiOptions,
   logger: Logger,
 ): (req: Request) => Promise<Response> {
@@ -49,12 +49,12 @@ export function createPublishHandler(
     }
     const parsed = parsePublication(body);
     if (!parsed.ok) {
-      node.countFailedPublication();
+      handler.handleInvalid();
       log.warn("failed to parse publish body", { data: compact(body), error: parsed.error });
       return respond(422, `${parsed.error}\n`);
     }
     try {
-      applyPublication(node, parsed.value);
+      handler.handle(parsed.value);
     } catch (err) {
       log.error("failed to handle broadcast", { error: err });
       return respond(501);

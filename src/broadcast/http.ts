@@ -1,8 +1,8 @@
-// POST /_broadcast: publications from the application over HTTP.
+// The `http` broadcaster: POST /_broadcast with publications from the application.
 import { createHash, timingSafeEqual } from "node:crypto";
 import { compact, type Logger } from "../log/logger.ts";
-import type { Node } from "../node/node.ts";
-import { type ParsedPublication, parsePublication } from "./publication.ts";
+import type { Broadcaster, PublicationHandler } from "./broadcaster.ts";
+import { parsePublication } from "./publication.ts";
 
 /** Constant-time comparison that does not leak the key length either. */
 export function secureEquals(a: string, b: string): boolean {
@@ -11,21 +11,12 @@ export function secureEquals(a: string, b: string): boolean {
   return timingSafeEqual(ha, hb);
 }
 
-export function applyPublication(node: Node, parsed: ParsedPublication): void {
-  node.countPublication();
-  if (parsed.kind === "disconnect") {
-    node.remoteDisconnect(parsed.command.identifier, parsed.command.reconnect);
-    return;
-  }
-  for (const pub of parsed.publications) node.broadcast(pub);
-}
-
 /**
  * Statuses follow anycable-go (non-POST 422, bad key 401, accepted 201) except that a body which
  * does not parse gets 422 with a one-line reason instead of a silent 201.
  */
 export function createBroadcastHandler(
-  node: Node,
+  handler: PublicationHandler,
   key: string,
   logger: Logger,
 ): (req: Request) => Promise<Response> {
@@ -48,11 +39,26 @@ export function createBroadcastHandler(
     }
     const parsed = parsePublication(body);
     if (!parsed.ok) {
-      node.countFailedPublication();
+      handler.handleInvalid();
       log.warn("failed to parse broadcast body", { data: compact(body), error: parsed.error });
       return new Response(`${parsed.error}\n`, { status: 422, headers: { "content-type": "text/plain" } });
     }
-    applyPublication(node, parsed.value);
+    handler.handle(parsed.value);
     return new Response(null, { status: 201 });
   };
+}
+
+/** One node receives each HTTP publication: it goes through the broker and pub/sub to all. */
+export class HttpBroadcaster implements Broadcaster {
+  readonly name = "broadcaster (http)";
+  readonly fanout = false;
+  /** The route handler, mounted by the app on the broadcast port's listener. */
+  readonly fetch: (req: Request) => Promise<Response>;
+
+  constructor(handler: PublicationHandler, key: string, logger: Logger) {
+    this.fetch = createBroadcastHandler(handler, key, logger);
+  }
+
+  async start(): Promise<void> {}
+  async shutdown(): Promise<void> {}
 }

@@ -9,14 +9,24 @@ export interface StreamPublication {
   broadcastType?: string;
 }
 
+/** A publication once the broker has seen it: offsets and epoch when the broker keeps history. */
+export interface StreamMessage extends StreamPublication {
+  offset?: number;
+  epoch?: string;
+}
+
+/** A command from the application to the nodes (anycable-go's RemoteCommandMessage). */
 export interface RemoteDisconnect {
+  command: "disconnect";
   identifier: string;
   reconnect: boolean;
 }
 
+export type RemoteCommand = RemoteDisconnect;
+
 export type ParsedPublication =
   | { kind: "broadcast"; publications: StreamPublication[] }
-  | { kind: "disconnect"; command: RemoteDisconnect };
+  | { kind: "command"; command: RemoteCommand };
 
 export type ParseResult = { ok: true; value: ParsedPublication } | { ok: false; error: string };
 
@@ -82,8 +92,12 @@ export function parsePublication(body: string): ParseResult {
     return {
       ok: true,
       value: {
-        kind: "disconnect",
-        command: { identifier: payload.identifier, reconnect: payload.reconnect === true },
+        kind: "command",
+        command: {
+          command: "disconnect",
+          identifier: payload.identifier,
+          reconnect: payload.reconnect === true,
+        },
       },
     };
   }

@@ -3,8 +3,7 @@
 // attempts with its backoff, the counter reset once subscribed again; past the limit it is fatal.
 import { createClient } from "redis";
 import { compact, type Logger } from "../log/logger.ts";
-import type { Node } from "../node/node.ts";
-import { applyPublication } from "./http.ts";
+import type { Broadcaster, PublicationHandler } from "./broadcaster.ts";
 import { parsePublication } from "./publication.ts";
 import { nextRetryMs } from "./retry.ts";
 
@@ -14,23 +13,27 @@ export interface RedisBroadcastOptions {
   maxReconnectAttempts: number;
 }
 
-export class RedisBroadcaster {
+/** Every node subscribes to the channel, so each publication is delivered locally (fan-out). */
+export class RedisBroadcaster implements Broadcaster {
+  readonly name = "broadcaster (redis)";
+  readonly fanout = true;
   private client?: { readonly isOpen: boolean; close(): Promise<unknown>; destroy(): void };
   private stopped = false;
   private readonly log: Logger;
 
   constructor(
     private readonly opts: RedisBroadcastOptions,
-    private readonly node: Node,
+    private readonly handler: PublicationHandler,
     logger: Logger,
-    /** Called once when Redis stays unreachable past the attempts limit. */
-    private readonly onFatal: (err: Error) => void,
   ) {
     this.log = logger.with({ context: "broadcast", provider: "redis" });
   }
 
-  /** Starts in the background: the server does not wait for Redis to come up. */
-  start(): void {
+  /**
+   * Connects in the background: the server does not wait for Redis to come up. `fatal` is called
+   * once when Redis stays unreachable past the attempts limit.
+   */
+  async start(fatal: (err: Error) => void): Promise<void> {
     const max = this.opts.maxReconnectAttempts;
     let subscribedOnce = false;
     const client = createClient({
@@ -49,12 +52,12 @@ export class RedisBroadcaster {
     client.on("error", (err: Error) => {
       if (!this.stopped) this.log.debug("Redis connection error", { error: err.message });
     });
-    let fatal = false;
+    let failed = false;
     const fail = (err: Error) => {
-      if (this.stopped || fatal) return;
-      fatal = true;
+      if (this.stopped || failed) return;
+      failed = true;
       this.log.error("failed to connect to Redis", { error: err.message });
-      this.onFatal(err);
+      fatal(err);
     };
     // node-redis ends the client once the reconnect strategy gives up.
     client.on("end", () => fail(new Error("Redis reconnect attempts exceeded")));
@@ -72,16 +75,17 @@ export class RedisBroadcaster {
           }),
       )
       .catch((err: Error) => fail(err));
+    this.log.info(`Accept broadcasts from Redis channel ${this.opts.channel}`);
   }
 
   private handle(message: string): void {
     const parsed = parsePublication(message);
     if (!parsed.ok) {
-      this.node.countFailedPublication();
+      this.handler.handleInvalid();
       this.log.warn("failed to parse pubsub message", { data: compact(message), error: parsed.error });
       return;
     }
-    applyPublication(this.node, parsed.value);
+    this.handler.handle(parsed.value);
   }
 
   async shutdown(): Promise<void> {

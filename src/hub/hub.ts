@@ -24,6 +24,16 @@ export interface Publication {
   broadcastType?: string;
 }
 
+/**
+ * Told when this node gets its first subscriber of a stream and loses its last one, so pub/sub
+ * subscribes the node only to the streams it serves (anycable-go keeps this count in its broker;
+ * the hub already holds the streams, so it costs no second map here).
+ */
+export interface StreamsListener {
+  streamAdded(stream: string): void;
+  streamRemoved(stream: string): void;
+}
+
 /** What went through native fan-out (those frames never pass a subscriber's deliver()). */
 export interface FanoutStats {
   native?: { messages: number; bytes: number };
@@ -38,6 +48,7 @@ export class Hub {
   private readonly streams = new Map<string, Map<string, Set<HubSubscriber>>>();
 
   private native?: NativeFanout;
+  private listener?: StreamsListener;
   /**
    * Subscriber sets that got a native publication since the node last looked: native fan-out
    * bypasses deliver(), so these sockets may hold unsent data the node has not seen.
@@ -47,6 +58,10 @@ export class Hub {
   /** Must be set before the first subscription: topic membership is recorded at subscribe time. */
   setNativeFanout(native: NativeFanout | undefined): void {
     this.native = native;
+  }
+
+  setStreamsListener(listener: StreamsListener | undefined): void {
+    this.listener = listener;
   }
 
   get streamsCount(): number {
@@ -66,6 +81,7 @@ export class Hub {
     if (!byId) {
       byId = new Map();
       this.streams.set(stream, byId);
+      this.listener?.streamAdded(stream);
     }
     let set = byId.get(identifier);
     if (!set) {
@@ -85,7 +101,10 @@ export class Hub {
     if (this.native && sub.leaveTopic) sub.leaveTopic(topicOf(stream, identifier));
     if (set.size === 0) {
       byId.delete(identifier);
-      if (byId.size === 0) this.streams.delete(stream);
+      if (byId.size === 0) {
+        this.streams.delete(stream);
+        this.listener?.streamRemoved(stream);
+      }
     }
   }
 

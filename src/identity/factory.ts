@@ -1,25 +1,23 @@
 import type { Logger } from "../log/logger.ts";
 import type { Controller } from "../node/controller.ts";
-import type { ServerSettings } from "../settings.ts";
 import { IdentifiableController, type Identifier, IdentifierPipeline } from "./identifier.ts";
 import { JwtIdentifier } from "./jwt.ts";
+import type { Options } from "./options.ts";
 import { PublicIdentifier } from "./public.ts";
-
-type IdentitySettings = Pick<ServerSettings, "identity" | "skipAuth">;
 
 /**
  * Connection identification answered locally before the application is asked, in anycable-go's
  * order: a JWT first (a bad token is refused even under --noauth), then public mode for tokenless
  * clients, then `inner` (RPC Connect, or the NullController's refusal under --norpc).
  */
-export function wrapIdentity(inner: Controller, settings: IdentitySettings, log: Logger): Controller {
+export function wrapIdentity(inner: Controller, opts: Options, log: Logger): Controller {
   const identifiers: Identifier[] = [];
-  const { jwtSecret, jwtParam, enforceJwt } = settings.identity;
+  const { jwtSecret, jwtParam, enforceJwt } = opts;
   if (jwtSecret !== "") {
     identifiers.push(new JwtIdentifier({ secret: jwtSecret, param: jwtParam, enforce: enforceJwt }, log));
     log.info(`JWT authentication is enabled (param: ${jwtParam}, enforced: ${enforceJwt})`);
   }
-  if (settings.skipAuth) {
+  if (opts.skipAuth) {
     identifiers.push(new PublicIdentifier());
     log.info("connection authentication is disabled");
   }

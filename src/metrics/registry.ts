@@ -1,4 +1,6 @@
 // Counters and gauges named exactly as anycable-go's, so dashboards keep working after the swap.
+import type { MetricsSnapshot } from "./sink.ts";
+
 export class Counter {
   value = 0;
   constructor(
@@ -61,6 +63,17 @@ export class Metrics {
     return this.gauges.get(name)?.value ?? 0;
   }
 
+  /** Current values after refreshing the live gauges; what every sink is written. */
+  snapshot(tags: Readonly<Record<string, string>> = {}): MetricsSnapshot {
+    this.collect();
+    const read = (m: Counter | Gauge) => ({ name: m.name, description: m.description, value: m.value });
+    return {
+      counters: [...this.counters.values()].map(read),
+      gauges: [...this.gauges.values()].map(read),
+      tags,
+    };
+  }
+
   eachCounter(): IterableIterator<Counter> {
     return this.counters.values();
   }
@@ -68,23 +81,4 @@ export class Metrics {
   eachGauge(): IterableIterator<Gauge> {
     return this.gauges.values();
   }
-}
-
-const NAMESPACE = "anycable_go";
-
-/** Prometheus text exposition in anycable-go's layout (same names, `anycable_go_` prefix). */
-export function prometheusText(metrics: Metrics, tags: Record<string, string> = {}): string {
-  metrics.collect();
-  const entries = Object.entries(tags);
-  const labels = entries.length ? `{${entries.map(([k, v]) => `${k}="${v}"`).join(", ")}}` : "";
-  let out = "";
-  for (const c of metrics.eachCounter()) {
-    const name = `${NAMESPACE}_${c.name}`;
-    out += `\n# HELP ${name} ${c.description}\n# TYPE ${name} counter\n${name}${labels} ${c.value}\n`;
-  }
-  for (const g of metrics.eachGauge()) {
-    const name = `${NAMESPACE}_${g.name}`;
-    out += `\n# HELP ${name} ${g.description}\n# TYPE ${name} gauge\n${name}${labels} ${g.value}\n`;
-  }
-  return out;
 }

@@ -3,12 +3,12 @@
 import type { Logger } from "../log/logger.ts";
 import type { Metrics } from "../metrics/registry.ts";
 import type { Controller } from "../node/controller.ts";
-import type { ServerSettings } from "../settings.ts";
 import { PROTO_VERSIONS, type RpcClient } from "./client.ts";
 import { RpcController } from "./controller.ts";
 import { DisconnectQueue } from "./disconnect_queue.ts";
 import { GrpcRpcClient } from "./grpc.ts";
 import { HttpRpcClient } from "./http.ts";
+import type { Options } from "./options.ts";
 import { tlsEnabled } from "./tls.ts";
 
 const DEFAULT_CONCURRENCY = 28;
@@ -19,11 +19,10 @@ export interface RuntimeTransportOptions {
 }
 
 export function createRpcClient(
-  settings: ServerSettings,
+  rpc: Options,
   logger: Logger,
   runtime: RuntimeTransportOptions = {},
 ): RpcClient {
-  const rpc = settings.rpc;
   switch (rpc.impl) {
     case "grpc":
       return new GrpcRpcClient({
@@ -47,10 +46,9 @@ export function createRpcClient(
 }
 
 /** anycable-go's start-up line, word for word in shape, so operators grep the same thing. */
-export function rpcAnnouncement(settings: ServerSettings, concurrency: number): string {
-  const rpc = settings.rpc;
-  const headers = settings.proxyHeaders.join(",") || "<none>";
-  const cookies = settings.proxyCookies.join(",") || "<all>";
+export function rpcAnnouncement(rpc: Options, concurrency: number): string {
+  const headers = rpc.proxyHeaders.join(",") || "<none>";
+  const cookies = rpc.proxyCookies.join(",") || "<all>";
   return (
     `RPC controller initialized: ${rpc.host} (concurrency: ${concurrency}, impl: ${rpc.impl}, ` +
     `enable_tls: ${tlsEnabled(rpc.tls)}, proto_versions: ${PROTO_VERSIONS}, proxy_headers: ${headers}, ` +
@@ -59,30 +57,29 @@ export function rpcAnnouncement(settings: ServerSettings, concurrency: number): 
 }
 
 export function createRpcController(
-  settings: ServerSettings,
+  rpc: Options,
   metrics: Metrics,
   logger: Logger,
   runtime: RuntimeTransportOptions = {},
 ): Controller {
-  const rpc = settings.rpc;
   let concurrency = rpc.concurrency;
   if (concurrency <= 0) {
     logger.with({ context: "rpc" }).warn("RPC concurrency must be positive, reverted to the default value");
     concurrency = DEFAULT_CONCURRENCY;
   }
   const controller = new RpcController({
-    client: createRpcClient(settings, logger, runtime),
+    client: createRpcClient(rpc, logger, runtime),
     concurrency,
     requestTimeoutMs: rpc.requestTimeoutMs,
     commandTimeoutMs: rpc.commandTimeoutMs,
     metrics,
     logger,
-    announce: rpcAnnouncement(settings, concurrency),
+    announce: rpcAnnouncement(rpc, concurrency),
   });
   return new DisconnectQueue(controller, {
     rate: rpc.disconnectRate,
     backlog: rpc.disconnectBacklog,
-    shutdownTimeoutMs: settings.shutdownTimeoutMs,
+    shutdownTimeoutMs: rpc.shutdownTimeoutMs,
     flushConcurrency: concurrency,
     metrics,
     logger,

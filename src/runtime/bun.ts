@@ -1,8 +1,8 @@
 // Bun adapter: Bun.serve with native WebSocket upgrade and topic fan-out.
 import { readFileSync } from "node:fs";
-import type { Server, ServerWebSocket } from "bun";
+import type { Server, ServerWebSocket, WebSocketHandler } from "bun";
 import type { ClientSocket } from "../node/socket.ts";
-import type { RunningServer, Runtime, ServeSpec, Upgrade } from "./types.ts";
+import type { HandlerSpec, MountedHandler, RunningServer, Runtime, ServeSpec, Upgrade } from "./types.ts";
 
 /** Bun drops frames silently past its backpressure limit; ours (ws_max_pending_size) must hit first. */
 const BACKPRESSURE_LIMIT = 64 * 1024 * 1024;
@@ -30,61 +30,80 @@ class BunClientSocket implements ClientSocket {
   }
 }
 
+function mount<D>(spec: HandlerSpec<D>): MountedHandler {
+  const handlers = spec.websocket;
+  // Topics live in the server the sockets were upgraded by; every upgrade passes fetch first.
+  let server: Server<object> | undefined;
+  const respond = (req: Request, srv: Server<object>, res: Response | Upgrade<D>): Response => {
+    if (res instanceof Response) return res;
+    const headers: Record<string, string> = { ...res.headers };
+    // Without an explicit header Bun echoes the first offered protocol (possibly a token);
+    // an empty value makes it select none.
+    headers["Sec-WebSocket-Protocol"] = res.protocol;
+    // The caller's own per-socket object is Bun's ws.data, with no wrapper around it. After a
+    // successful upgrade Bun ignores the returned response, so embedders always get a Response.
+    if (srv.upgrade(req, { data: res.data as object, headers })) return new Response(null);
+    return new Response("WebSocket upgrade failed", { status: 400 });
+  };
+  const websocket: WebSocketHandler<object> = {
+    maxPayloadLength: spec.maxMessageSize > 0 ? spec.maxMessageSize : 16 * 1024 * 1024,
+    backpressureLimit: BACKPRESSURE_LIMIT,
+    closeOnBackpressureLimit: false,
+    idleTimeout: 0,
+    sendPings: false,
+    publishToSelf: true,
+    open(ws) {
+      handlers?.open(new BunClientSocket(ws as ServerWebSocket<unknown>), ws.data as D);
+    },
+    message(ws, msg) {
+      if (typeof msg === "string") {
+        handlers?.message(ws.data as D, msg, Buffer.byteLength(msg));
+      } else {
+        handlers?.message(ws.data as D, new TextDecoder().decode(msg), msg.byteLength);
+      }
+    },
+    close(ws, code, reason) {
+      handlers?.close(ws.data as D, code, reason);
+    },
+    drain(ws) {
+      handlers?.drain(ws.data as D);
+    },
+  };
+  return {
+    fetch(req, srv) {
+      const s = srv as Server<object> | undefined;
+      if (!s || typeof s.upgrade !== "function") {
+        return new Response("anycable-ts: pass Bun's server as fetch's second argument\n", { status: 500 });
+      }
+      server = s;
+      const remote = s.requestIP(req)?.address ?? "";
+      const res = spec.handle(req, remote);
+      // WebSocket routes answer synchronously: upgrade without a promise and a microtask turn.
+      return res instanceof Promise ? res.then((r) => respond(req, s, r)) : respond(req, s, res);
+    },
+    websocket,
+    publish(topic, frame) {
+      server?.publish(topic, frame);
+    },
+  };
+}
+
 export const bunRuntime: Runtime = {
   name: "bun",
   http2SessionPerCall: false,
+  mount,
   async serve<D>(spec: ServeSpec<D>): Promise<RunningServer> {
-    const handlers = spec.websocket;
-    const respond = (req: Request, srv: Server<object>, res: Response | Upgrade<D>): Response | undefined => {
-      if (res instanceof Response) return res;
-      const headers: Record<string, string> = { ...res.headers };
-      // Without an explicit header Bun echoes the first offered protocol (possibly a token);
-      // an empty value makes it select none.
-      headers["Sec-WebSocket-Protocol"] = res.protocol;
-      // The caller's own per-socket object is Bun's ws.data, with no wrapper around it.
-      if (srv.upgrade(req, { data: res.data as object, headers })) return undefined;
-      return new Response("WebSocket upgrade failed", { status: 400 });
-    };
+    const mounted = mount(spec);
     const server = Bun.serve<object, never>({
       hostname: spec.hostname,
       port: spec.port,
       tls: spec.tls ? { cert: Bun.file(spec.tls.certFile), key: Bun.file(spec.tls.keyFile) } : undefined,
-      fetch(req, srv) {
-        const remote = srv.requestIP(req)?.address ?? "";
-        const res = spec.handle(req, remote);
-        // WebSocket routes answer synchronously: upgrade without a promise and a microtask turn.
-        return res instanceof Promise ? res.then((r) => respond(req, srv, r)) : respond(req, srv, res);
-      },
-      websocket: {
-        maxPayloadLength: spec.maxMessageSize > 0 ? spec.maxMessageSize : 16 * 1024 * 1024,
-        backpressureLimit: BACKPRESSURE_LIMIT,
-        closeOnBackpressureLimit: false,
-        idleTimeout: 0,
-        sendPings: false,
-        publishToSelf: true,
-        open(ws) {
-          handlers?.open(new BunClientSocket(ws as ServerWebSocket<unknown>), ws.data as D);
-        },
-        message(ws, msg) {
-          if (typeof msg === "string") {
-            handlers?.message(ws.data as D, msg, Buffer.byteLength(msg));
-          } else {
-            handlers?.message(ws.data as D, new TextDecoder().decode(msg), msg.byteLength);
-          }
-        },
-        close(ws, code, reason) {
-          handlers?.close(ws.data as D, code, reason);
-        },
-        drain(ws) {
-          handlers?.drain(ws.data as D);
-        },
-      },
+      fetch: (req, srv) => mounted.fetch(req, srv),
+      websocket: mounted.websocket as WebSocketHandler<object>,
     });
     return {
       port: server.port ?? spec.port,
-      publish: (topic, frame) => {
-        server.publish(topic, frame);
-      },
+      publish: mounted.publish,
       async stop() {
         await server.stop(true);
       },

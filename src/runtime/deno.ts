@@ -1,7 +1,7 @@
 // Deno adapter: Deno.serve + Deno.upgradeWebSocket. The selected sub-protocol is set on the
 // response by hand, because Deno's own `protocol` option only splits offers on ", ".
 import type { ClientSocket } from "../node/socket.ts";
-import type { RunningServer, Runtime, ServeSpec } from "./types.ts";
+import type { HandlerSpec, MountedHandler, RunningServer, Runtime, ServeSpec } from "./types.ts";
 
 const encoder = new TextEncoder();
 
@@ -21,12 +21,52 @@ function wrap(socket: WebSocket): ClientSocket {
   };
 }
 
+function mount<D>(spec: HandlerSpec<D>): MountedHandler {
+  const handlers = spec.websocket;
+  const limit = spec.maxMessageSize;
+  const idleTimeout = spec.nativePingIntervalMs ? Math.ceil(spec.nativePingIntervalMs / 1000) : 0;
+  return {
+    async fetch(req, info) {
+      const addr = (info as Deno.ServeHandlerInfo | undefined)?.remoteAddr as Deno.NetAddr | undefined;
+      const res = await spec.handle(req, addr?.hostname ?? "");
+      if (res instanceof Response) return res;
+      const { socket, response } = Deno.upgradeWebSocket(req, { idleTimeout });
+      socket.binaryType = "arraybuffer";
+      if (res.protocol) response.headers.set("sec-websocket-protocol", res.protocol);
+      for (const [k, v] of Object.entries(res.headers)) response.headers.set(k, v);
+      const data = res.data;
+      const client = wrap(socket);
+      socket.onopen = () => handlers?.open(client, data);
+      socket.onmessage = (ev) => {
+        let frame: string;
+        let size: number;
+        if (typeof ev.data === "string") {
+          frame = ev.data;
+          size = frame.length > limit / 3 ? encoder.encode(frame).length : frame.length;
+        } else {
+          const bytes = new Uint8Array(ev.data as ArrayBuffer);
+          size = bytes.byteLength;
+          frame = size > limit && limit > 0 ? "" : new TextDecoder().decode(bytes);
+        }
+        if (limit > 0 && size > limit) {
+          client.close(1009, "message too big");
+          return;
+        }
+        handlers?.message(data, frame, size);
+      };
+      socket.onclose = (ev) => handlers?.close(data, ev.code, ev.reason);
+      socket.onerror = () => {};
+      return response;
+    },
+  };
+}
+
 export const denoRuntime: Runtime = {
   name: "deno",
   http2SessionPerCall: true,
+  mount,
   serve<D>(spec: ServeSpec<D>): Promise<RunningServer> {
-    const handlers = spec.websocket;
-    const limit = spec.maxMessageSize;
+    const mounted = mount(spec);
     return new Promise((resolve, reject) => {
       try {
         const options: Deno.ServeTcpOptions & Partial<Deno.TlsCertifiedKeyPem> = {
@@ -38,39 +78,7 @@ export const denoRuntime: Runtime = {
           options.cert = Deno.readTextFileSync(spec.tls.certFile);
           options.key = Deno.readTextFileSync(spec.tls.keyFile);
         }
-        const server = Deno.serve(options, async (req, info) => {
-          const addr = info.remoteAddr as Deno.NetAddr;
-          const res = await spec.handle(req, addr.hostname ?? "");
-          if (res instanceof Response) return res;
-          const idleTimeout = spec.nativePingIntervalMs ? Math.ceil(spec.nativePingIntervalMs / 1000) : 0;
-          const { socket, response } = Deno.upgradeWebSocket(req, { idleTimeout });
-          socket.binaryType = "arraybuffer";
-          if (res.protocol) response.headers.set("sec-websocket-protocol", res.protocol);
-          for (const [k, v] of Object.entries(res.headers)) response.headers.set(k, v);
-          const data = res.data;
-          const client = wrap(socket);
-          socket.onopen = () => handlers?.open(client, data);
-          socket.onmessage = (ev) => {
-            let frame: string;
-            let size: number;
-            if (typeof ev.data === "string") {
-              frame = ev.data;
-              size = frame.length > limit / 3 ? encoder.encode(frame).length : frame.length;
-            } else {
-              const bytes = new Uint8Array(ev.data as ArrayBuffer);
-              size = bytes.byteLength;
-              frame = size > limit && limit > 0 ? "" : new TextDecoder().decode(bytes);
-            }
-            if (limit > 0 && size > limit) {
-              client.close(1009, "message too big");
-              return;
-            }
-            handlers?.message(data, frame, size);
-          };
-          socket.onclose = (ev) => handlers?.close(data, ev.code, ev.reason);
-          socket.onerror = () => {};
-          return response;
-        });
+        const server = Deno.serve(options, (req, info) => mounted.fetch(req, info));
         resolve({
           port: server.addr.port,
           async stop() {

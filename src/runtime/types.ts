@@ -16,16 +16,32 @@ export interface WebSocketHandlers<D> {
   drain(data: D): void;
 }
 
-export interface ServeSpec<D> {
-  hostname: string;
-  port: number;
-  tls?: { certFile: string; keyFile: string };
+/** Everything a runtime needs to answer requests: routes, WebSocket callbacks, limits. */
+export interface HandlerSpec<D> {
   /** Frames above this size close the connection with 1009 (0 = no limit). */
   maxMessageSize: number;
   /** Send WebSocket-level pings (Deno can only do it through its idle timeout). */
   nativePingIntervalMs?: number;
   handle(req: Request, remoteAddr: string): Response | Upgrade<D> | Promise<Response | Upgrade<D>>;
   websocket?: WebSocketHandlers<D>;
+}
+
+export interface ServeSpec<D> extends HandlerSpec<D> {
+  hostname: string;
+  port: number;
+  tls?: { certFile: string; keyFile: string };
+}
+
+/**
+ * A HandlerSpec in the runtime's own terms, for mounting in an application's server:
+ * `fetch(req, serverOrInfo)` is Bun's (req, server) or Deno's (req, info); `websocket` is the
+ * object Bun.serve takes (Deno sets handlers per socket and has none).
+ */
+export interface MountedHandler {
+  fetch(req: Request, server?: unknown): Response | Promise<Response>;
+  readonly websocket?: object;
+  /** Native topic fan-out (Bun), through the server the upgrades came from. */
+  readonly publish?: (topic: string, frame: string) => void;
 }
 
 export interface RunningServer {
@@ -39,6 +55,7 @@ export interface Runtime {
   readonly name: "bun" | "deno";
   /** HTTP/2 client sessions must not outlive one call (see GrpcRpcOptions.sessionPerCall). */
   readonly http2SessionPerCall: boolean;
+  mount<D>(spec: HandlerSpec<D>): MountedHandler;
   serve<D>(spec: ServeSpec<D>): Promise<RunningServer>;
   readTextFile(path: string): string | undefined;
   onSignal(signal: "SIGINT" | "SIGTERM", fn: () => void): void;

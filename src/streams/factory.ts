@@ -1,7 +1,6 @@
 import type { Logger } from "../log/logger.ts";
 import type { Controller } from "../node/controller.ts";
 import { ChannelRouter } from "../node/router.ts";
-import type { ServerSettings } from "../settings.ts";
 import {
   CABLE_READY_CHANNEL,
   CableReadyController,
@@ -9,23 +8,21 @@ import {
   TURBO_CHANNEL,
   TurboStreamsController,
 } from "./controller.ts";
-
-type StreamsSettings = Pick<ServerSettings, "streams" | "publicStreams">;
+import type { Options } from "./options.ts";
 
 /**
  * Channels answered without RPC in front of the application's controller, as anycable-go's default
  * router: pub/sub streams always (unless the channel name is emptied), Turbo Streams and CableReady
  * only when their key resolves.
  */
-export function buildChannelRouter(app: Controller, settings: StreamsSettings, log: Logger): Controller {
-  const s = settings.streams;
+export function buildChannelRouter(app: Controller, s: Options, log: Logger): Controller {
   const router = new ChannelRouter(app);
   if (s.pubsubChannel !== "") {
     router.route(
       s.pubsubChannel,
       new StreamsController({
         secret: s.secret,
-        publicStreams: settings.publicStreams,
+        publicStreams: s.publicStreams,
         whisper: s.whisper,
         presence: s.presence,
       }),

@@ -1,4 +1,5 @@
 // A Node driven in-process with recording sockets, for unit tests of controllers behind the node.
+import { LocalHandler } from "../../src/broadcast/handler.ts";
 import { Hub } from "../../src/hub/hub.ts";
 import { Logger } from "../../src/log/logger.ts";
 import { Metrics } from "../../src/metrics/registry.ts";
@@ -73,4 +74,14 @@ export async function open(
       await session.chain;
     },
   };
+}
+
+/** Publications straight to the node's clients, as the app wires fan-out broadcasters. */
+export function localHandler(node: Node): LocalHandler {
+  return new LocalHandler({
+    broadcast: (m) => node.broadcast(m),
+    executeCommand: (c) => node.remoteDisconnect(c.identifier, c.reconnect),
+    countPublication: () => node.countPublication(),
+    countFailedPublication: () => node.countFailedPublication(),
+  });
 }

@@ -6,7 +6,7 @@ import { PublicIdentityController } from "../../src/identity/public.ts";
 import { NullController } from "../../src/node/null_controller.ts";
 import { ChannelRouter } from "../../src/node/router.ts";
 import { StreamsController } from "../../src/streams/controller.ts";
-import { makeNode, open, silentLogger } from "../support/fake_node.ts";
+import { localHandler, makeNode, open, silentLogger } from "../support/fake_node.ts";
 
 const SECRET = "api-secret";
 const ID = JSON.stringify({ channel: "$pubsub", stream_name: "chat/1" });
@@ -23,7 +23,7 @@ async function setup(api = API) {
     c.socket.frames.length = 0;
     clients.push(c);
   }
-  const app = createApiApp(node, api, silentLogger);
+  const app = createApiApp(localHandler(node), api, silentLogger);
   const call = (init: RequestInit & { auth?: string }, path = "/api/publish") => {
     const headers = new Headers(init.headers);
     if (init.auth !== undefined) headers.set("authorization", init.auth);
@@ -134,7 +134,7 @@ describe("POST /api/publish", () => {
     node.broadcast = () => {
       throw new Error("broker down");
     };
-    const handler = createPublishHandler(node, { secret: "", cors: false }, silentLogger);
+    const handler = createPublishHandler(localHandler(node), { secret: "", cors: false }, silentLogger);
     const res = await handler(
       new Request("http://localhost/api/publish", { method: "POST", body: '{"stream":"s","data":"1"}' }),
     );

@@ -178,20 +178,20 @@ const SIGNED_ID = JSON.stringify({ channel: "$pubsub", signed_stream_name: signS
 const APP_ID = JSON.stringify({ channel: "ChatChannel" });
 const streamsSettings = {
   publicStreams: false,
-  streams: {
-    pubsubChannel: "$pubsub",
-    secret: SECRET,
-    whisper: false,
-    presence: true,
-    turboSecret: "",
-    cableReadySecret: "",
-  },
+  pubsubChannel: "$pubsub",
+  secret: SECRET,
+  whisper: false,
+  presence: true,
+  turboSecret: "",
+  cableReadySecret: "",
 };
 
 describe("wrapIdentity", () => {
   const settings = (jwtSecret: string, skipAuth = false, enforceJwt = false) => ({
     skipAuth,
-    identity: { jwtSecret, jwtParam: "jid", enforceJwt },
+    jwtSecret,
+    jwtParam: "jid",
+    enforceJwt,
   });
 
   it("returns the application controller untouched when nothing is answered locally", () => {

@@ -309,7 +309,9 @@ describe("RPC controller", () => {
   it("announces itself like anycable-go", () => {
     const line = rpcAnnouncement(
       {
-        rpc: { host: "localhost:50051", impl: "grpc", tls: { enabled: false, rootCa: "", verify: true } },
+        host: "localhost:50051",
+        impl: "grpc",
+        tls: { enabled: false, rootCa: "", verify: true },
         proxyHeaders: ["cookie", "x-api-token"],
         proxyCookies: [],
       } as never,

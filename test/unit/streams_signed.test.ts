@@ -4,13 +4,13 @@ import { describe, it } from "node:test";
 import { Logger } from "../../src/log/logger.ts";
 import type { CommandResult, Controller } from "../../src/node/controller.ts";
 import { NullController } from "../../src/node/null_controller.ts";
-import type { ServerSettings } from "../../src/settings.ts";
 import {
   CableReadyController,
   StreamsController,
   TurboStreamsController,
 } from "../../src/streams/controller.ts";
 import { buildChannelRouter } from "../../src/streams/factory.ts";
+import type { Options as StreamsOptions } from "../../src/streams/options.ts";
 import { MessageVerifier } from "../../src/streams/verifier.ts";
 import { signStream } from "../support/signing.ts";
 
@@ -180,18 +180,16 @@ describe("Turbo::StreamsChannel and CableReady::Stream controllers", () => {
   });
 });
 
-function settings(over: Partial<ServerSettings["streams"]> = {}, publicStreams = false) {
+function settings(over: Partial<StreamsOptions> = {}, publicStreams = false): StreamsOptions {
   return {
     publicStreams,
-    streams: {
-      pubsubChannel: "$pubsub",
-      secret: "",
-      whisper: false,
-      presence: true,
-      turboSecret: "",
-      cableReadySecret: "",
-      ...over,
-    },
+    pubsubChannel: "$pubsub",
+    secret: "",
+    whisper: false,
+    presence: true,
+    turboSecret: "",
+    cableReadySecret: "",
+    ...over,
   };
 }
 

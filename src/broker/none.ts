@@ -1,0 +1,45 @@
+import type { RemoteCommand, StreamMessage, StreamPublication } from "../broadcast/publication.ts";
+import type { PubSub } from "../pubsub/pubsub.ts";
+import type { Broker, HistoryError } from "./broker.ts";
+
+const NO_HISTORY: HistoryError = { error: "history not supported" };
+
+/**
+ * No broker (anycable-go's LegacyBroker): publications pass to pub/sub as they are, with no
+ * offsets, no history and no session cache.
+ */
+export class NoBroker implements Broker {
+  readonly name = "broker (none)";
+  readonly supportsHistory = false;
+
+  constructor(private readonly pubsub: PubSub) {}
+
+  announce(): string {
+    return "Using no-op (legacy) broker";
+  }
+
+  async start(): Promise<void> {}
+  async shutdown(): Promise<void> {}
+
+  handleBroadcast(publication: StreamPublication): void {
+    this.pubsub.broadcast(publication);
+  }
+
+  handleCommand(command: RemoteCommand): void {
+    this.pubsub.broadcastCommand(command);
+  }
+
+  async historyFrom(): Promise<StreamMessage[] | HistoryError> {
+    return NO_HISTORY;
+  }
+
+  async historySince(): Promise<StreamMessage[] | HistoryError> {
+    return NO_HISTORY;
+  }
+
+  async commitSession(): Promise<void> {}
+
+  async restoreSession(): Promise<string | undefined> {
+    return undefined;
+  }
+}

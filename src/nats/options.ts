@@ -1,0 +1,45 @@
+// Option rows: The NATS connection shared by the NATS broadcaster, pub/sub and broker.
+import type { OptionSpec } from "../config/schema.ts";
+
+export const NATS_OPTIONS = [
+  {
+    name: "nats_servers",
+    key: "nats_servers",
+    type: "string",
+    default: "nats://127.0.0.1:4222",
+    env: ["ANYCABLE_NATS_SERVERS"],
+    toml: "nats.servers",
+    category: "NATS:",
+    description: "Comma-separated NATS server URLs",
+    hidden: false,
+    deprecated: null,
+    served: false,
+  },
+  {
+    name: "nats_dont_randomize_servers",
+    key: "nats_dont_randomize_servers",
+    type: "bool",
+    default: false,
+    env: ["ANYCABLE_NATS_DONT_RANDOMIZE_SERVERS"],
+    toml: "nats.dont_randomize_servers",
+    category: "NATS:",
+    description: "Connect to NATS servers in the given order instead of a random one",
+    hidden: true,
+    deprecated: null,
+    served: false,
+  },
+  {
+    name: "nats_max_reconnect_attempts",
+    key: "nats_max_reconnect_attempts",
+    type: "int",
+    default: 5,
+    env: [],
+    toml: "nats.max_reconnect_attempts",
+    category: "NATS:",
+    description: "How many times to retry a lost NATS connection",
+    hidden: true,
+    deprecated: null,
+    served: false,
+    flag: false,
+  },
+] as const satisfies readonly OptionSpec[];

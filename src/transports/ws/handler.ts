@@ -1,0 +1,69 @@
+// The WebSocket transport: upgrade checks, sub-protocol choice, ?pi / ?ptp, and the socket
+// callbacks that hand frames to the node.
+import type { Logger } from "../../log/logger.ts";
+import type { Node } from "../../node/node.ts";
+import type { Session } from "../../node/session.ts";
+import type { ConnectionRequest } from "../../node/socket.ts";
+import { selectProtocol } from "../../protocols/actioncable.ts";
+import type { Upgrade, WebSocketHandlers } from "../../runtime/types.ts";
+import { VERSION_STRING } from "../../version.ts";
+import type { RequestGate } from "../request.ts";
+
+export interface SocketContext {
+  request: ConnectionRequest;
+  session?: Session;
+}
+
+export function wsUpgradeHandler(
+  gate: RequestGate,
+  logger: Logger,
+): (req: Request, url: URL, remote: string) => Response | Upgrade<SocketContext> {
+  const log = logger.with({ context: "ws" });
+  return (req, url, remote) => {
+    if (req.headers.get("upgrade")?.toLowerCase() !== "websocket") {
+      return new Response("Bad Request\n", { status: 400 });
+    }
+    const refusal = gate.refuse(req);
+    if (refusal) return refusal;
+    const protocol = selectProtocol(req.headers.get("sec-websocket-protocol"));
+    const pi = url.searchParams.get("pi");
+    let pingIntervalSec: number | undefined;
+    if (pi !== null && pi !== "") {
+      if (/^-?\d+$/.test(pi)) pingIntervalSec = Number(pi);
+      else log.warn("invalid ping interval value, must be integer", { val: pi });
+    }
+    const ptp = url.searchParams.get("ptp");
+    const { sid, headers } = gate.identify(req, remote);
+    const request: ConnectionRequest = {
+      sid,
+      url: req.url,
+      headers,
+      protocol,
+      pingIntervalSec,
+      pingPrecision: ptp ? ptp : undefined,
+    };
+    return {
+      kind: "upgrade",
+      data: { request },
+      protocol,
+      headers: { "X-AnyCable-Version": VERSION_STRING },
+    };
+  };
+}
+
+export function wsCallbacks(node: Node): WebSocketHandlers<SocketContext> {
+  return {
+    open(socket, ctx) {
+      ctx.session = node.open(ctx.request, socket);
+    },
+    message(ctx, frame, size) {
+      if (ctx.session) node.message(ctx.session, frame, size);
+    },
+    close(ctx) {
+      if (ctx.session) node.closed(ctx.session);
+    },
+    drain(ctx) {
+      if (ctx.session) node.drained(ctx.session);
+    },
+  };
+}
