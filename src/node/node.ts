@@ -13,7 +13,7 @@ import {
   pingTimestamp,
   publicationDataJson,
 } from "../protocols/actioncable.ts";
-import type { CommandResult, Controller } from "./controller.ts";
+import type { ChannelContext, CommandResult, Controller } from "./controller.ts";
 import { NO_STATE, Session } from "./session.ts";
 import type { ClientSocket, ConnectionRequest } from "./socket.ts";
 
@@ -201,7 +201,8 @@ export class Node {
     // Disconnect is not cancelled with the session: it is queued and made after the close.
     if (wasConnected && session.disconnectable) {
       const subs = session.subscriptionIds();
-      this.opts.controller.disconnect(session.sid, session.env, session.identifiers, subs).catch((err) => {
+      const ctx = { sid: session.sid, env: session.env, identifiers: session.identifiers };
+      this.opts.controller.disconnect(ctx, subs).catch((err) => {
         this.log.warn("disconnect call failed", { sid: session.sid, error: err });
       });
     }
@@ -368,7 +369,12 @@ export class Node {
   private async authenticate(session: Session): Promise<void> {
     let res: Awaited<ReturnType<Controller["authenticate"]>>;
     try {
-      res = await this.opts.controller.authenticate(session.sid, session.env, this.signalOf(session));
+      res = await this.opts.controller.authenticate({
+        sid: session.sid,
+        env: session.env,
+        identifiers: "",
+        signal: this.signalOf(session),
+      });
     } catch (err) {
       if (session.isClosed) return;
       // The RPC layer already logs failures once per burst; per session it is debug detail, so a
@@ -434,13 +440,7 @@ export class Node {
     if (session.subscriptions.has(id)) return `already subscribed to ${id}`;
     let res: CommandResult | null;
     try {
-      res = await this.opts.controller.subscribe(
-        session.sid,
-        session.env,
-        session.identifiers,
-        id,
-        this.signalOf(session),
-      );
+      res = await this.opts.controller.subscribe(this.channelContext(session, id));
     } catch (err) {
       return `subscribe failed for ${id}: ${(err as Error).message}`;
     }
@@ -456,13 +456,7 @@ export class Node {
     if (!session.subscriptions.has(id)) return `unknown subscription: ${id}`;
     let res: CommandResult | null;
     try {
-      res = await this.opts.controller.unsubscribe(
-        session.sid,
-        session.env,
-        session.identifiers,
-        id,
-        this.signalOf(session),
-      );
+      res = await this.opts.controller.unsubscribe(this.channelContext(session, id));
     } catch (err) {
       return `failed to unsubscribe from ${id}: ${(err as Error).message}`;
     }
@@ -480,14 +474,7 @@ export class Node {
     if (typeof cmd.data !== "string") return `perform data must be a string, got ${JSON.stringify(cmd.data)}`;
     let res: CommandResult | null;
     try {
-      res = await this.opts.controller.perform(
-        session.sid,
-        session.env,
-        session.identifiers,
-        id,
-        cmd.data,
-        this.signalOf(session),
-      );
+      res = await this.opts.controller.perform(this.channelContext(session, id), cmd.data);
     } catch (err) {
       return `perform failed for ${id}: ${(err as Error).message}`;
     }
@@ -544,6 +531,17 @@ export class Node {
     for (const t of res.transmissions) session.deliver(t);
     this.markDisconnectable(session, res.disconnectInterest ?? 0);
     if (res.disconnect) this.closeSocket(session, CloseCode.abnormal, "Command Failed");
+  }
+
+  /** The one object a command allocates for its controller call. */
+  private channelContext(session: Session, identifier: string): ChannelContext {
+    return {
+      sid: session.sid,
+      env: session.env,
+      identifiers: session.identifiers,
+      identifier,
+      signal: this.signalOf(session),
+    };
   }
 
   private signalOf(session: Session): AbortSignal | undefined {
