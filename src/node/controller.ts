@@ -24,6 +24,12 @@ export interface ConnectResult {
   errorMsg?: string;
 }
 
+// istate keys a controller sets to give a subscription features the node implements itself.
+/** istate key naming a subscription's whisper stream (set by the streams controller or RPC). */
+export const WHISPER_STREAM_STATE = "$w";
+/** istate key naming a subscription's presence stream. */
+export const PRESENCE_STREAM_STATE = "$p";
+
 export interface CommandResult {
   status: Status;
   transmissions: string[];
