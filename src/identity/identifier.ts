@@ -1,7 +1,7 @@
 // Connection identification answered by the server itself (JWT, public mode) in front of the
 // application's controller: anycable-go's Identifier pipeline and IdentifiableController.
 
-import type { ConnectResult, Controller, SessionEnv } from "../node/controller.ts";
+import type { ConnectionContext, ConnectResult, Controller, SessionEnv } from "../node/controller.ts";
 import { ForwardingController } from "../node/forwarding_controller.ts";
 
 /** A resolved `null` means "no opinion": the next identifier (or the application) decides. */
@@ -34,13 +34,9 @@ export class IdentifiableController extends ForwardingController {
     super(inner);
   }
 
-  override async authenticate(
-    sid: string,
-    env: SessionEnv,
-    signal?: AbortSignal,
-  ): Promise<ConnectResult | null> {
-    const res = await this.identifier.identify(sid, env);
-    if (!res) return this.inner.authenticate(sid, env, signal);
+  override async authenticate(ctx: ConnectionContext): Promise<ConnectResult | null> {
+    const res = await this.identifier.identify(ctx.sid, ctx.env);
+    if (!res) return this.inner.authenticate(ctx);
     // Identified locally: there is nothing for the application's Disconnect to clean up.
     return { ...res, cstate: res.cstate ?? {}, disconnectInterest: -1 };
   }

@@ -24,6 +24,12 @@ export interface ConnectResult {
   errorMsg?: string;
 }
 
+// istate keys a controller sets to give a subscription features the node implements itself.
+/** istate key naming a subscription's whisper stream (set by the streams controller or RPC). */
+export const WHISPER_STREAM_STATE = "$w";
+/** istate key naming a subscription's presence stream. */
+export const PRESENCE_STREAM_STATE = "$p";
+
 export interface CommandResult {
   status: Status;
   transmissions: string[];
@@ -37,41 +43,41 @@ export interface CommandResult {
   errorMsg?: string;
 }
 
+/** Who is calling: the connection (for authenticate / disconnect). */
+export interface ConnectionContext {
+  readonly sid: string;
+  readonly env: SessionEnv;
+  /** The connection identifiers; "" while authenticating. */
+  readonly identifiers: string;
+  /**
+   * The session's close signal (anycable-go's session close context): aborted when the session
+   * closes, so a call still waiting for an RPC slot is dropped and one in flight is cancelled.
+   * Controllers that answer locally ignore it. Absent when no controller in the chain can cancel
+   * (no RPC backend), and on disconnect, which is made after the close.
+   */
+  readonly signal?: AbortSignal;
+}
+
+/** A call about one subscription. */
+export interface ChannelContext extends ConnectionContext {
+  readonly identifier: string;
+}
+
 /**
  * A rejected promise means the call itself failed (transport error, backend down): the session
  * answers as anycable-go does for an RPC error. A resolved `null` means "not mine, pass through"
- * (or, once `signal` is aborted, "cancelled, nothing to apply").
+ * (or, once `ctx.signal` is aborted, "cancelled, nothing to apply").
  *
- * `signal` is the session's close signal (anycable-go's session close context): it is aborted when
- * the session closes, so a call still waiting for an RPC slot is dropped and one in flight is
- * cancelled. Controllers that answer locally ignore it; wrappers pass it on. Disconnect takes none:
- * it is made after the session closed.
+ * The node builds one context per call and every wrapper hands that same object on: a call
+ * through the whole chain allocates one context, not one per layer.
  */
 export interface Controller {
   start?(): Promise<void>;
   shutdown?(): Promise<void>;
-  authenticate(sid: string, env: SessionEnv, signal?: AbortSignal): Promise<ConnectResult | null>;
-  subscribe(
-    sid: string,
-    env: SessionEnv,
-    identifiers: string,
-    identifier: string,
-    signal?: AbortSignal,
-  ): Promise<CommandResult | null>;
-  unsubscribe(
-    sid: string,
-    env: SessionEnv,
-    identifiers: string,
-    identifier: string,
-    signal?: AbortSignal,
-  ): Promise<CommandResult | null>;
-  perform(
-    sid: string,
-    env: SessionEnv,
-    identifiers: string,
-    identifier: string,
-    data: string,
-    signal?: AbortSignal,
-  ): Promise<CommandResult | null>;
-  disconnect(sid: string, env: SessionEnv, identifiers: string, subscriptions: string[]): Promise<void>;
+  authenticate(ctx: ConnectionContext): Promise<ConnectResult | null>;
+  subscribe(ctx: ChannelContext): Promise<CommandResult | null>;
+  unsubscribe(ctx: ChannelContext): Promise<CommandResult | null>;
+  perform(ctx: ChannelContext, data: string): Promise<CommandResult | null>;
+  /** Made after the session closed: `ctx` carries no signal. */
+  disconnect(ctx: ConnectionContext, subscriptions: string[]): Promise<void>;
 }

@@ -1,4 +1,10 @@
-import type { CommandResult, ConnectResult, Controller, SessionEnv } from "./controller.ts";
+import type {
+  ChannelContext,
+  CommandResult,
+  ConnectionContext,
+  ConnectResult,
+  Controller,
+} from "./controller.ts";
 
 /**
  * Base for controllers that sit in front of another one (identity, channel router, disconnect
@@ -13,39 +19,20 @@ export abstract class ForwardingController implements Controller {
     return this.inner;
   }
 
-  authenticate(sid: string, env: SessionEnv, signal?: AbortSignal): Promise<ConnectResult | null> {
-    return this.inner.authenticate(sid, env, signal);
+  authenticate(ctx: ConnectionContext): Promise<ConnectResult | null> {
+    return this.inner.authenticate(ctx);
   }
-  subscribe(
-    sid: string,
-    env: SessionEnv,
-    ids: string,
-    identifier: string,
-    signal?: AbortSignal,
-  ): Promise<CommandResult | null> {
-    return this.targetFor(identifier).subscribe(sid, env, ids, identifier, signal);
+  subscribe(ctx: ChannelContext): Promise<CommandResult | null> {
+    return this.targetFor(ctx.identifier).subscribe(ctx);
   }
-  unsubscribe(
-    sid: string,
-    env: SessionEnv,
-    ids: string,
-    identifier: string,
-    signal?: AbortSignal,
-  ): Promise<CommandResult | null> {
-    return this.targetFor(identifier).unsubscribe(sid, env, ids, identifier, signal);
+  unsubscribe(ctx: ChannelContext): Promise<CommandResult | null> {
+    return this.targetFor(ctx.identifier).unsubscribe(ctx);
   }
-  perform(
-    sid: string,
-    env: SessionEnv,
-    ids: string,
-    identifier: string,
-    data: string,
-    signal?: AbortSignal,
-  ): Promise<CommandResult | null> {
-    return this.targetFor(identifier).perform(sid, env, ids, identifier, data, signal);
+  perform(ctx: ChannelContext, data: string): Promise<CommandResult | null> {
+    return this.targetFor(ctx.identifier).perform(ctx, data);
   }
-  disconnect(sid: string, env: SessionEnv, ids: string, subscriptions: string[]): Promise<void> {
-    return this.inner.disconnect(sid, env, ids, subscriptions);
+  disconnect(ctx: ConnectionContext, subscriptions: string[]): Promise<void> {
+    return this.inner.disconnect(ctx, subscriptions);
   }
   async start(): Promise<void> {
     await this.inner.start?.();

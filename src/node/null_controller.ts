@@ -1,5 +1,5 @@
 import { disconnectMessage, rejectMessage } from "../protocols/actioncable.ts";
-import type { CommandResult, ConnectResult, Controller } from "./controller.ts";
+import type { ChannelContext, CommandResult, ConnectResult, Controller } from "./controller.ts";
 
 /** `--norpc`: nothing is delegated, so anything not answered by identity/streams is refused. */
 export class NullController implements Controller {
@@ -11,8 +11,8 @@ export class NullController implements Controller {
       disconnectInterest: -1,
     };
   }
-  async subscribe(_sid: string, _env: unknown, _ids: string, identifier: string): Promise<CommandResult> {
-    return { status: "failure", transmissions: [rejectMessage(identifier)], disconnectInterest: -1 };
+  async subscribe(ctx: ChannelContext): Promise<CommandResult> {
+    return { status: "failure", transmissions: [rejectMessage(ctx.identifier)], disconnectInterest: -1 };
   }
   async unsubscribe(): Promise<CommandResult> {
     throw new Error("not implemented");

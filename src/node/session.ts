@@ -10,7 +10,8 @@ const SETTLED: Promise<void> = Promise.resolve();
 
 /**
  * Initial cstate/istate of every session, shared and frozen: most sessions never get state, and
- * the node copies it on the first write (Node.ownIstate, Node.mergeCstate) instead of giving each one two objects.
+ * the node copies it on the first write (Commands.ownIstate, Commands.mergeCstate) instead of
+ * giving each one two objects.
  */
 export const NO_STATE: Record<string, never> = Object.freeze({});
 

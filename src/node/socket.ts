@@ -1,3 +1,12 @@
+/** WebSocket close codes the node closes sockets with. */
+export const CloseCode = {
+  normal: 1000,
+  goingAway: 1001,
+  abnormal: 1006,
+  messageTooBig: 1009,
+  internalError: 1011,
+} as const;
+
 /** What the node needs from a runtime's WebSocket; implemented in src/runtime/. */
 export interface ClientSocket {
   /** Sends a text frame. Returns -1 when the frame was queued behind unsent data, 0 when dropped. */

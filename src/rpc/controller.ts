@@ -3,7 +3,13 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Logger } from "../log/logger.ts";
 import type { Counter, Metrics } from "../metrics/registry.ts";
-import type { CommandResult, ConnectResult, Controller, SessionEnv } from "../node/controller.ts";
+import type {
+  ChannelContext,
+  CommandResult,
+  ConnectionContext,
+  ConnectResult,
+  Controller,
+} from "../node/controller.ts";
 import { BurstLog } from "./burst_log.ts";
 import type { RpcClient } from "./client.ts";
 import {
@@ -92,9 +98,10 @@ export class RpcController implements Controller {
     await this.opts.client.close();
   }
 
-  /** Resolves `null` when the session closed first (`signal`): the call was dropped or cancelled. */
-  authenticate(sid: string, env: SessionEnv, signal?: AbortSignal): Promise<ConnectResult | null> {
-    const req = connectRequest(env);
+  /** Resolves `null` when the session closed first (`ctx.signal`): the call was dropped or cancelled. */
+  authenticate(ctx: ConnectionContext): Promise<ConnectResult | null> {
+    const { sid, signal } = ctx;
+    const req = connectRequest(ctx.env);
     return this.run("Connect", sid, true, signal, async () => {
       const res = await this.retry(sid, signal, (timeoutMs) =>
         this.opts.client.connect(req, { sid, timeoutMs, signal }),
@@ -103,39 +110,21 @@ export class RpcController implements Controller {
     });
   }
 
-  subscribe(
-    sid: string,
-    env: SessionEnv,
-    ids: string,
-    identifier: string,
-    signal?: AbortSignal,
-  ): Promise<CommandResult | null> {
-    return this.command(sid, env, "subscribe", ids, identifier, undefined, signal);
+  subscribe(ctx: ChannelContext): Promise<CommandResult | null> {
+    return this.command(ctx, "subscribe", undefined);
   }
 
-  unsubscribe(
-    sid: string,
-    env: SessionEnv,
-    ids: string,
-    identifier: string,
-    signal?: AbortSignal,
-  ): Promise<CommandResult | null> {
-    return this.command(sid, env, "unsubscribe", ids, identifier, undefined, signal);
+  unsubscribe(ctx: ChannelContext): Promise<CommandResult | null> {
+    return this.command(ctx, "unsubscribe", undefined);
   }
 
-  perform(
-    sid: string,
-    env: SessionEnv,
-    ids: string,
-    identifier: string,
-    data: string,
-    signal?: AbortSignal,
-  ): Promise<CommandResult | null> {
-    return this.command(sid, env, "message", ids, identifier, data, signal);
+  perform(ctx: ChannelContext, data: string): Promise<CommandResult | null> {
+    return this.command(ctx, "message", data);
   }
 
-  async disconnect(sid: string, env: SessionEnv, ids: string, subscriptions: string[]): Promise<void> {
-    const req = disconnectRequest(env, ids, subscriptions);
+  async disconnect(ctx: ConnectionContext, subscriptions: string[]): Promise<void> {
+    const { sid } = ctx;
+    const req = disconnectRequest(ctx.env, ctx.identifiers, subscriptions);
     await this.run("Disconnect", sid, true, undefined, async () => {
       const res = await this.retry(sid, undefined, (timeoutMs) =>
         this.opts.client.disconnect(req, { sid, timeoutMs }),
@@ -146,15 +135,12 @@ export class RpcController implements Controller {
   }
 
   private command(
-    sid: string,
-    env: SessionEnv,
+    ctx: ChannelContext,
     name: CommandName,
-    ids: string,
-    identifier: string,
     data: string | undefined,
-    signal: AbortSignal | undefined,
   ): Promise<CommandResult | null> {
-    const req = commandRequest(env, name, identifier, ids, data);
+    const { sid, signal } = ctx;
+    const req = commandRequest(ctx.env, name, ctx.identifier, ctx.identifiers, data);
     return this.run("Command", sid, false, signal, async () => {
       const res = await this.retry(sid, signal, (timeoutMs) =>
         this.opts.client.command(req, { sid, timeoutMs, signal }),

@@ -5,7 +5,7 @@
 
 import type { Logger } from "../log/logger.ts";
 import type { Metrics } from "../metrics/registry.ts";
-import type { Controller, SessionEnv } from "../node/controller.ts";
+import type { ConnectionContext, Controller } from "../node/controller.ts";
 import { ForwardingController } from "../node/forwarding_controller.ts";
 import { BurstLog } from "./burst_log.ts";
 
@@ -24,9 +24,7 @@ export interface DisconnectQueueOptions {
 }
 
 interface Job {
-  sid: string;
-  env: SessionEnv;
-  identifiers: string;
+  ctx: ConnectionContext;
   subscriptions: string[];
 }
 
@@ -76,18 +74,13 @@ export class DisconnectQueue extends ForwardingController {
   }
 
   /** Queues the call; resolves at once (the session is gone, nobody waits for the outcome). */
-  override async disconnect(
-    sid: string,
-    env: SessionEnv,
-    identifiers: string,
-    subscriptions: string[],
-  ): Promise<void> {
+  override async disconnect(ctx: ConnectionContext, subscriptions: string[]): Promise<void> {
     if (this.stopped) {
       // after shutdown began anycable-go calls Disconnect directly
-      await this.call({ sid, env, identifiers, subscriptions });
+      await this.call({ ctx, subscriptions });
       return;
     }
-    this.jobs.push({ sid, env, identifiers, subscriptions });
+    this.jobs.push({ ctx, subscriptions });
     if (this.size > this.opts.backlog && !this.overflowWarned) {
       // anycable-go blocks the closing session here; nothing is dropped in either
       this.overflowWarned = true;
@@ -125,10 +118,10 @@ export class DisconnectQueue extends ForwardingController {
 
   private async call(job: Job): Promise<void> {
     try {
-      await this.inner.disconnect(job.sid, job.env, job.identifiers, job.subscriptions);
+      await this.inner.disconnect(job.ctx, job.subscriptions);
       this.failures.success();
     } catch (err) {
-      this.failures.failure("controller disconnect failed", { sid: job.sid, error: err });
+      this.failures.failure("controller disconnect failed", { sid: job.ctx.sid, error: err });
     }
   }
 

@@ -1,7 +1,13 @@
 // Channels answered by the server itself, without RPC: `$pubsub` (signed or public stream names),
 // `Turbo::StreamsChannel` and `CableReady::Stream` (signed names), as anycable-go's streams package.
-import type { CommandResult, ConnectResult, Controller } from "../node/controller.ts";
-import { PRESENCE_STREAM_STATE, WHISPER_STREAM_STATE } from "../node/node.ts";
+import {
+  type ChannelContext,
+  type CommandResult,
+  type ConnectResult,
+  type Controller,
+  PRESENCE_STREAM_STATE,
+  WHISPER_STREAM_STATE,
+} from "../node/controller.ts";
 import { confirmMessage, rejectMessage } from "../protocols/actioncable.ts";
 import { MessageVerifier } from "./verifier.ts";
 
@@ -129,7 +135,7 @@ export class StreamChannelController implements Controller {
     return null;
   }
 
-  async subscribe(_sid: string, _env: unknown, _ids: string, identifier: string): Promise<CommandResult> {
+  async subscribe({ identifier }: ChannelContext): Promise<CommandResult> {
     const res = this.verifiedStream(identifier);
     if (!res.ok) {
       return { status: "failure", transmissions: [rejectMessage(identifier)], errorMsg: res.error };

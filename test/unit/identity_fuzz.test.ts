@@ -32,6 +32,7 @@ function prng(seed: number): () => number {
   };
 }
 
+const ENV: SessionEnv = { url: "ws://x/cable", headers: {}, cstate: {}, istate: {} };
 const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.=+/ "{}[]:,\\é🎉\u0000';
 
 function fuzzer(seed: number) {
@@ -197,7 +198,7 @@ describe("fuzz: signed stream names", () => {
         channel: "$pubsub",
         signed_stream_name: f.rnd() < 0.95 ? signed : 7,
       });
-      const res = await controller.subscribe("sid", {}, "{}", identifier);
+      const res = await controller.subscribe({ sid: "sid", env: ENV, identifiers: "{}", identifier });
       const expected =
         typeof JSON.parse(identifier).signed_stream_name === "string" ? nameIsValid(signed) : undefined;
       if (res.status === "success") {

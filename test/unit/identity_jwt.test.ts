@@ -4,7 +4,14 @@ import { SignJWT } from "jose";
 import { wrapIdentity } from "../../src/identity/factory.ts";
 import { JwtIdentifier, MAX_TOKEN_LENGTH, verifyToken } from "../../src/identity/jwt.ts";
 import { tokenFromUpgrade } from "../../src/identity/token.ts";
-import type { CommandResult, ConnectResult, Controller, SessionEnv } from "../../src/node/controller.ts";
+import type {
+  ChannelContext,
+  CommandResult,
+  ConnectionContext,
+  ConnectResult,
+  Controller,
+  SessionEnv,
+} from "../../src/node/controller.ts";
 import { NullController } from "../../src/node/null_controller.ts";
 import { buildChannelRouter } from "../../src/streams/factory.ts";
 import { makeNode, open, silentLogger } from "../support/fake_node.ts";
@@ -38,7 +45,7 @@ class SpyController implements Controller {
   disconnects: string[] = [];
   /** connection identifiers each application command was called with */
   commandIds: string[] = [];
-  async authenticate(sid: string): Promise<ConnectResult> {
+  async authenticate({ sid }: ConnectionContext): Promise<ConnectResult> {
     this.connects.push(sid);
     return {
       status: "success",
@@ -46,8 +53,8 @@ class SpyController implements Controller {
       transmissions: [JSON.stringify({ type: "welcome", rpc: true })],
     };
   }
-  async subscribe(_sid: string, _env: SessionEnv, ids: string, identifier: string): Promise<CommandResult> {
-    this.commandIds.push(ids);
+  async subscribe({ identifiers, identifier }: ChannelContext): Promise<CommandResult> {
+    this.commandIds.push(identifiers);
     return {
       status: "success",
       transmissions: [JSON.stringify({ type: "confirm_subscription", identifier })],
@@ -60,7 +67,7 @@ class SpyController implements Controller {
   async perform(): Promise<CommandResult | null> {
     return null;
   }
-  async disconnect(sid: string): Promise<void> {
+  async disconnect({ sid }: ConnectionContext): Promise<void> {
     this.disconnects.push(sid);
   }
 }

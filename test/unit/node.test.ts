@@ -4,7 +4,13 @@ import { Hub, type NativeFanout } from "../../src/hub/hub.ts";
 import { PublicIdentityController } from "../../src/identity/public.ts";
 import { Logger } from "../../src/log/logger.ts";
 import { Metrics } from "../../src/metrics/registry.ts";
-import type { CommandResult, Controller, SessionEnv } from "../../src/node/controller.ts";
+import type {
+  ChannelContext,
+  CommandResult,
+  ConnectionContext,
+  Controller,
+  SessionEnv,
+} from "../../src/node/controller.ts";
 import { Node, type NodeOptions } from "../../src/node/node.ts";
 import { NullController } from "../../src/node/null_controller.ts";
 import { ChannelRouter } from "../../src/node/router.ts";
@@ -203,7 +209,7 @@ describe("Node", () => {
   it("disconnects every session sharing identifiers, and forgets closed ones", async () => {
     // one user with two tabs and another user: identifiers come from the sid's first letter
     const controller: Controller = {
-      authenticate: async (sid) => ({ status: "success", identifiers: sid[0]!, transmissions: [] }),
+      authenticate: async ({ sid }) => ({ status: "success", identifiers: sid[0]!, transmissions: [] }),
       subscribe: async () => null,
       unsubscribe: async () => null,
       perform: async () => null,
@@ -229,8 +235,8 @@ describe("Node", () => {
   it("keeps state per session and nothing per idle session", async () => {
     const seenEnvs: SessionEnv[] = [];
     const controller: Controller = {
-      authenticate: async (sid) => ({ status: "success", identifiers: sid, transmissions: [] }),
-      subscribe: async (sid, env): Promise<CommandResult> => {
+      authenticate: async ({ sid }) => ({ status: "success", identifiers: sid, transmissions: [] }),
+      subscribe: async ({ sid, env }): Promise<CommandResult> => {
         seenEnvs.push(env);
         return {
           status: "success",
@@ -268,6 +274,72 @@ describe("Node", () => {
     assert.deepEqual(a.session.env.istate, {});
     assert.deepEqual(b.session.env.istate, { [ID]: { room: "b" } });
     assert.equal(seenEnvs.length, 2);
+  });
+
+  it("hands controllers one context per call: identifiers once known, a signal only before the close", async () => {
+    const seen: Array<{ call: string; ctx: ConnectionContext; extra?: unknown }> = [];
+    const controller: Controller = {
+      authenticate: async (ctx) => {
+        seen.push({ call: "authenticate", ctx });
+        return { status: "success", identifiers: '{"u":1}', transmissions: [], disconnectInterest: 1 };
+      },
+      subscribe: async (ctx) => {
+        seen.push({ call: "subscribe", ctx });
+        return { status: "success", transmissions: [] };
+      },
+      unsubscribe: async (ctx) => {
+        seen.push({ call: "unsubscribe", ctx });
+        return { status: "success", transmissions: [] };
+      },
+      perform: async (ctx, data) => {
+        seen.push({ call: "perform", ctx, extra: data });
+        return { status: "success", transmissions: [] };
+      },
+      disconnect: async (ctx, subscriptions) => {
+        seen.push({ call: "disconnect", ctx, extra: subscriptions });
+      },
+    };
+    for (const cancellableCalls of [true, false]) {
+      seen.length = 0;
+      const { node } = makeNode({ controller, cancellableCalls });
+      const { session } = await connected(node, "a");
+      const other = JSON.stringify({ channel: "Other" });
+      for (const cmd of [
+        { command: "subscribe", identifier: ID },
+        { command: "subscribe", identifier: other },
+        { command: "message", identifier: ID, data: '{"action":"go"}' },
+        { command: "unsubscribe", identifier: other },
+      ]) {
+        node.message(session, JSON.stringify(cmd), 1);
+      }
+      await session.chain;
+      node.closed(session);
+      await tick();
+      assert.deepEqual(
+        seen.map(({ call, ctx, extra }) => [
+          call,
+          ctx.sid,
+          ctx.identifiers,
+          (ctx as ChannelContext).identifier,
+          extra,
+        ]),
+        [
+          ["authenticate", "a", "", undefined, undefined],
+          ["subscribe", "a", '{"u":1}', ID, undefined],
+          ["subscribe", "a", '{"u":1}', other, undefined],
+          ["perform", "a", '{"u":1}', ID, '{"action":"go"}'],
+          ["unsubscribe", "a", '{"u":1}', other, undefined],
+          ["disconnect", "a", '{"u":1}', undefined, [ID]],
+        ],
+      );
+      for (const { ctx } of seen) assert.equal(ctx.env, session.env);
+      const signals = seen.map(({ ctx }) => ctx.signal);
+      assert.equal(signals.at(-1), undefined, "disconnect is made after the close");
+      for (const signal of signals.slice(0, -1)) {
+        if (cancellableCalls) assert.ok(signal instanceof AbortSignal);
+        else assert.equal(signal, undefined);
+      }
+    }
   });
 
   it("pings on the shared ticker, first one within 0.5-1.5x of the interval", async () => {

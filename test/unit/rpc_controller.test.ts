@@ -18,6 +18,7 @@ import type { CallOptions, RpcClient } from "../../src/rpc/client.ts";
 import { RpcController } from "../../src/rpc/controller.ts";
 import { ApplicationError } from "../../src/rpc/convert.ts";
 import { rpcAnnouncement } from "../../src/rpc/factory.ts";
+import { authCtx, chanCtx, closedCtx } from "../support/contexts.ts";
 import { waitFor } from "../support/wait.ts";
 
 const ENV = (): SessionEnv => ({ url: "ws://h/cable", headers: { cookie: "c" }, cstate: {}, istate: {} });
@@ -84,7 +85,7 @@ describe("RPC controller", () => {
           transmissions: ['{"type":"welcome"}'],
         }),
     ];
-    const res = await controller.authenticate("sid-9", ENV());
+    const res = await controller.authenticate(authCtx("sid-9", ENV()));
     assert.deepEqual(res, {
       status: "success",
       identifiers: '{"u":1}',
@@ -99,7 +100,7 @@ describe("RPC controller", () => {
   it("retries an unavailable backend and counts the retries", async () => {
     const { client, metrics, controller } = setup();
     client.script = [unavailable, unavailable];
-    const res = await controller.authenticate("s", ENV());
+    const res = await controller.authenticate(authCtx("s", ENV()));
     assert.equal(res?.status, "success");
     assert.equal(client.seen.length, 3);
     assert.equal(metrics.counterValue("rpc_retries_total"), 2);
@@ -109,14 +110,14 @@ describe("RPC controller", () => {
   it("fails the call after the command timeout, counts an error and logs once per burst", async () => {
     const { client, metrics, controller, lines } = setup({ commandTimeoutMs: 1 });
     client.fallback = unavailable;
-    for (let i = 0; i < 20; i++) await assert.rejects(controller.authenticate(`s${i}`, ENV()));
+    for (let i = 0; i < 20; i++) await assert.rejects(controller.authenticate(authCtx(`s${i}`, ENV())));
     assert.equal(metrics.counterValue("rpc_call_total"), 20);
     assert.equal(metrics.counterValue("rpc_error_total"), 20);
     const errors = lines.filter((l) => l.includes("RPC call failed"));
     assert.equal(errors.length, 1, lines.join("\n"));
     assert.match(errors[0]!, /ERR RPC call failed method=Connect sid=s0 code=Unavailable/);
     client.fallback = () => create(ConnectionResponseSchema, { status: Status.SUCCESS });
-    await controller.authenticate("ok", ENV());
+    await controller.authenticate(authCtx("ok", ENV()));
     assert.match(lines.join("\n"), /INF RPC calls succeed again failed_calls=20/);
   });
 
@@ -128,7 +129,7 @@ describe("RPC controller", () => {
       },
     ];
     await assert.rejects(
-      controller.perform("s", ENV(), "ids", "id", "{}"),
+      controller.perform(chanCtx("s", ENV(), "ids", "id"), "{}"),
       (e: ConnectError) => e.code === Code.DeadlineExceeded,
     );
     assert.equal(client.seen.length, 1);
@@ -139,11 +140,11 @@ describe("RPC controller", () => {
   it("an application ERROR fails Connect without counting a transport error", async () => {
     const { client, metrics, controller } = setup();
     client.script = [() => create(ConnectionResponseSchema, { status: Status.ERROR, errorMsg: "db down" })];
-    await assert.rejects(controller.authenticate("s", ENV()), ApplicationError);
+    await assert.rejects(controller.authenticate(authCtx("s", ENV())), ApplicationError);
     assert.equal(metrics.counterValue("rpc_error_total"), 0);
     // ... but a Disconnect ERROR is counted, as anycable-go does
     client.script = [() => create(DisconnectResponseSchema, { status: Status.ERROR, errorMsg: "x" })];
-    await assert.rejects(controller.disconnect("s", ENV(), "ids", []), ApplicationError);
+    await assert.rejects(controller.disconnect(closedCtx("s", ENV(), "ids"), []), ApplicationError);
     assert.equal(metrics.counterValue("rpc_error_total"), 1);
   });
 
@@ -152,9 +153,9 @@ describe("RPC controller", () => {
     client.fallback = () => create(CommandResponseSchema, { status: Status.SUCCESS, streams: ["s"] });
     const env = ENV();
     env.istate.id = { room: "1" };
-    const sub = await controller.subscribe("s", env, "ids", "id");
-    await controller.unsubscribe("s", env, "ids", "id");
-    await controller.perform("s", env, "ids", "id", '{"action":"x"}');
+    const sub = await controller.subscribe(chanCtx("s", env, "ids", "id"));
+    await controller.unsubscribe(chanCtx("s", env, "ids", "id"));
+    await controller.perform(chanCtx("s", env, "ids", "id"), '{"action":"x"}');
     assert.deepEqual(sub?.streams, ["s"]);
     const cmds = client.seen.map((c) => (c.req as CommandMessage).command);
     assert.deepEqual(cmds, ["subscribe", "unsubscribe", "message"]);
@@ -174,7 +175,7 @@ describe("RPC controller", () => {
       inflight--;
       return create(ConnectionResponseSchema, { status: Status.SUCCESS });
     };
-    const calls = Array.from({ length: 10 }, (_, i) => controller.authenticate(`s${i}`, ENV()));
+    const calls = Array.from({ length: 10 }, (_, i) => controller.authenticate(authCtx(`s${i}`, ENV())));
     await waitFor(() => gates.length === 3, "three calls in flight");
     metrics.collect();
     assert.equal(metrics.gaugeValue("rpc_pending_num"), 7);
@@ -202,13 +203,13 @@ describe("RPC controller", () => {
         return create(ConnectionResponseSchema, { status: Status.SUCCESS, identifiers: "holder" });
       },
     ];
-    const holder = controller.authenticate("holder", ENV());
+    const holder = controller.authenticate(authCtx("holder", ENV()));
     await waitFor(() => client.seen.length === 1, "the holder's call in flight");
     const sessions = [new AbortController(), new AbortController(), new AbortController()];
     const queued = [
-      controller.authenticate("q0", ENV(), sessions[0]!.signal),
-      controller.perform("q1", ENV(), "ids", "id", "{}", sessions[1]!.signal),
-      controller.subscribe("q2", ENV(), "ids", "id", sessions[2]!.signal),
+      controller.authenticate(authCtx("q0", ENV(), sessions[0]!.signal)),
+      controller.perform(chanCtx("q1", ENV(), "ids", "id", sessions[1]!.signal), "{}"),
+      controller.subscribe(chanCtx("q2", ENV(), "ids", "id", sessions[2]!.signal)),
     ];
     metrics.collect();
     assert.equal(metrics.gaugeValue("rpc_pending_num"), 3);
@@ -236,7 +237,7 @@ describe("RPC controller", () => {
     // already closed before asking: not made either
     const closed = new AbortController();
     closed.abort();
-    assert.equal(await controller.authenticate("late", ENV(), closed.signal), null);
+    assert.equal(await controller.authenticate(authCtx("late", ENV(), closed.signal)), null);
     assert.equal(client.seen.length, 2);
     assert.equal(metrics.counterValue("rpc_canceled_total"), 3);
   });
@@ -252,9 +253,9 @@ describe("RPC controller", () => {
       });
     client.script = [hang, hang];
     const connectSession = new AbortController();
-    const connecting = controller.authenticate("c", ENV(), connectSession.signal);
+    const connecting = controller.authenticate(authCtx("c", ENV(), connectSession.signal));
     const performSession = new AbortController();
-    const performing = controller.perform("p", ENV(), "ids", "id", "{}", performSession.signal);
+    const performing = controller.perform(chanCtx("p", ENV(), "ids", "id", performSession.signal), "{}");
     await waitFor(() => client.seen.length === 2, "both calls in flight");
     assert.equal(client.seen[0]!.opts.signal, connectSession.signal);
     assert.equal(client.seen[1]!.opts.signal, performSession.signal);
@@ -280,7 +281,7 @@ describe("RPC controller", () => {
         unavailable();
       },
     ];
-    assert.equal(await controller.authenticate("s", ENV(), session.signal), null);
+    assert.equal(await controller.authenticate(authCtx("s", ENV(), session.signal)), null);
     assert.equal(client.seen.length, 1);
     assert.equal(metrics.counterValue("rpc_retries_total"), 0);
     assert.equal(metrics.counterValue("rpc_canceled_total"), 1);
@@ -295,7 +296,7 @@ describe("RPC controller", () => {
       });
       return create(ConnectionResponseSchema, { status: Status.SUCCESS });
     };
-    const call = controller.authenticate("s", ENV());
+    const call = controller.authenticate(authCtx("s", ENV()));
     await waitFor(() => client.seen.length === 1, "call started");
     const stopping = controller.shutdown();
     assert.equal(client.closed, false);

@@ -4,6 +4,7 @@ import { Logger } from "../../src/log/logger.ts";
 import { Metrics } from "../../src/metrics/registry.ts";
 import type { Controller, SessionEnv } from "../../src/node/controller.ts";
 import { DisconnectQueue } from "../../src/rpc/disconnect_queue.ts";
+import { authCtx, closedCtx } from "../support/contexts.ts";
 import { waitFor } from "../support/wait.ts";
 
 const ENV: SessionEnv = { url: "u", headers: {}, cstate: {}, istate: {} };
@@ -24,7 +25,7 @@ function recorder(opts: { fail?: boolean; hold?: boolean } = {}) {
     subscribe: async () => null,
     unsubscribe: async () => null,
     perform: async () => null,
-    async disconnect(sid, _env, _ids, subs) {
+    async disconnect({ sid }, subs) {
       calls.push({ sid, at: now(), subs });
       if (opts.hold) await new Promise<void>((r) => held.push(r));
       if (opts.fail) throw new Error("backend down");
@@ -71,7 +72,7 @@ describe("disconnect queue (--disconnect_rate, --disconnect_backlog_size)", () =
       now: c.now,
       sleep: c.sleep,
     });
-    for (let i = 0; i < 5; i++) void q.disconnect(`s${i}`, ENV, "ids", [`sub${i}`]);
+    for (let i = 0; i < 5; i++) void q.disconnect(closedCtx(`s${i}`, ENV, "ids"), [`sub${i}`]);
     metrics.collect();
     // the first call starts at once; the others wait for their turn
     assert.equal(metrics.gaugeValue("disconnect_queue_size"), 4);
@@ -103,7 +104,7 @@ describe("disconnect queue (--disconnect_rate, --disconnect_backlog_size)", () =
       metrics: new Metrics(),
       logger,
     });
-    for (let i = 0; i < 6; i++) await q.disconnect(`s${i}`, ENV, "ids", []);
+    for (let i = 0; i < 6; i++) await q.disconnect(closedCtx(`s${i}`, ENV, "ids"), []);
     await waitFor(() => rec.calls.length === 1, "the first call");
     const started = Date.now();
     await q.shutdown();
@@ -113,7 +114,7 @@ describe("disconnect queue (--disconnect_rate, --disconnect_backlog_size)", () =
     assert.match(lines.join("\n"), /invoking remaining disconnects .*num=5/);
     assert.match(lines.join("\n"), /disconnected sessions num=5/);
     // after shutdown began, calls go straight through
-    await q.disconnect("late", ENV, "ids", []);
+    await q.disconnect(closedCtx("late", ENV, "ids"), []);
     assert.equal(rec.calls.at(-1)!.sid, "late");
   });
 
@@ -128,7 +129,7 @@ describe("disconnect queue (--disconnect_rate, --disconnect_backlog_size)", () =
       metrics: new Metrics(),
       logger,
     });
-    for (let i = 0; i < 4; i++) await q.disconnect(`s${i}`, ENV, "ids", []);
+    for (let i = 0; i < 4; i++) await q.disconnect(closedCtx(`s${i}`, ENV, "ids"), []);
     await q.shutdown();
     assert.match(lines.join("\n"), /had no time to invoke Disconnect calls: ~2/);
     for (const release of rec.held) release();
@@ -148,7 +149,7 @@ describe("disconnect queue (--disconnect_rate, --disconnect_backlog_size)", () =
       now: c.now,
       sleep: c.sleep,
     });
-    for (let i = 0; i < 6; i++) void q.disconnect(`s${i}`, ENV, "ids", []);
+    for (let i = 0; i < 6; i++) void q.disconnect(closedCtx(`s${i}`, ENV, "ids"), []);
     await waitFor(() => rec.calls.length === 6, "all six calls (nothing is dropped)");
     assert.equal(lines.filter((l) => l.includes("disconnect queue is full")).length, 1);
     assert.equal(lines.filter((l) => l.includes("controller disconnect failed")).length, 1);
@@ -169,7 +170,7 @@ describe("disconnect queue (--disconnect_rate, --disconnect_backlog_size)", () =
       metrics: new Metrics(),
       logger: capture().logger,
     });
-    assert.equal((await q.authenticate("s", ENV))?.identifiers, "x");
+    assert.equal((await q.authenticate(authCtx("s", ENV)))?.identifiers, "x");
     assert.equal(authenticated, 1);
   });
 });

@@ -11,6 +11,7 @@ import { RpcController } from "../../src/rpc/controller.ts";
 import { commandRequest, connectRequest } from "../../src/rpc/convert.ts";
 import { GrpcRpcClient, type GrpcRpcOptions } from "../../src/rpc/grpc.ts";
 import { parseGrpcTarget } from "../../src/rpc/targets.ts";
+import { authCtx } from "../support/contexts.ts";
 import { type CommandReq, type GrpcBackend, startGrpcBackend } from "../support/grpc_backend.ts";
 import { waitFor } from "../support/wait.ts";
 
@@ -141,10 +142,10 @@ describe("gRPC client against grpc-js", () => {
       logger: silent,
     });
     try {
-      await controller.authenticate("warm", ENV);
+      await controller.authenticate(authCtx("warm", ENV));
       await x.stop();
       for (let i = 0; i < 6; i++) {
-        const res = await controller.authenticate(`s${i}`, ENV);
+        const res = await controller.authenticate(authCtx(`s${i}`, ENV));
         assert.equal(res?.status, "success");
       }
       assert.ok(y.calls.length >= 6);

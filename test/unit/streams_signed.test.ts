@@ -22,7 +22,7 @@ const silent = new Logger("error", "text", {}, { write() {} });
 const pubsub = (fields: Record<string, unknown>) => JSON.stringify({ channel: "$pubsub", ...fields });
 
 async function sub(c: Controller, identifier: string): Promise<CommandResult> {
-  const res = await c.subscribe("sid", env, "{}", identifier);
+  const res = await c.subscribe({ sid: "sid", env, identifiers: "{}", identifier });
   assert.ok(res, "controller answered");
   return res;
 }

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { PublicIdentityController } from "../../src/identity/public.ts";
-import type { CommandResult, Controller } from "../../src/node/controller.ts";
+import type { ChannelContext, CommandResult, Controller } from "../../src/node/controller.ts";
 import { NullController } from "../../src/node/null_controller.ts";
 import { ChannelRouter } from "../../src/node/router.ts";
 import { StreamsController } from "../../src/streams/controller.ts";
@@ -15,7 +15,7 @@ const RPC_ID = JSON.stringify({ channel: "ChatChannel", id: 1 });
 
 /** An application channel that marks its stream for whispers, as anycable-rails does. */
 class WhisperingApp extends NullController {
-  override async subscribe(_s: string, _e: unknown, _i: string, identifier: string): Promise<CommandResult> {
+  override async subscribe({ identifier }: ChannelContext): Promise<CommandResult> {
     return {
       status: "success",
       transmissions: [JSON.stringify({ type: "confirm_subscription", identifier })],

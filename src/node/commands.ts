@@ -1,0 +1,195 @@
+// What a client's commands do to its session: the controller calls for subscribe / unsubscribe /
+// perform, whispers, and applying a controller's answer (streams, state, transmissions, disconnect
+// interest). The node decides when a command runs; this module decides what it does.
+import type { Hub, Publication } from "../hub/hub.ts";
+import type { Logger } from "../log/logger.ts";
+import { type ClientCommand, publicationDataJson } from "../protocols/actioncable.ts";
+import {
+  type ChannelContext,
+  type CommandResult,
+  type ConnectionContext,
+  type ConnectResult,
+  type Controller,
+  WHISPER_STREAM_STATE,
+} from "./controller.ts";
+import { NO_STATE, type Session } from "./session.ts";
+import { CloseCode } from "./socket.ts";
+
+export type DisconnectMode = "auto" | "always" | "never";
+
+export interface CommandsOptions {
+  controller: Controller;
+  hub: Hub;
+  logger: Logger;
+  disconnectMode: DisconnectMode;
+  /** Whether calls get the session's close signal (see NodeOptions.cancellableCalls). */
+  cancellable: boolean;
+  /** The node's broadcast: a whisper is a publication like any other. */
+  broadcast(pub: Publication): void;
+  /** The node's close without a protocol `disconnect` frame. */
+  close(session: Session, code: number, reason: string): void;
+}
+
+/**
+ * Each handler returns an error text for the node to count and log, or undefined. A session that
+ * closed while its call was out gets nothing applied.
+ */
+export class Commands {
+  private readonly controller: Controller;
+  private readonly hub: Hub;
+
+  constructor(private readonly opts: CommandsOptions) {
+    this.controller = opts.controller;
+    this.hub = opts.hub;
+  }
+
+  /** The authenticate call's context: identifiers are not known yet. */
+  connectionContext(session: Session): ConnectionContext {
+    return { sid: session.sid, env: session.env, identifiers: "", signal: this.signalOf(session) };
+  }
+
+  /** The answer's state, transmissions and disconnect interest; the node handles the status. */
+  applyConnectResult(session: Session, res: ConnectResult): void {
+    if (res.cstate) this.mergeCstate(session, res.cstate);
+    for (const t of res.transmissions) session.deliver(t);
+    this.markDisconnectable(session, res.disconnectInterest ?? 0);
+  }
+
+  async subscribe(session: Session, cmd: ClientCommand): Promise<string | undefined> {
+    const id = cmd.identifier;
+    if (session.subscriptions.has(id)) return `already subscribed to ${id}`;
+    let res: CommandResult | null;
+    try {
+      res = await this.controller.subscribe(this.channelContext(session, id));
+    } catch (err) {
+      return `subscribe failed for ${id}: ${(err as Error).message}`;
+    }
+    if (session.isClosed || !res) return undefined;
+    if (res.status === "error") return `subscribe failed for ${id}: ${res.errorMsg ?? "error"}`;
+    if (res.status === "success") session.subscriptions.set(id, []);
+    this.applyCommandResult(session, id, res);
+    return undefined;
+  }
+
+  async unsubscribe(session: Session, cmd: ClientCommand): Promise<string | undefined> {
+    const id = cmd.identifier;
+    if (!session.subscriptions.has(id)) return `unknown subscription: ${id}`;
+    let res: CommandResult | null;
+    try {
+      res = await this.controller.unsubscribe(this.channelContext(session, id));
+    } catch (err) {
+      return `failed to unsubscribe from ${id}: ${(err as Error).message}`;
+    }
+    if (session.isClosed || !res) return undefined;
+    if (res.status === "error") return `failed to unsubscribe from ${id}: ${res.errorMsg ?? "error"}`;
+    this.applyCommandResult(session, id, { ...res, stopAllStreams: true });
+    session.subscriptions.delete(id);
+    if (id in session.env.istate) delete this.ownIstate(session)[id];
+    return undefined;
+  }
+
+  async perform(session: Session, cmd: ClientCommand): Promise<string | undefined> {
+    const id = cmd.identifier;
+    if (!session.subscriptions.has(id)) return `unknown subscription ${id}`;
+    if (typeof cmd.data !== "string") return `perform data must be a string, got ${JSON.stringify(cmd.data)}`;
+    let res: CommandResult | null;
+    try {
+      res = await this.controller.perform(this.channelContext(session, id), cmd.data);
+    } catch (err) {
+      return `perform failed for ${id}: ${(err as Error).message}`;
+    }
+    if (session.isClosed || !res) return undefined;
+    if (res.status === "error") return `perform failed for ${id}: ${res.errorMsg ?? "error"}`;
+    this.applyCommandResult(session, id, res);
+    return undefined;
+  }
+
+  /**
+   * Client-to-clients broadcast on the subscription's whisper stream (istate `$w`), never back to
+   * the sender. Without such a stream the whisper is dropped quietly, as anycable-go does.
+   */
+  whisper(session: Session, cmd: ClientCommand): void {
+    const stream = session.env.istate[cmd.identifier]?.[WHISPER_STREAM_STATE];
+    if (!stream) {
+      this.opts.logger.debug("whisper stream not found", { sid: session.sid, identifier: cmd.identifier });
+      return;
+    }
+    // Same encoding rule as any publication (a JSON null is sent as the string "null", like anycable-go).
+    const dataJson = publicationDataJson(JSON.stringify(cmd.data ?? null));
+    this.opts.broadcast({ stream, dataJson, excludeSocket: session.sid });
+  }
+
+  /** Applies a command result in anycable-go's order: streams, state, transmissions, disconnect. */
+  private applyCommandResult(session: Session, identifier: string, res: CommandResult): void {
+    const hub = this.hub;
+    let streams = session.subscriptions.get(identifier);
+    if (res.stopAllStreams) {
+      if (streams) for (const s of streams) hub.unsubscribe(session, s, identifier);
+      if (streams) streams.length = 0;
+    } else if (res.stoppedStreams) {
+      for (const s of res.stoppedStreams) {
+        hub.unsubscribe(session, s, identifier);
+        const i = streams?.indexOf(s) ?? -1;
+        if (i >= 0) streams?.splice(i, 1);
+      }
+    }
+    if (res.streams && res.streams.length > 0) {
+      if (!streams) {
+        streams = [];
+        session.subscriptions.set(identifier, streams);
+      }
+      for (const s of res.streams) {
+        hub.subscribe(session, s, identifier);
+        if (!streams.includes(s)) streams.push(s);
+      }
+    }
+    if (res.istate) {
+      const istate = this.ownIstate(session);
+      istate[identifier] = { ...istate[identifier], ...res.istate };
+    }
+    if (res.cstate) this.mergeCstate(session, res.cstate);
+    for (const t of res.transmissions) session.deliver(t);
+    this.markDisconnectable(session, res.disconnectInterest ?? 0);
+    if (res.disconnect) this.opts.close(session, CloseCode.abnormal, "Command Failed");
+  }
+
+  /** The one object a command allocates for its controller call. */
+  private channelContext(session: Session, identifier: string): ChannelContext {
+    return {
+      sid: session.sid,
+      env: session.env,
+      identifiers: session.identifiers,
+      identifier,
+      signal: this.signalOf(session),
+    };
+  }
+
+  private signalOf(session: Session): AbortSignal | undefined {
+    return this.opts.cancellable ? session.signal : undefined;
+  }
+
+  private markDisconnectable(session: Session, interest: number): void {
+    switch (this.opts.disconnectMode) {
+      case "always":
+        session.disconnectable = true;
+        break;
+      case "never":
+        session.disconnectable = false;
+        break;
+      default:
+        session.disconnectable = session.disconnectable || interest >= 0;
+    }
+  }
+
+  /** Sessions start with the shared frozen NO_STATE; the first write gives them their own. */
+  private ownIstate(session: Session): Record<string, Record<string, string>> {
+    if (session.env.istate === NO_STATE) session.env.istate = {};
+    return session.env.istate;
+  }
+
+  /** Copies on write (see ownIstate); an empty change, as local identification gives, keeps NO_STATE. */
+  private mergeCstate(session: Session, cstate: Record<string, string>): void {
+    if (Object.keys(cstate).length === 0) return;
+    session.env.cstate = { ...session.env.cstate, ...cstate };
+  }
+}
