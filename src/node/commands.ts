@@ -12,10 +12,11 @@ import {
   type Controller,
   WHISPER_STREAM_STATE,
 } from "./controller.ts";
+import type { DisconnectMode } from "./options.ts";
 import { NO_STATE, type Session } from "./session.ts";
 import { CloseCode } from "./socket.ts";
 
-export type DisconnectMode = "auto" | "always" | "never";
+export type { DisconnectMode };
 
 export interface CommandsOptions {
   controller: Controller;

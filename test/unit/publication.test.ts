@@ -32,7 +32,10 @@ describe("parsePublication", () => {
     );
     assert.deepEqual(r, {
       ok: true,
-      value: { kind: "command", command: { command: "disconnect", identifier: '{"sid":"x"}', reconnect: true } },
+      value: {
+        kind: "command",
+        command: { command: "disconnect", identifier: '{"sid":"x"}', reconnect: true },
+      },
     });
   });
   const bad: Array<[string, RegExp]> = [
