@@ -13,6 +13,11 @@ import { convert } from "./values.ts";
 
 export interface LoadInput {
   argv: string[];
+  /**
+   * Options given in code (the embeddable library): option names as flags spell them (`_` or
+   * `-`), any row of the table including TOML-only ones, with the precedence of flags.
+   */
+  values?: Readonly<Record<string, unknown>>;
   env: Record<string, string | undefined>;
   /** File contents, or undefined when the file does not exist. */
   readFile(path: string): string | undefined;
@@ -53,6 +58,44 @@ function readEnv(env: LoadInput["env"]): EnvResult {
   return { ok: true, values };
 }
 
+const BY_NAME = new Map<string, OptionSpec>();
+for (const row of ROWS) {
+  BY_NAME.set(row.name.replaceAll("-", "_"), row);
+  BY_NAME.set(row.key, row);
+}
+
+type ValuesResult = { ok: true; values: Sourced } | { ok: false; message: string };
+
+/** Validates options given in code with the same conversions as flags; errors name the option. */
+function readValues(given: Readonly<Record<string, unknown>>): ValuesResult {
+  const values: Sourced = new Map();
+  for (const [name, value] of Object.entries(given)) {
+    if (value === undefined) continue;
+    const row = BY_NAME.get(name.replaceAll("-", "_"));
+    if (!row) return { ok: false, message: `unknown option "${name}"` };
+    let raw: string;
+    if (Array.isArray(value) && value.every((v) => typeof v === "string")) {
+      raw = value.join(row.separator ?? ",");
+    } else if (typeof value === "string" || typeof value === "number" || typeof value === "boolean") {
+      raw = String(value);
+    } else {
+      return { ok: false, message: `invalid value for option "${name}": expected a ${row.type}` };
+    }
+    if (row.type === "list" && typeof value !== "string" && !Array.isArray(value)) {
+      return { ok: false, message: `invalid value for option "${name}": expected a list of strings` };
+    }
+    const converted = convert(row, raw);
+    if (converted.kind === "error") {
+      return {
+        ok: false,
+        message: `invalid value ${JSON.stringify(value)} for option "${name}": ${converted.reason}`,
+      };
+    }
+    if (converted.kind === "value") values.set(row.key, converted.value);
+  }
+  return { ok: true, values };
+}
+
 export function loadConfig(input: LoadInput): LoadResult {
   // urfave/cli reads env vars while building the flag set, before parsing
   // argv, so a bad env var is reported first — even with --help.
@@ -65,6 +108,11 @@ export function loadConfig(input: LoadInput): LoadResult {
 
   const flags: Sourced = new Map();
   for (const f of args.flags) flags.set(f.row.key, f.value);
+  if (input.values) {
+    const given = readValues(input.values);
+    if (!given.ok) return { kind: "error", message: given.message };
+    for (const [key, value] of given.values) flags.set(key, value);
+  }
 
   let configPath: string | null = null;
   let file: Sourced = new Map();

@@ -34,8 +34,10 @@ function mount<D>(spec: HandlerSpec<D>): MountedHandler {
   const handlers = spec.websocket;
   // Topics live in the server the sockets were upgraded by; every upgrade passes fetch first.
   let server: Server<object> | undefined;
-  const respond = (req: Request, srv: Server<object>, res: Response | Upgrade<D>): Response => {
+  const respond = (req: Request, srv: Server<object> | undefined, res: Response | Upgrade<D>): Response => {
     if (res instanceof Response) return res;
+    if (!srv)
+      return new Response("anycable-ts: pass Bun's server as fetch's second argument\n", { status: 500 });
     const headers: Record<string, string> = { ...res.headers };
     // Without an explicit header Bun echoes the first offered protocol (possibly a token);
     // an empty value makes it select none.
@@ -71,13 +73,12 @@ function mount<D>(spec: HandlerSpec<D>): MountedHandler {
   };
   return {
     fetch(req, srv) {
-      const s = srv as Server<object> | undefined;
-      if (!s || typeof s.upgrade !== "function") {
-        return new Response("anycable-ts: pass Bun's server as fetch's second argument\n", { status: 500 });
-      }
-      server = s;
-      const remote = s.requestIP(req)?.address ?? "";
-      const res = spec.handle(req, remote);
+      const s =
+        typeof (srv as Server<object> | undefined)?.upgrade === "function"
+          ? (srv as Server<object>)
+          : undefined;
+      if (s) server = s;
+      const res = spec.handle(req, s?.requestIP(req)?.address ?? "");
       // WebSocket routes answer synchronously: upgrade without a promise and a microtask turn.
       return res instanceof Promise ? res.then((r) => respond(req, s, r)) : respond(req, s, res);
     },
