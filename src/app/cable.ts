@@ -24,6 +24,7 @@ import { Node } from "../node/node.ts";
 import { NullController } from "../node/null_controller.ts";
 import * as nodeConfig from "../node/options.ts";
 import { LocalPubSub } from "../pubsub/local.ts";
+import * as pubsubConfig from "../pubsub/options.ts";
 import type { PubSub } from "../pubsub/pubsub.ts";
 import * as redisConfig from "../redis/options.ts";
 import * as rpcConfig from "../rpc/options.ts";
@@ -87,6 +88,13 @@ export async function composeCable({ config, runtime, logger, embedded }: Compos
     countPublication: () => node.countPublication(),
     countFailedPublication: () => node.countFailedPublication(),
   };
+  const pubsubOpts = pubsubConfig.fromConfig(config);
+  if (pubsubOpts.adapter !== "" && pubsubOpts.adapter !== "none") {
+    // anycable-go picks Redis pub/sub by itself when Redis is configured (e.g. REDIS_URL).
+    log.warn(
+      `pub/sub adapter "${pubsubOpts.adapter}" is not served yet by anycable-ts: publications reach this node's clients only`,
+    );
+  }
   const pubsub: PubSub = new LocalPubSub(delivery);
   hub.setStreamsListener({
     streamAdded: (s) => pubsub.subscribe(s),

@@ -1,0 +1,50 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { composeCable } from "../../src/app/cable.ts";
+import { loadConfig } from "../../src/config/index.ts";
+import { Logger } from "../../src/log/logger.ts";
+import type { Runtime } from "../../src/runtime/types.ts";
+
+function configOf(argv: string[]) {
+  const loaded = loadConfig({ argv, env: {}, readFile: () => undefined });
+  if (loaded.kind !== "run") throw new Error(JSON.stringify(loaded));
+  return loaded.config;
+}
+
+// Composition binds nothing: listeners are opened by the listeners service when it starts.
+const noRuntime = { name: "bun", http2SessionPerCall: false } as unknown as Runtime;
+
+async function compose(argv: string[]) {
+  const lines: string[] = [];
+  const logger = new Logger("info", "text", {}, { write: (l) => lines.push(l) });
+  const cable = await composeCable({ config: configOf(argv), runtime: noRuntime, logger, embedded: true });
+  return { cable, log: lines.join("\n") };
+}
+
+describe("composeCable", () => {
+  it("orders the services so that dependants stop before what they depend on", async () => {
+    const { cable } = await compose(["--norpc", "--broadcast_adapter=http"]);
+    assert.deepEqual(cable.services.names, [
+      "metrics (prometheus)",
+      "pubsub (local)",
+      "broker (none)",
+      "listeners",
+      "node",
+      "broadcaster (http)",
+      "shutdown delay",
+    ]);
+  });
+
+  it("announces the broker like anycable-go and says what is not served", async () => {
+    const { log } = await compose([
+      "--norpc",
+      "--broadcast_adapter=http,nats",
+      "--redis_url=redis://elsewhere:6379",
+    ]);
+    assert.match(log, /INF Using no-op \(legacy\) broker/);
+    assert.match(log, /WRN pub\/sub adapter "redis" is not served yet by anycable-ts/);
+    assert.match(log, /WRN broadcast adapter "nats" is not served yet by anycable-ts/);
+    const plain = await compose(["--norpc", "--broadcast_adapter=http"]);
+    assert.doesNotMatch(plain.log, /not served yet/);
+  });
+});
