@@ -12,7 +12,7 @@ import type { Config } from "./config/schema.ts";
 import { Logger, type LogSink } from "./log/logger.ts";
 import * as logConfig from "./log/options.ts";
 import * as nodeConfig from "./node/options.ts";
-import { bunRuntime } from "./runtime/bun.ts";
+import { mountBun } from "./runtime/bun_mount.ts";
 import type { HandlerSpec, MountedHandler, Runtime } from "./runtime/types.ts";
 import type { SocketContext } from "./transports/ws/handler.ts";
 import * as wsConfig from "./transports/ws/options.ts";
@@ -89,8 +89,9 @@ export function createCable(options: CableOptions = {}, extras: CreateCableExtra
       drain: (ctx) => cable?.main.websocket?.drain(ctx),
     },
   };
-  let runtime: Runtime | undefined = "Bun" in globalThis ? bunRuntime : undefined;
-  let mounted: MountedHandler | undefined = runtime?.mount(spec);
+  const onBun = "Bun" in globalThis;
+  let runtime: Runtime | undefined;
+  let mounted: MountedHandler | undefined = onBun ? mountBun(spec) : undefined;
 
   const shutdown = (): Promise<void> => {
     stopping ??= (async () => {
@@ -121,12 +122,11 @@ export function createCable(options: CableOptions = {}, extras: CreateCableExtra
           .info(
             `Starting embedded AnyCable ${VERSION} (anycable-ts, anycable-go ${ANYCABLE_GO_COMPAT} compatible)`,
           );
-        if (!runtime) {
-          // A computed specifier keeps Bun-typed tooling from pulling in Deno's types.
-          const denoAdapter = "./runtime/deno.ts";
-          runtime = ((await import(denoAdapter)) as { denoRuntime: Runtime }).denoRuntime;
-          mounted = runtime.mount(spec);
-        }
+        // Computed specifiers: each runtime's type checker sees only its own adapter's types.
+        const adapter = onBun ? "./runtime/bun.ts" : "./runtime/deno.ts";
+        const loaded = (await import(adapter)) as { bunRuntime?: Runtime; denoRuntime?: Runtime };
+        runtime = (loaded.bunRuntime ?? loaded.denoRuntime) as Runtime;
+        mounted ??= runtime.mount(spec);
         const composed = await composeCable({ config, runtime, logger, embedded: true });
         if (mounted?.publish) composed.hub.setNativeFanout({ publish: mounted.publish });
         await composed.services.start(onFatal);

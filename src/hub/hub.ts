@@ -1,11 +1,14 @@
-// stream -> identifier -> subscribers. A publication is encoded once per (stream, identifier)
-// and the same string is handed to every subscriber (or to the runtime's native topic fan-out).
-import { broadcastMessage } from "../protocols/actioncable.ts";
+// stream -> (identifier, encoding) -> subscribers. A publication is encoded once per (stream,
+// identifier, encoding) and the same frame is handed to every subscriber of that group (or to
+// the runtime's native topic fan-out, one topic per group).
+import type { BroadcastMeta, Encoder, Frame } from "../protocols/encoder.ts";
 
 export interface HubSubscriber {
   readonly sid: string;
-  /** Queues one frame for the client (a no-op once the subscriber is closed). */
-  deliver(frame: string): void;
+  /** The subscriber's wire format: subscribers are grouped by it. */
+  readonly encoder: Encoder;
+  /** Queues one frame, already in the subscriber's format (a no-op once it is closed). */
+  send(frame: Frame): void;
   /** Native topic membership (Bun); absent when the runtime has no native fan-out. */
   joinTopic?(topic: string): void;
   leaveTopic?(topic: string): void;
@@ -13,7 +16,7 @@ export interface HubSubscriber {
 
 /** The runtime's own publish-to-topic (Bun's server.publish); every member gets identical bytes. */
 export interface NativeFanout {
-  publish(topic: string, frame: string): void;
+  publish(topic: string, frame: Frame): void;
 }
 
 export interface Publication {
@@ -22,6 +25,9 @@ export interface Publication {
   dataJson: string;
   excludeSocket?: string;
   broadcastType?: string;
+  /** Stream position assigned by the broker (absent with no broker). */
+  offset?: number;
+  epoch?: string;
 }
 
 /**
@@ -34,24 +40,34 @@ export interface StreamsListener {
   streamRemoved(stream: string): void;
 }
 
-/** What went through native fan-out (those frames never pass a subscriber's deliver()). */
+/** What went through native fan-out (those frames never pass a subscriber's send()). */
 export interface FanoutStats {
   native?: { messages: number; bytes: number };
+  /** Groups whose encoder could not carry the payload (nothing was sent to them). */
+  unencodable?: number;
 }
 
-function topicOf(stream: string, identifier: string): string {
-  // NUL cannot occur in a JSON identifier's channel name part in practice, and keeps topics unique.
-  return `${stream}\u0000${identifier}`;
+/** Subscribers of one stream with one identifier and one encoding. */
+interface Group {
+  readonly identifier: string;
+  readonly encoder: Encoder;
+  readonly topic: string;
+  readonly subs: Set<HubSubscriber>;
+}
+
+/** JSON groups are keyed by the identifier alone (the common case); others add the encoder id. */
+function groupKey(identifier: string, encoder: Encoder): string {
+  return encoder.id === "json" ? identifier : `${identifier}\u0000${encoder.id}`;
 }
 
 export class Hub {
-  private readonly streams = new Map<string, Map<string, Set<HubSubscriber>>>();
+  private readonly streams = new Map<string, Map<string, Group>>();
 
   private native?: NativeFanout;
   private listener?: StreamsListener;
   /**
    * Subscriber sets that got a native publication since the node last looked: native fan-out
-   * bypasses deliver(), so these sockets may hold unsent data the node has not seen.
+   * bypasses send(), so these sockets may hold unsent data the node has not seen.
    */
   private readonly nativelyPublished = new Set<Set<HubSubscriber>>();
 
@@ -69,39 +85,43 @@ export class Hub {
   }
 
   subscribersCount(stream: string): number {
-    const byId = this.streams.get(stream);
-    if (!byId) return 0;
+    const groups = this.streams.get(stream);
+    if (!groups) return 0;
     let n = 0;
-    for (const set of byId.values()) n += set.size;
+    for (const g of groups.values()) n += g.subs.size;
     return n;
   }
 
   subscribe(sub: HubSubscriber, stream: string, identifier: string): void {
-    let byId = this.streams.get(stream);
-    if (!byId) {
-      byId = new Map();
-      this.streams.set(stream, byId);
+    let groups = this.streams.get(stream);
+    if (!groups) {
+      groups = new Map();
+      this.streams.set(stream, groups);
       this.listener?.streamAdded(stream);
     }
-    let set = byId.get(identifier);
-    if (!set) {
-      set = new Set();
-      byId.set(identifier, set);
+    const encoder = sub.encoder;
+    const key = groupKey(identifier, encoder);
+    let group = groups.get(key);
+    if (!group) {
+      // NUL cannot occur in a stream name sent as JSON text unescaped and keeps topics unique.
+      group = { identifier, encoder, topic: `${stream}\u0000${key}`, subs: new Set() };
+      groups.set(key, group);
     }
-    if (set.has(sub)) return;
-    set.add(sub);
-    if (this.native && sub.joinTopic) sub.joinTopic(topicOf(stream, identifier));
+    if (group.subs.has(sub)) return;
+    group.subs.add(sub);
+    if (this.native && sub.joinTopic) sub.joinTopic(group.topic);
   }
 
   unsubscribe(sub: HubSubscriber, stream: string, identifier: string): void {
-    const byId = this.streams.get(stream);
-    const set = byId?.get(identifier);
-    if (!byId || !set) return;
-    if (!set.delete(sub)) return;
-    if (this.native && sub.leaveTopic) sub.leaveTopic(topicOf(stream, identifier));
-    if (set.size === 0) {
-      byId.delete(identifier);
-      if (byId.size === 0) {
+    const groups = this.streams.get(stream);
+    const key = groupKey(identifier, sub.encoder);
+    const group = groups?.get(key);
+    if (!groups || !group) return;
+    if (!group.subs.delete(sub)) return;
+    if (this.native && sub.leaveTopic) sub.leaveTopic(group.topic);
+    if (group.subs.size === 0) {
+      groups.delete(key);
+      if (groups.size === 0) {
         this.streams.delete(stream);
         this.listener?.streamRemoved(stream);
       }
@@ -117,20 +137,35 @@ export class Hub {
 
   broadcast(pub: Publication): FanoutStats {
     const stats: FanoutStats = {};
-    const byId = this.streams.get(pub.stream);
-    if (!byId) return stats;
-    for (const [identifier, set] of byId) {
-      const frame = broadcastMessage(identifier, pub.dataJson, pub.broadcastType);
+    const groups = this.streams.get(pub.stream);
+    if (!groups) return stats;
+    // One meta object per publication, shared by every group (nothing allocated per group).
+    const meta: BroadcastMeta | undefined =
+      pub.broadcastType || pub.offset !== undefined
+        ? {
+            type: pub.broadcastType,
+            offset: pub.offset,
+            epoch: pub.epoch,
+            stream_id: pub.offset !== undefined ? pub.stream : undefined,
+          }
+        : undefined;
+    for (const group of groups.values()) {
+      const frame = group.encoder.encodeBroadcast(group.identifier, pub.dataJson, meta);
+      if (frame === undefined) {
+        stats.unencodable = (stats.unencodable ?? 0) + 1;
+        continue;
+      }
+      const set = group.subs;
       const excluded = pub.excludeSocket ? findBySid(set, pub.excludeSocket) : undefined;
       if (this.native && !excluded) {
-        this.native.publish(topicOf(pub.stream, identifier), frame);
+        this.native.publish(group.topic, frame);
         this.nativelyPublished.add(set);
         stats.native ??= { messages: 0, bytes: 0 };
         stats.native.messages += set.size;
         stats.native.bytes += set.size * frame.length;
         continue;
       }
-      for (const sub of set) if (sub !== excluded) sub.deliver(frame);
+      for (const sub of set) if (sub !== excluded) sub.send(frame);
     }
     return stats;
   }

@@ -93,6 +93,7 @@ function quoteIfNeeded(s: string): string {
 }
 
 /** Truncates client-supplied data before logging so a huge frame cannot flood the log. */
-export function compact(data: string, max = 100): string {
+export function compact(data: string | Uint8Array, max = 100): string {
+  if (typeof data !== "string") return `<${data.byteLength} bytes binary>`;
   return data.length > max ? `${data.slice(0, max)}...(${data.length - max} more)` : data;
 }

@@ -4,8 +4,9 @@
 import type { Hub } from "../hub/hub.ts";
 import type { Logger } from "../log/logger.ts";
 import { DisconnectReason } from "../protocols/actioncable.ts";
+import type { Frame } from "../protocols/encoder.ts";
 import type { NodeCounters } from "./node_metrics.ts";
-import type { Session } from "./session.ts";
+import { type Session, UNENCODABLE } from "./session.ts";
 import { CloseCode } from "./socket.ts";
 
 export interface BackpressureOptions {
@@ -34,8 +35,12 @@ export class Backpressure {
   }
 
   /** Every session's send hook (shared, so no closure per session): counts and watches each frame. */
-  readonly onSend = (session: Session, frame: string, result: number): void => {
+  readonly onSend = (session: Session, frame: Frame, result: number): void => {
     const m = this.m;
+    if (result === UNENCODABLE) {
+      m.failedServerMsg.inc();
+      return;
+    }
     if (result === 0) {
       m.failedServerMsg.inc();
       // the runtime refused the frame (its own backlog limit): the client cannot keep up

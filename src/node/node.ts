@@ -8,10 +8,10 @@ import type { Metrics } from "../metrics/registry.ts";
 import {
   type ClientCommand,
   DisconnectReason,
-  decodeCommand,
   disconnectMessage,
   PONG_MESSAGE,
 } from "../protocols/actioncable.ts";
+import type { Frame } from "../protocols/encoder.ts";
 import { Backpressure } from "./backpressure.ts";
 import { Commands, type DisconnectMode } from "./commands.ts";
 import type { ConnectResult, Controller } from "./controller.ts";
@@ -104,10 +104,10 @@ export class Node {
   }
 
   /** A frame arrived from the client. `byteLength` is the frame's size on the wire. */
-  message(session: Session, frame: string, byteLength: number): void {
+  message(session: Session, frame: Frame, byteLength: number): void {
     if (session.state === "closed" || session.readingStopped) return;
     this.m.dataRcvd.inc(byteLength);
-    const decoded = decodeCommand(frame);
+    const decoded = session.encoder.decode(frame);
     if (!decoded.ok) {
       // anycable-go's read loop ends on an undecodable frame: the socket stays open for output
       // but nothing more from this client is processed.
@@ -174,6 +174,10 @@ export class Node {
     this.m.broadcastMsg.inc();
     const stats = this.opts.hub.broadcast(pub);
     // Natively fanned-out frames bypass onSend, so they are counted here from the hub's stats.
+    if (stats.unencodable) {
+      this.m.failedServerMsg.inc(stats.unencodable);
+      this.log.debug("broadcast cannot be encoded for some subscribers", { stream: pub.stream });
+    }
     if (stats.native) {
       this.m.serverMsg.inc(stats.native.messages);
       this.m.dataSent.inc(stats.native.bytes);
@@ -259,7 +263,7 @@ export class Node {
     if (res.status !== "success") this.closeSocket(session, CloseCode.normal, "Auth Failed");
   }
 
-  private async handleCommand(session: Session, cmd: ClientCommand, raw: string): Promise<void> {
+  private async handleCommand(session: Session, cmd: ClientCommand, raw: Frame): Promise<void> {
     if (session.state !== "connected") return;
     let error: string | undefined;
     try {

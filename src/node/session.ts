@@ -1,9 +1,14 @@
 import type { HubSubscriber } from "../hub/hub.ts";
+import type { Encoder, Frame } from "../protocols/encoder.ts";
+import { protocolInfo } from "../protocols/registry.ts";
 import type { SessionEnv } from "./controller.ts";
 import type { ClientSocket, ConnectionRequest } from "./socket.ts";
 import { Subscriptions } from "./subscriptions.ts";
 
 export type SessionState = "connecting" | "connected" | "closed";
+
+/** A send result (beside the socket's bytes / -1 / 0): the reply could not be encoded. */
+export const UNENCODABLE = -2;
 
 /** Where every session's command chain starts and returns to when its queue drains. */
 const SETTLED: Promise<void> = Promise.resolve();
@@ -48,7 +53,7 @@ export class Session implements HubSubscriber {
     readonly socket: ClientSocket,
     defaultPingIntervalMs: number,
     defaultPrecision: string,
-    private readonly onSend: (session: Session, frame: string, result: number) => void,
+    private readonly onSend: (session: Session, frame: Frame, result: number) => void,
   ) {
     this.env = { url: request.url, headers: request.headers, cstate: NO_STATE, istate: NO_STATE };
     this.pingIntervalMs =
@@ -90,7 +95,30 @@ export class Session implements HubSubscriber {
     if (this.state !== "closed") this.closeController = undefined;
   }
 
-  deliver(frame: string): void {
+  /** The session's wire format, from its sub-protocol (looked up, not stored: no field per session). */
+  get encoder(): Encoder {
+    return protocolInfo(this.request.protocol).encoder;
+  }
+
+  /**
+   * A reply as JSON text (transmissions, pings, disconnects): sent as is on a JSON session and
+   * re-encoded for a binary one. A transmission the binary format cannot carry is reported as
+   * UNENCODABLE (counted as a failed message, like anycable-go's encoding errors).
+   */
+  deliver(json: string): void {
+    if (this.state === "closed") return;
+    const encoder = this.encoder;
+    if (!encoder.binary) {
+      this.onSend(this, json, this.socket.send(json));
+      return;
+    }
+    const frame = encoder.encodeTransmission(json);
+    if (frame === undefined) this.onSend(this, json, UNENCODABLE);
+    else this.onSend(this, frame, this.socket.send(frame));
+  }
+
+  /** A frame already in this session's format (a broadcast encoded once per encoding). */
+  send(frame: Frame): void {
     if (this.state === "closed") return;
     this.onSend(this, frame, this.socket.send(frame));
   }

@@ -1,3 +1,5 @@
+import type { Frame } from "../protocols/encoder.ts";
+
 /** WebSocket close codes the node closes sockets with. */
 export const CloseCode = {
   normal: 1000,
@@ -9,8 +11,8 @@ export const CloseCode = {
 
 /** What the node needs from a runtime's WebSocket; implemented in src/runtime/. */
 export interface ClientSocket {
-  /** Sends a text frame. Returns -1 when the frame was queued behind unsent data, 0 when dropped. */
-  send(frame: string): number;
+  /** Sends a frame (text for a string, binary for bytes). Returns -1 when it was queued behind unsent data, 0 when dropped. */
+  send(frame: Frame): number;
   /** Bytes accepted by the runtime but not yet written to the network. */
   bufferedAmount(): number;
   close(code: number, reason: string): void;

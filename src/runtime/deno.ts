@@ -1,6 +1,7 @@
 // Deno adapter: Deno.serve + Deno.upgradeWebSocket. The selected sub-protocol is set on the
 // response by hand, because Deno's own `protocol` option only splits offers on ", ".
 import type { ClientSocket } from "../node/socket.ts";
+import type { Frame } from "../protocols/encoder.ts";
 import type { HandlerSpec, MountedHandler, RunningServer, Runtime, ServeSpec } from "./types.ts";
 
 const encoder = new TextEncoder();
@@ -38,15 +39,14 @@ function mount<D>(spec: HandlerSpec<D>): MountedHandler {
       const client = wrap(socket);
       socket.onopen = () => handlers?.open(client, data);
       socket.onmessage = (ev) => {
-        let frame: string;
+        let frame: Frame;
         let size: number;
         if (typeof ev.data === "string") {
           frame = ev.data;
           size = frame.length > limit / 3 ? encoder.encode(frame).length : frame.length;
         } else {
-          const bytes = new Uint8Array(ev.data as ArrayBuffer);
-          size = bytes.byteLength;
-          frame = size > limit && limit > 0 ? "" : new TextDecoder().decode(bytes);
+          frame = new Uint8Array(ev.data as ArrayBuffer);
+          size = frame.byteLength;
         }
         if (limit > 0 && size > limit) {
           client.close(1009, "message too big");

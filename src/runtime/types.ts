@@ -1,4 +1,5 @@
 import type { ClientSocket } from "../node/socket.ts";
+import type { Frame } from "../protocols/encoder.ts";
 
 /** The request passed the WebSocket route checks: upgrade it, remembering `data` for the socket. */
 export interface Upgrade<D> {
@@ -11,7 +12,8 @@ export interface Upgrade<D> {
 
 export interface WebSocketHandlers<D> {
   open(socket: ClientSocket, data: D): void;
-  message(data: D, frame: string, byteLength: number): void;
+  /** Text frames arrive as strings, binary ones as bytes. */
+  message(data: D, frame: Frame, byteLength: number): void;
   close(data: D, code: number, reason: string): void;
   drain(data: D): void;
 }
@@ -41,13 +43,13 @@ export interface MountedHandler {
   fetch(req: Request, server?: unknown): Response | Promise<Response>;
   readonly websocket?: object;
   /** Native topic fan-out (Bun), through the server the upgrades came from. */
-  readonly publish?: (topic: string, frame: string) => void;
+  readonly publish?: (topic: string, frame: Frame) => void;
 }
 
 export interface RunningServer {
   readonly port: number;
   /** Native topic fan-out (Bun only). */
-  publish?(topic: string, frame: string): void;
+  publish?(topic: string, frame: Frame): void;
   stop(): Promise<void>;
 }
 

@@ -184,7 +184,7 @@ describe("Node", () => {
 
   it("uses native fan-out when nobody is excluded", async () => {
     const published: Array<[string, string]> = [];
-    const native: NativeFanout = { publish: (t, f) => published.push([t, f]) };
+    const native: NativeFanout = { publish: (t, f) => published.push([t, String(f)]) };
     const { node, hub, metrics } = makeNode();
     hub.setNativeFanout(native);
     const a = await connected(node, "a");

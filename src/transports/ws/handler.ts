@@ -4,7 +4,7 @@ import type { Logger } from "../../log/logger.ts";
 import type { Node } from "../../node/node.ts";
 import type { Session } from "../../node/session.ts";
 import type { ConnectionRequest } from "../../node/socket.ts";
-import { selectProtocol } from "../../protocols/actioncable.ts";
+import { selectProtocol } from "../../protocols/registry.ts";
 import type { Upgrade, WebSocketHandlers } from "../../runtime/types.ts";
 import { VERSION_STRING } from "../../version.ts";
 import type { RequestGate } from "../request.ts";
