@@ -1,0 +1,55 @@
+// Broadcasters chosen from --broadcast_adapter, like anycable-go's WithDefaultBroadcaster: each
+// gets the handler its fan-out calls for (see broadcast/handler.ts).
+import type { Broadcaster, PublicationHandler } from "../broadcast/broadcaster.ts";
+import { HttpBroadcaster } from "../broadcast/http.ts";
+import * as broadcastConfig from "../broadcast/options.ts";
+import { type Config, unservedAdapters } from "../config/index.ts";
+import type { Logger } from "../log/logger.ts";
+import * as redisConfig from "../redis/options.ts";
+import type { Routes } from "./routes.ts";
+
+export interface Handlers {
+  /** For single-node broadcasters: through the broker and pub/sub. */
+  cluster: PublicationHandler;
+  /** For fan-out broadcasters: this node's clients only. */
+  local: PublicationHandler;
+}
+
+export async function createBroadcasters(
+  config: Config,
+  handlers: Handlers,
+  routes: Routes,
+  logger: Logger,
+): Promise<Broadcaster[]> {
+  const opts = broadcastConfig.fromConfig(config);
+  const broadcasters: Broadcaster[] = [];
+  for (const adapter of opts.adapters) {
+    if (adapter === "http") {
+      const http = new HttpBroadcaster(handlers.cluster, opts.http.key, logger);
+      routes.on(opts.http.port).all(opts.http.path, (c) => http.fetch(c.req.raw));
+      const auth = opts.http.key ? "authorization required" : "no authorization";
+      routes.announce(() => [
+        `Accept broadcast requests at ${routes.address(opts.http.port)}${opts.http.path} (${auth})`,
+      ]);
+      broadcasters.push(http);
+    } else if (adapter === "redis") {
+      // Loaded only when configured: the Redis client alone adds ~13 MiB to an idle server.
+      const { RedisBroadcaster } = await import("../broadcast/redis.ts");
+      const redis = redisConfig.fromConfig(config);
+      broadcasters.push(
+        new RedisBroadcaster(
+          { url: redis.url, channel: opts.redis.channel, maxReconnectAttempts: redis.maxReconnectAttempts },
+          handlers.local,
+          logger,
+        ),
+      );
+    }
+  }
+  const log = logger.with({ context: "main" });
+  for (const adapter of unservedAdapters(config)) {
+    log.warn(
+      `broadcast adapter "${adapter}" is not served yet by anycable-ts: only "http" and "redis" accept publications`,
+    );
+  }
+  return broadcasters;
+}
