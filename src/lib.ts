@@ -12,7 +12,7 @@ import type { Config } from "./config/schema.ts";
 import { Logger, type LogSink } from "./log/logger.ts";
 import * as logConfig from "./log/options.ts";
 import * as nodeConfig from "./node/options.ts";
-import { mountBun } from "./runtime/bun_mount.ts";
+import { bunRuntime } from "./runtime/bun.ts";
 import type { HandlerSpec, MountedHandler, Runtime } from "./runtime/types.ts";
 import type { SocketContext } from "./transports/ws/handler.ts";
 import * as wsConfig from "./transports/ws/options.ts";
@@ -91,7 +91,7 @@ export function createCable(options: CableOptions = {}, extras: CreateCableExtra
   };
   const onBun = "Bun" in globalThis;
   let runtime: Runtime | undefined;
-  let mounted: MountedHandler | undefined = onBun ? mountBun(spec) : undefined;
+  let mounted: MountedHandler | undefined = onBun ? bunRuntime.mount(spec) : undefined;
 
   const shutdown = (): Promise<void> => {
     stopping ??= (async () => {
@@ -122,11 +122,13 @@ export function createCable(options: CableOptions = {}, extras: CreateCableExtra
           .info(
             `Starting embedded AnyCable ${VERSION} (anycable-ts, anycable-go ${ANYCABLE_GO_COMPAT} compatible)`,
           );
-        // Computed specifiers: each runtime's type checker sees only its own adapter's types.
-        const adapter = onBun ? "./runtime/bun.ts" : "./runtime/deno.ts";
-        const loaded = (await import(adapter)) as { bunRuntime?: Runtime; denoRuntime?: Runtime };
-        runtime = (loaded.bunRuntime ?? loaded.denoRuntime) as Runtime;
-        mounted ??= runtime.mount(spec);
+        if (onBun) runtime = bunRuntime;
+        else {
+          // A computed specifier keeps Bun-typed tooling (tsc, bun build) from pulling in Deno's types.
+          const denoAdapter = "./runtime/deno.ts";
+          runtime = ((await import(denoAdapter)) as { denoRuntime: Runtime }).denoRuntime;
+          mounted = runtime.mount(spec);
+        }
         const composed = await composeCable({ config, runtime, logger, embedded: true });
         if (mounted?.publish) composed.hub.setNativeFanout({ publish: mounted.publish });
         await composed.services.start(onFatal);
