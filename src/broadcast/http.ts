@@ -54,11 +54,19 @@ export class HttpBroadcaster implements Broadcaster {
   readonly fanout = false;
   /** The route handler, mounted by the app on the broadcast port's listener. */
   readonly fetch: (req: Request) => Promise<Response>;
+  private stopped = false;
 
   constructor(handler: PublicationHandler, key: string, logger: Logger) {
-    this.fetch = createBroadcastHandler(handler, key, logger);
+    const handle = createBroadcastHandler(handler, key, logger);
+    // The route stays mounted while later services stop; once shut down it accepts nothing more
+    // (anycable-go stops the broadcast server here), so no publication reaches a stopping node.
+    this.fetch = (req) => (this.stopped ? Promise.resolve(new Response(null, { status: 503 })) : handle(req));
   }
 
-  async start(): Promise<void> {}
-  async shutdown(): Promise<void> {}
+  async start(): Promise<void> {
+    this.stopped = false;
+  }
+  async shutdown(): Promise<void> {
+    this.stopped = true;
+  }
 }

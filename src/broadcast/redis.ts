@@ -59,8 +59,11 @@ export class RedisBroadcaster implements Broadcaster {
       this.log.error("failed to connect to Redis", { error: err.message });
       fatal(err);
     };
-    // node-redis ends the client once the reconnect strategy gives up.
-    client.on("end", () => fail(new Error("Redis reconnect attempts exceeded")));
+    // node-redis emits 'terminated' (not 'end') once the reconnect strategy gives up; the cause
+    // carries the strategy's error. A failed first connect also rejects connect() below.
+    client.on("terminated", (cause: unknown) =>
+      fail(cause instanceof Error ? cause : new Error("Redis reconnect attempts exceeded")),
+    );
     client.on("ready", () => {
       if (subscribedOnce) this.log.info("reconnected to Redis channel", { channel: this.opts.channel });
     });
