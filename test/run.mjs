@@ -52,7 +52,8 @@ function tallyDeno(label, { code, out }) {
   const failedSteps = line.match(/(\d+) failed \((\d+) steps?\)/);
   const passed = passedSteps ? Number(passedSteps[2]) : count(/(\d+) passed/, line);
   const failed = failedSteps ? Number(failedSteps[2]) : count(/(\d+) failed/, line);
-  const skipped = count(/(\d+) ignored/, line);
+  const ignoredSteps = line.match(/(\d+) ignored \((\d+) steps?\)/);
+  const skipped = ignoredSteps ? Number(ignoredSteps[2]) : count(/(\d+) ignored/, line);
   record(label, code, passed, failed, skipped);
 }
 
