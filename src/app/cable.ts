@@ -3,7 +3,7 @@
 import { Hono } from "hono";
 import { API_DISABLED_LINE, apiStartupLines, createApiApp } from "../api/index.ts";
 import * as apiConfig from "../api/options.ts";
-import { ClusterHandler, type LocalDelivery, LocalHandler } from "../broadcast/handler.ts";
+import { ForwardingHandler, type PublicationTarget } from "../broadcast/handler.ts";
 import type { Broker } from "../broker/broker.ts";
 import { NoBroker } from "../broker/none.ts";
 import type { Config } from "../config/index.ts";
@@ -22,7 +22,7 @@ import { NullController } from "../node/null_controller.ts";
 import * as nodeConfig from "../node/options.ts";
 import { LocalPubSub } from "../pubsub/local.ts";
 import * as pubsubConfig from "../pubsub/options.ts";
-import type { PubSub } from "../pubsub/pubsub.ts";
+import type { PubSub, PubSubHandler } from "../pubsub/pubsub.ts";
 import * as rpcConfig from "../rpc/options.ts";
 import type { HandlerSpec, Runtime } from "../runtime/types.ts";
 import { buildChannelRouter } from "../streams/factory.ts";
@@ -78,11 +78,11 @@ export async function composeCable({ config, runtime, logger, embedded }: Compos
   });
 
   // The pipeline of one publication: broadcaster -> handler -> broker -> pub/sub -> node -> hub.
-  const delivery: LocalDelivery = {
+  const thisNode: PublicationTarget & PubSubHandler = {
+    handleBroadcast: (m) => node.broadcast(m),
+    handleCommand: (c) => node.remoteDisconnect(c.identifier, c.reconnect),
     broadcast: (m) => node.broadcast(m),
     executeCommand: (c) => node.remoteDisconnect(c.identifier, c.reconnect),
-    countPublication: () => node.countPublication(),
-    countFailedPublication: () => node.countFailedPublication(),
   };
   const pubsubOpts = pubsubConfig.fromConfig(config);
   if (pubsubOpts.adapter !== "" && pubsubOpts.adapter !== "none") {
@@ -91,20 +91,20 @@ export async function composeCable({ config, runtime, logger, embedded }: Compos
       `pub/sub adapter "${pubsubOpts.adapter}" is not served yet by anycable-ts: publications reach this node's clients only`,
     );
   }
-  const pubsub: PubSub = new LocalPubSub(delivery);
+  const pubsub: PubSub = new LocalPubSub(thisNode);
   hub.setStreamsListener({
     streamAdded: (s) => pubsub.subscribe(s),
     streamRemoved: (s) => pubsub.unsubscribe(s),
   });
   const broker: Broker = new NoBroker(pubsub);
   log.info(broker.announce());
-  const clusterHandler = new ClusterHandler(broker, delivery);
+  const clusterHandler = new ForwardingHandler(broker, node);
 
   const routes = new Routes(listener);
   routes.main.all(listener.healthPath, (c) => c.text(HEALTH_BODY));
   const broadcasters = await createBroadcasters(
     config,
-    { cluster: clusterHandler, local: new LocalHandler(delivery) },
+    { cluster: clusterHandler, local: new ForwardingHandler(thisNode, node) },
     routes,
     logger,
   );

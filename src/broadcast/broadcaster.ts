@@ -13,8 +13,8 @@ export interface PublicationHandler {
 export interface Broadcaster extends Service {
   /**
    * true when every node receives each publication itself (legacy Redis / NATS pub/sub): it goes
-   * to this node's clients only (LocalHandler). Otherwise (HTTP, Redis Streams) one node receives
-   * it and passes it through the broker and pub/sub to every node (ClusterHandler).
+   * to this node's clients only. Otherwise (HTTP, Redis Streams) one node receives it and passes
+   * it through the broker and pub/sub to every node (see handler.ts).
    */
   readonly fanout: boolean;
 }

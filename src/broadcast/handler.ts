@@ -1,46 +1,33 @@
-// The two ways a received publication continues, chosen by the broadcaster's `fanout`:
-// through the broker and pub/sub to every node, or straight to this node's clients.
-import type { Broker } from "../broker/broker.ts";
+// Where a received publication continues, chosen by the broadcaster's `fanout`: the broker (and
+// through pub/sub every node) for single-node broadcasters, or this node's clients for fan-out
+// ones. Either way a received body is counted once, as anycable-go counts publications.
 import type { PublicationHandler } from "./broadcaster.ts";
-import type { ParsedPublication, RemoteCommand, StreamMessage } from "./publication.ts";
+import type { ParsedPublication, RemoteCommand, StreamPublication } from "./publication.ts";
 
-/** What a handler needs from the node: delivery to local clients and the publication counters. */
-export interface LocalDelivery {
-  broadcast(message: StreamMessage): void;
-  executeCommand(command: RemoteCommand): void;
+/** The broker, or the node itself for fan-out broadcasters. */
+export interface PublicationTarget {
+  handleBroadcast(publication: StreamPublication): void;
+  handleCommand(command: RemoteCommand): void;
+}
+
+export interface PublicationCounters {
   countPublication(): void;
   countFailedPublication(): void;
 }
 
-/** Publications one node receives for all (HTTP, REST API, Redis Streams): broker, then pub/sub. */
-export class ClusterHandler implements PublicationHandler {
+export class ForwardingHandler implements PublicationHandler {
   constructor(
-    private readonly broker: Broker,
-    private readonly node: LocalDelivery,
+    private readonly target: PublicationTarget,
+    private readonly counters: PublicationCounters,
   ) {}
 
   handle(payload: ParsedPublication): void {
-    this.node.countPublication();
-    if (payload.kind === "command") this.broker.handleCommand(payload.command);
-    else for (const p of payload.publications) this.broker.handleBroadcast(p);
+    this.counters.countPublication();
+    if (payload.kind === "command") this.target.handleCommand(payload.command);
+    else for (const p of payload.publications) this.target.handleBroadcast(p);
   }
 
   handleInvalid(): void {
-    this.node.countFailedPublication();
-  }
-}
-
-/** Publications every node receives itself (legacy Redis pub/sub): this node's clients only. */
-export class LocalHandler implements PublicationHandler {
-  constructor(private readonly node: LocalDelivery) {}
-
-  handle(payload: ParsedPublication): void {
-    this.node.countPublication();
-    if (payload.kind === "command") this.node.executeCommand(payload.command);
-    else for (const p of payload.publications) this.node.broadcast(p);
-  }
-
-  handleInvalid(): void {
-    this.node.countFailedPublication();
+    this.counters.countFailedPublication();
   }
 }

@@ -13,26 +13,22 @@ import {
 } from "../protocols/actioncable.ts";
 import type { Frame } from "../protocols/encoder.ts";
 import { Backpressure } from "./backpressure.ts";
-import { Commands, type DisconnectMode } from "./commands.ts";
+import { Commands } from "./commands.ts";
 import type { ConnectResult, Controller } from "./controller.ts";
 import { type NodeCounters, nodeMetrics } from "./node_metrics.ts";
+import type { Options } from "./options.ts";
 import { Pings } from "./pings.ts";
 import { Session } from "./session.ts";
 import { type ClientSocket, CloseCode, type ConnectionRequest } from "./socket.ts";
 
 export type { DisconnectMode } from "./commands.ts";
 
-export interface NodeOptions {
+/** The configured tuning (node/options.ts) and the parts the node works with. */
+export interface NodeOptions extends Options {
   controller: Controller;
   hub: Hub;
   metrics: Metrics;
   logger: Logger;
-  pingIntervalMs: number;
-  pingPrecision: string;
-  nativePings: boolean;
-  maxPendingBytes: number;
-  writeTimeoutMs: number;
-  disconnectMode: DisconnectMode;
   /**
    * Whether controller calls can be cancelled (an RPC backend is in the chain). Without one, no
    * session needs an AbortController for its calls. Default: true.

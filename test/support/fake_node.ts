@@ -1,5 +1,6 @@
 // A Node driven in-process with recording sockets, for unit tests of controllers behind the node.
-import { LocalHandler } from "../../src/broadcast/handler.ts";
+import { ForwardingHandler } from "../../src/broadcast/handler.ts";
+import type { RemoteCommand, StreamPublication } from "../../src/broadcast/publication.ts";
 import { Hub } from "../../src/hub/hub.ts";
 import { Logger } from "../../src/log/logger.ts";
 import { Metrics } from "../../src/metrics/registry.ts";
@@ -77,11 +78,10 @@ export async function open(
 }
 
 /** Publications straight to the node's clients, as the app wires fan-out broadcasters. */
-export function localHandler(node: Node): LocalHandler {
-  return new LocalHandler({
-    broadcast: (m) => node.broadcast(m),
-    executeCommand: (c) => node.remoteDisconnect(c.identifier, c.reconnect),
-    countPublication: () => node.countPublication(),
-    countFailedPublication: () => node.countFailedPublication(),
-  });
+export function localHandler(node: Node): ForwardingHandler {
+  const target = {
+    handleBroadcast: (m: StreamPublication) => node.broadcast(m),
+    handleCommand: (c: RemoteCommand) => node.remoteDisconnect(c.identifier, c.reconnect),
+  };
+  return new ForwardingHandler(target, node);
 }
