@@ -83,7 +83,7 @@ export interface Encoder {
   readonly id: string;
   /** Frames are sent as binary WebSocket messages (else text). */
   readonly binary: boolean;
-  /** A client frame. A frame of the wrong kind (bytes for JSON, text for binary) fails. */
+  /** A client frame; its kind (text / binary) is ignored, as anycable-go reads only its bytes. */
   decode(frame: Frame): DecodeResult;
   /** undefined when the reply holds a value the format cannot carry (e.g. a cycle, a bigint). */
   encodeReply(reply: Reply): Frame | undefined;

@@ -2,13 +2,15 @@
 import { broadcastMessage, decodeCommand, replyJson } from "./actioncable.ts";
 import type { BroadcastMeta, DecodeResult, Encoder, Frame, Reply } from "./encoder.ts";
 
+const utf8 = new TextDecoder();
+
 export class JsonEncoder implements Encoder {
   readonly id = "json";
   readonly binary = false;
 
   decode(frame: Frame): DecodeResult {
-    if (typeof frame !== "string") return { ok: false, error: "binary frame on a JSON (text) protocol" };
-    return decodeCommand(frame);
+    // anycable-go reads a frame's bytes whatever its kind: JSON in a binary frame is still JSON.
+    return decodeCommand(typeof frame === "string" ? frame : utf8.decode(frame));
   }
 
   encodeReply(reply: Reply): Frame | undefined {

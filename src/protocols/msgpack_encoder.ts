@@ -105,13 +105,15 @@ export function payloadMsgpack(dataJson: string): Uint8Array | undefined {
   return lastBytes;
 }
 
+const utf8 = new TextEncoder();
+
 export class MsgpackEncoder implements Encoder {
   readonly id = "msgpack";
   readonly binary = true;
 
   decode(frame: Frame): DecodeResult {
-    if (typeof frame === "string") return { ok: false, error: "text frame on a binary (msgpack) protocol" };
-    const decoded = decodeMsgpack(frame);
+    // anycable-go reads a frame's bytes whatever its kind: a text frame is decoded as msgpack too.
+    const decoded = decodeMsgpack(typeof frame === "string" ? utf8.encode(frame) : frame);
     if (!decoded.ok) return decoded;
     const obj = decoded.value;
     if (!isPlainObject(obj)) return { ok: false, error: "a msgpack command must be a map" };

@@ -245,8 +245,9 @@ function readHistory(r: Reader, acc: { since: number; streams: Map<string, Histo
 
 /** Decodes a client's action_cable.Message into a command. */
 export function decodeProtobufCommand(frame: Frame): DecodeResult {
-  if (typeof frame === "string") return { ok: false, error: "text frame on a binary (protobuf) protocol" };
-  const r = new Reader(frame, 0, frame.byteLength);
+  // anycable-go reads a frame's bytes whatever its kind: a text frame is decoded as protobuf too.
+  const bytes = typeof frame === "string" ? te.encode(frame) : frame;
+  const r = new Reader(bytes, 0, bytes.byteLength);
   let command = "";
   let identifier = "";
   let data = "";

@@ -441,6 +441,17 @@ for (const runtime of runtimes) {
       }
     });
 
+    it("JSON sent in a binary frame on a json session is served (anycable-go ignores the frame kind)", async () => {
+      const { c } = await welcomed(server.wsUrl, "actioncable-v1-json");
+      try {
+        const id = pubsubId("json-in-binary");
+        c.sendRaw(Buffer.from(JSON.stringify({ command: "subscribe", identifier: id })));
+        await c.next((m) => m.identifier === id && m.type === "confirm_subscription", "confirm");
+      } finally {
+        c.close();
+      }
+    });
+
     it("a binary frame on a json session is refused and counted; that client's input stops", async () => {
       const before = await failedClientMsgs();
       const { c } = await welcomed(server.wsUrl, "actioncable-v1-json");

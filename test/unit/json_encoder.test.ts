@@ -98,9 +98,14 @@ describe("JSON encoder: decode", () => {
       assert.deepEqual(jsonEncoder.decode(frame), decodeCommand(frame));
     }
   });
-  it("fails on a binary frame, even one holding valid JSON", () => {
+  it("reads a binary frame's bytes as JSON text, like anycable-go (the frame kind is ignored)", () => {
     const r = jsonEncoder.decode(new TextEncoder().encode('{"command":"subscribe","identifier":"x"}'));
-    assert.equal(r.ok, false);
+    assert.deepEqual(r, { ok: true, command: { command: "subscribe", identifier: "x" } });
+    assert.equal(
+      jsonEncoder.decode(new Uint8Array([0x82, 0xa1, 0x61])).ok,
+      false,
+      "msgpack bytes are not JSON",
+    );
   });
   it("carries history and presence, dropping zero values and nulls", () => {
     assert.deepEqual(
