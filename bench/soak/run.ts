@@ -1,0 +1,227 @@
+// The soak (not in CI): minutes of churn against one server, sampling its memory, descriptors and
+// delivery every 10 s. 5,000 clients on 50 streams, 10% reconnecting every minute (half without a
+// close handshake), 5% moving to another stream, 50 broadcasts/s, and one slow reader per minute
+// that subscribes to a heavy stream and never reads (it must be dropped as too_slow).
+// Writes bench/results/soak-<target>-<date>.json and .svg.
+//   bun bench/soak/run.ts --target ts-bun --minutes 30
+import { type ChildProcess, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdirSync, readdirSync, writeFileSync } from "node:fs";
+import { connect } from "node:net";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { memoryOf } from "../lib/proc.ts";
+import { startTarget } from "../lib/targets.ts";
+import { renderSvg, type Series } from "./plot.ts";
+
+const ROOT = join(import.meta.dir, "..", "..");
+const BIN = join(ROOT, "node_modules", ".bin");
+const { values } = parseArgs({
+  options: {
+    target: { type: "string", default: "ts-bun" },
+    minutes: { type: "string", default: "30" },
+    clients: { type: "string", default: "5000" },
+    workers: { type: "string", default: "2" },
+    streams: { type: "string", default: "50" },
+    rate: { type: "string", default: "50" },
+    out: { type: "string", default: join(ROOT, "bench", "results") },
+  },
+});
+const target = values.target!;
+const minutes = Number(values.minutes);
+const clients = Number(values.clients);
+const streams = Number(values.streams);
+const rate = Number(values.rate);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+interface Worker {
+  proc: ChildProcess;
+  next(type: string, timeoutMs?: number): Promise<Record<string, unknown>>;
+  send(cmd: string): void;
+}
+
+function startWorker(url: string, count: number, offset: number): Worker {
+  const proc = spawn(
+    join(BIN, "bun"),
+    [
+      join(import.meta.dir, "client.ts"),
+      `--url=${url}`,
+      `--count=${count}`,
+      `--offset=${offset}`,
+      `--streams=${streams}`,
+    ],
+    { stdio: ["pipe", "pipe", "inherit"] },
+  );
+  const lines: Array<Record<string, unknown>> = [];
+  let buf = "";
+  proc.stdout!.on("data", (d) => {
+    buf += d.toString();
+    for (let nl = buf.indexOf("\n"); nl >= 0; nl = buf.indexOf("\n")) {
+      lines.push(JSON.parse(buf.slice(0, nl)));
+      buf = buf.slice(nl + 1);
+    }
+  });
+  return {
+    proc,
+    send: (cmd) => proc.stdin!.write(`${cmd}\n`),
+    async next(type, timeoutMs = 120_000) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const i = lines.findIndex((l) => l.type === type);
+        if (i >= 0) return lines.splice(i, 1)[0]!;
+        if (Date.now() > deadline) throw new Error(`worker: no ${type} within ${timeoutMs} ms`);
+        await sleep(20);
+      }
+    },
+  };
+}
+
+/** A client that upgrades, subscribes to the heavy stream and then never reads. */
+function slowReader(port: number): Promise<void> {
+  return new Promise((resolve) => {
+    const sock = connect(port, "127.0.0.1");
+    sock.on("error", () => resolve());
+    sock.on("connect", () => {
+      sock.write(
+        `GET /cable HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+          `Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: ${randomBytes(16).toString("base64")}\r\n` +
+          "Sec-WebSocket-Protocol: actioncable-v1-json\r\n\r\n",
+      );
+      const cmd = JSON.stringify({
+        command: "subscribe",
+        identifier: JSON.stringify({ channel: "$pubsub", stream_name: "soak-heavy" }),
+      });
+      sock.write(maskedText(cmd));
+      // stop reading: the server's send buffer for this client only grows
+      sock.pause();
+      resolve();
+    });
+  });
+}
+
+function maskedText(text: string): Buffer {
+  const payload = Buffer.from(text);
+  const mask = randomBytes(4);
+  const head =
+    payload.length < 126
+      ? Buffer.from([0x81, 0x80 | payload.length])
+      : Buffer.from([0x81, 0x80 | 126, payload.length >> 8, payload.length & 255]);
+  const body = Buffer.from(payload.map((b, i) => b ^ mask[i % 4]!));
+  return Buffer.concat([head, mask, body]);
+}
+
+async function metric(url: string, name: string): Promise<number> {
+  const text = await (await fetch(url)).text();
+  const m = text.match(new RegExp(`^anycable_go_${name}(?:\\{[^}]*\\})? (\\d+)$`, "m"));
+  return m ? Number(m[1]) : Number.NaN;
+}
+
+const fds = (pid: number) => readdirSync(`/proc/${pid}/fd`).length;
+
+const { proc: server, port } = await startTarget(target, ["--metrics_http=/metrics"]);
+const pid = server.pid!;
+const base = `http://127.0.0.1:${port}`;
+const workerCount = Number(values.workers);
+const per = Math.ceil(clients / workerCount);
+const workers = Array.from({ length: workerCount }, (_, w) =>
+  startWorker(`ws://127.0.0.1:${port}/cable`, Math.min(per, clients - w * per), w * per),
+);
+await Promise.all(workers.map((w) => w.next("ready", 300_000)));
+console.log(`${target}: ${clients} clients connected; soaking for ${minutes} min`);
+
+// Broadcasts: `rate` per second round-robin over the streams, each with its stream's next number;
+// one heavy (256 KiB) publication per second to the slow readers' stream.
+const seq = new Array<number>(streams).fill(0);
+let published = 0;
+let publishFailures = 0;
+let k = 0;
+const heavy = JSON.stringify({ pad: "x".repeat(256 * 1024) });
+const publisher = setInterval(() => {
+  const s = k++ % streams;
+  const body = JSON.stringify({ stream: `soak-${s}`, data: JSON.stringify({ seq: seq[s]++, s }) });
+  fetch(`${base}/_broadcast`, { method: "POST", body }).then(
+    (r) => (r.status === 201 ? published++ : publishFailures++),
+    () => publishFailures++,
+  );
+}, 1000 / rate);
+const heavyPublisher = setInterval(() => {
+  fetch(`${base}/_broadcast`, {
+    method: "POST",
+    body: JSON.stringify({ stream: "soak-heavy", data: heavy }),
+  }).catch(() => {});
+}, 1000);
+
+interface Sample {
+  t: number;
+  rssMiB: number;
+  anonMiB: number;
+  fds: number;
+  clients: number;
+  delivered: number;
+  gaps: number;
+  slowDropped: number;
+}
+const samples: Sample[] = [];
+const started = Date.now();
+const totalMs = minutes * 60_000;
+let nextChurn = started + 60_000;
+while (Date.now() - started < totalMs) {
+  await sleep(10_000);
+  if (Date.now() >= nextChurn) {
+    nextChurn += 60_000;
+    for (const w of workers) w.send("churn 0.1");
+    await Promise.all(workers.map((w) => w.next("churned")));
+    for (const w of workers) w.send("move 0.05");
+    await Promise.all(workers.map((w) => w.next("moved")));
+    await slowReader(port);
+  }
+  for (const w of workers) w.send("report");
+  const reports = await Promise.all(workers.map((w) => w.next("report")));
+  const mem = memoryOf(pid);
+  const sample: Sample = {
+    t: Math.round((Date.now() - started) / 1000),
+    rssMiB: mem.rss / 2 ** 20,
+    anonMiB: mem.anon / 2 ** 20,
+    fds: fds(pid),
+    clients: await metric(`${base}/metrics`, "clients_num"),
+    delivered: reports.reduce((a, r) => a + Number(r.delivered), 0),
+    gaps: reports.reduce((a, r) => a + Number(r.gaps), 0),
+    slowDropped: await metric(`${base}/metrics`, "disconnected_slow_clients_total"),
+  };
+  samples.push(sample);
+  console.log(
+    `t=${sample.t}s rss=${sample.rssMiB.toFixed(1)} MiB anon=${sample.anonMiB.toFixed(1)} fds=${sample.fds} clients=${sample.clients} delivered=${sample.delivered} gaps=${sample.gaps} slow-dropped=${sample.slowDropped}`,
+  );
+}
+clearInterval(publisher);
+clearInterval(heavyPublisher);
+for (const w of workers) w.send("close");
+server.kill("SIGTERM");
+
+const at5 = samples.find((s) => s.t >= 300) ?? samples[0]!;
+const last = samples[samples.length - 1]!;
+const verdict = {
+  rssGrowthAfter5MinPct: ((last.rssMiB - at5.rssMiB) / at5.rssMiB) * 100,
+  fdGrowthAfter5Min: last.fds - at5.fds,
+  gaps: last.gaps,
+  slowReadersDropped: last.slowDropped,
+  slowReadersStarted: Math.floor(samples.length / 6),
+  published,
+  publishFailures,
+};
+console.log(JSON.stringify(verdict));
+const stamp = new Date().toISOString().replace(/[:.]/g, "-").slice(0, 19);
+mkdirSync(values.out!, { recursive: true });
+const file = join(values.out!, `soak-${target}-${stamp}`);
+writeFileSync(
+  `${file}.json`,
+  JSON.stringify({ target, minutes, clients, streams, rate, samples, verdict }, null, 2),
+);
+const series: Series[] = [
+  { name: "RSS MiB", values: samples.map((s) => [s.t, s.rssMiB]) },
+  { name: "anon MiB", values: samples.map((s) => [s.t, s.anonMiB]) },
+  { name: "fds / 100", values: samples.map((s) => [s.t, s.fds / 100]) },
+];
+writeFileSync(`${file}.svg`, renderSvg(`${target}: ${clients} clients, ${minutes} min of churn`, series));
+console.log(`wrote ${file}.json and .svg`);
+process.exit(0);
