@@ -323,7 +323,9 @@ export class Node {
     }
     if (error !== undefined) {
       this.m.failedClientMsg.inc();
-      this.log.debug("failed to handle incoming message", { sid: session.sid, data: compact(raw), error });
+      // anycable-go's session logs this at WARN (node/session.go ReadMessage), for every command
+      // that fails: a subscribe failing at the RPC backend gets no reply, only this line.
+      this.log.warn("failed to handle incoming message", { sid: session.sid, data: compact(raw), error });
     }
   }
 
