@@ -15,7 +15,7 @@ import { waitFor } from "../support/wait.ts";
 import { connect } from "../support/ws_client.ts";
 
 const ID = JSON.stringify({ channel: "$pubsub", stream_name: "ops" });
-const runtimes = e2eRuntimes().filter((r) => r !== "binary");
+const runtimes = e2eRuntimes(["bun", "deno"]);
 
 function upgradeStatus(url: string, headers: Record<string, string> = {}): Promise<number> {
   return new Promise((resolve, reject) => {

@@ -9,7 +9,7 @@ import { waitFor } from "../support/wait.ts";
 import { connect } from "../support/ws_client.ts";
 
 const ID = JSON.stringify({ channel: "$pubsub", stream_name: "chat" });
-const runtimes = e2eRuntimes().filter((r) => r !== "binary");
+const runtimes = e2eRuntimes(["bun", "deno"]);
 
 for (const runtime of runtimes) {
   describe(`[${runtime}] Action Cable protocol (--public)`, () => {
