@@ -52,6 +52,17 @@ for (const runtime of runtimes) {
       }
     });
 
+    it("reports a server that dies during start-up at once, with the end of its log", async () => {
+      const started = Date.now();
+      await assert.rejects(
+        startServer(runtime, { args: ["--no-such-flag"] }),
+        (err: Error) =>
+          /exited during start-up \(code 1\)/.test(err.message) && err.message.includes("no-such-flag"),
+      );
+      // the health wait gives up after 30 s; a dead process must not be waited on that long
+      assert.ok(Date.now() - started < 10_000, `reported after ${Date.now() - started} ms`);
+    });
+
     it("prints the version with -v and a config that loads back unchanged", () => {
       const [cmd, base] = commandFor(runtime);
       const v = execFileSync(cmd, [...base, "-v"], { encoding: "utf8" }).trim();
