@@ -1,9 +1,13 @@
 #!/usr/bin/env node
 // The whole test suite: unit tests under Bun and Deno, the release binaries, then the e2e suite
 // driving real server processes (Bun, Deno, compiled binary). Ends with one summary line.
+// After the e2e run it checks that every e2e file reported tests under every runtime it declares
+// (its e2eRuntimes([...]) call): a runtime whose tests vanished is a failure, not a silent pass.
 import { spawn } from "node:child_process";
+import { readdirSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { bunCounts, denoCounts, parseRuntimes, runtimeCoverage } from "./accounting.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const bin = (name) => join(root, "node_modules", ".bin", name);
@@ -22,39 +26,66 @@ function run(label, cmd, cmdArgs, env = {}) {
       stdio: ["ignore", "pipe", "pipe"],
     });
     let out = "";
-    const onData = (stream) => (d) => {
+    // each stream also on its own: a report parsed line by line must not be cut by the other
+    const streams = { stdout: "", stderr: "" };
+    const onData = (name, stream) => (d) => {
       out += d.toString();
+      streams[name] += d.toString();
       stream.write(d);
     };
-    child.stdout.on("data", onData(process.stdout));
-    child.stderr.on("data", onData(process.stderr));
-    child.on("exit", (code) => resolve({ code, out }));
+    child.stdout.on("data", onData("stdout", process.stdout));
+    child.stderr.on("data", onData("stderr", process.stderr));
+    // the output is complete at "close"; a leaked grandchild holding the pipes must not hang the
+    // run, so "exit" waits for it at most 2 s
+    let done = false;
+    const finish = (code) => {
+      if (done) return;
+      done = true;
+      resolve({ code, out, streams });
+    };
+    child.on("close", finish);
+    child.on("exit", (code) => setTimeout(() => finish(code), 2000).unref());
   });
 }
 
-function count(re, text) {
-  const m = text.match(re);
-  return m ? Number(m[1]) : 0;
-}
-
 function tallyBun(label, { code, out }) {
-  const passed = count(/^\s*(\d+) pass$/m, out);
-  const failed = count(/^\s*(\d+) fail$/m, out);
-  const skipped = count(/^\s*(\d+) skip$/m, out) + count(/^\s*(\d+) todo$/m, out);
+  const { passed, failed, skipped } = bunCounts(out);
   record(label, code, passed, failed, skipped);
 }
 
 function tallyDeno(label, { code, out }) {
-  // Deno colours its summary even with NO_COLOR in some versions: strip ANSI codes first.
-  const plain = out.replace(/\x1b\[[0-9;]*m/g, "");
-  const line = plain.split("\n").findLast((l) => /^(ok|FAILED) \|/.test(l.trim())) ?? "";
-  const passedSteps = line.match(/(\d+) passed \((\d+) steps?\)/);
-  const failedSteps = line.match(/(\d+) failed \((\d+) steps?\)/);
-  const passed = passedSteps ? Number(passedSteps[2]) : count(/(\d+) passed/, line);
-  const failed = failedSteps ? Number(failedSteps[2]) : count(/(\d+) failed/, line);
-  const ignoredSteps = line.match(/(\d+) ignored \((\d+) steps?\)/);
-  const skipped = ignoredSteps ? Number(ignoredSteps[2]) : count(/(\d+) ignored/, line);
+  const { passed, failed, skipped } = denoCounts(out);
   record(label, code, passed, failed, skipped);
+}
+
+// The runtimes the e2e step drives: all three unless E2E_RUNTIMES narrows them (.ci/run sets it
+// explicitly). A declared runtime left out is counted as skipped, so it shows in the summary.
+let e2eRuntimes;
+try {
+  e2eRuntimes = parseRuntimes(process.env.E2E_RUNTIMES ?? "bun,deno,binary");
+} catch (err) {
+  console.error(err.message);
+  console.log("0 passed, 1 failed");
+  process.exit(1);
+}
+
+function tallyE2e(label, result) {
+  tallyBun(label, result);
+  const dir = join(root, "test", "e2e");
+  const files = readdirSync(dir)
+    .filter((f) => f.endsWith(".test.ts"))
+    .sort()
+    .map((f) => ({ name: `test/e2e/${f}`, source: readFileSync(join(dir, f), "utf8") }));
+  const { missing, omitted } = runtimeCoverage(
+    files,
+    [result.streams.stderr, result.streams.stdout],
+    e2eRuntimes,
+  );
+  console.log(`\n=== e2e runtime coverage (${files.length} files; E2E_RUNTIMES=${e2eRuntimes.join(",")})`);
+  for (const m of missing) console.log(`MISSING ${m}`);
+  for (const o of omitted) console.log(`skipped ${o} (not in E2E_RUNTIMES)`);
+  if (missing.length === 0) console.log("every e2e file reported tests under each runtime it declares");
+  record("e2e runtime coverage", 0, 0, missing.length, omitted.length);
 }
 
 function record(label, code, passed, failed, skipped) {
@@ -88,11 +119,9 @@ if (!unitOnly) {
           "e2e (servers under bun, deno, compiled binary)",
           bin("bun"),
           ["test", "--timeout", "60000", "./test/e2e"],
-          {
-            E2E_RUNTIMES: process.env.E2E_RUNTIMES ?? "bun,deno,binary",
-          },
+          { E2E_RUNTIMES: e2eRuntimes.join(",") },
         ),
-      tallyBun,
+      tallyE2e,
     ],
   );
 }

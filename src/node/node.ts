@@ -1,7 +1,9 @@
-// The node: the registry of live sessions (open, authenticated, closed; indexed by identifiers for
-// remote disconnects) and each session's command queue, which runs one command at a time in
+// The node: the registry of live sessions (open, authenticated, closed; keyed by session id, and
+// indexed by identifiers for remote disconnects) and each session's command queue, which runs one command at a time in
 // arrival order like anycable-go's read loop. What a command does is in commands.ts; the one
 // ticker drives backpressure.ts and pings.ts, so no connection has a timer of its own.
+
+import { nanoid } from "../http/request.ts";
 import type { Hub, Publication } from "../hub/hub.ts";
 import { compact, type Logger } from "../log/logger.ts";
 import type { Metrics } from "../metrics/registry.ts";
@@ -39,7 +41,12 @@ export interface NodeOptions extends Options {
 }
 
 export class Node {
-  readonly sessions = new Set<Session>();
+  /**
+   * Live sessions by session id. The one per-connection entry the node keeps: it is the registry
+   * and also answers "is this sid taken?" (a client-chosen X-Request-ID must not name another
+   * live session).
+   */
+  readonly sessions = new Map<string, Session>();
   /** Connection identifiers -> sessions, for remote disconnects. */
   private readonly byIdentifiers = new Map<string, Session | Set<Session>>();
   private shuttingDown = false;
@@ -85,8 +92,22 @@ export class Node {
     return this.sessions.size;
   }
 
-  /** Registers a freshly upgraded socket and starts authentication. */
+  /**
+   * Registers a freshly upgraded socket and starts authentication. The transport proposes the sid
+   * (the client's X-Request-ID, as anycable-go takes it, or a fresh one); a sid some live session
+   * already has is replaced by a fresh one here, where the check and the registration happen in
+   * the same turn (two upgrades racing with one X-Request-ID cannot both get it).
+   */
   open(request: ConnectionRequest, socket: ClientSocket): Session {
+    if (this.sidTaken(request.sid)) {
+      const requestId = request.sid;
+      do request.sid = nanoid();
+      while (this.sidTaken(request.sid));
+      this.log.info("X-Request-ID is the id of another session, using a fresh session id", {
+        sid: request.sid,
+        request_id: requestId,
+      });
+    }
     const session = new Session(
       request,
       socket,
@@ -94,7 +115,7 @@ export class Node {
       this.opts.pingPrecision,
       this.backpressure.onSend,
     );
-    this.sessions.add(session);
+    this.sessions.set(session.sid, session);
     this.enqueue(session, () => this.authenticate(session));
     return session;
   }
@@ -123,7 +144,8 @@ export class Node {
 
   /** The socket is gone (client closed, network error, or we closed it). */
   closed(session: Session): void {
-    if (!this.sessions.delete(session)) return;
+    if (this.sessions.get(session.sid) !== session) return;
+    this.sessions.delete(session.sid);
     const wasConnected = session.state === "connected";
     session.state = "closed";
     session.cancelCalls();
@@ -203,7 +225,7 @@ export class Node {
   /** The one ticker for all sessions: slow-client checks, then pings. */
   tick(now: number): void {
     this.backpressure.tick(now);
-    this.pings.tick(this.sessions, now);
+    this.pings.tick(this.sessions.values(), now);
   }
 
   /** Disconnects every client with `server_restart` (close 1001), then stops the controller. */
@@ -212,10 +234,22 @@ export class Node {
     this.shuttingDown = true;
     const active = this.sessions.size;
     if (active > 0) this.log.info("closing active connections", { num: active });
-    for (const session of [...this.sessions]) {
+    for (const session of [...this.sessions.values()]) {
       this.disconnect(session, DisconnectReason.serverRestart, true, CloseCode.goingAway, "Server restart");
     }
     await this.opts.controller.shutdown?.();
+  }
+
+  /**
+   * Whether a proposed session id is in use. Only live sessions exist today.
+   * HOOK (reliable streams / session cache): once a broker caches restorable sessions under their
+   * sid (anycable-go's CommitSession), a sid naming a cached session must count as taken too, or a
+   * client could overwrite or restore another client's cached state by sending its id as
+   * X-Request-ID. Ask the broker's session cache here (keep the check synchronous, or make
+   * open() await it before registering).
+   */
+  private sidTaken(sid: string): boolean {
+    return this.sessions.has(sid);
   }
 
   // --- the command queue
@@ -289,7 +323,9 @@ export class Node {
     }
     if (error !== undefined) {
       this.m.failedClientMsg.inc();
-      this.log.debug("failed to handle incoming message", { sid: session.sid, data: compact(raw), error });
+      // anycable-go's session logs this at WARN (node/session.go ReadMessage), for every command
+      // that fails: a subscribe failing at the RPC backend gets no reply, only this line.
+      this.log.warn("failed to handle incoming message", { sid: session.sid, data: compact(raw), error });
     }
   }
 

@@ -24,6 +24,7 @@ export interface ClientSocket {
 
 /** The request a connection was opened with, reduced to what sessions and controllers use. */
 export interface ConnectionRequest {
+  /** Proposed by the transport; Node.open replaces one that a live session already has. */
   sid: string;
   url: string;
   /** Headers proxied to the application (already filtered and lower-cased). */

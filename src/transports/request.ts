@@ -9,7 +9,10 @@ import type { Options } from "./options.ts";
 export interface RequestGate {
   /** A refusal for this request, or undefined when it may connect. */
   refuse(req: Request): Response | undefined;
-  /** The session id (X-Request-ID or a fresh one) and the headers proxied to the application. */
+  /**
+   * The proposed session id (X-Request-ID, as anycable-go takes it, or a fresh one; the node
+   * replaces it when a live session already has it) and the headers proxied to the application.
+   */
   identify(req: Request, remote: string): { sid: string; headers: Record<string, string> };
 }
 

@@ -11,7 +11,7 @@ import { publish } from "../support/publish.ts";
 import { e2eRuntimes, ROOT, startServer } from "../support/server.ts";
 import { connect } from "../support/ws_client.ts";
 
-const enabled = e2eRuntimes().includes("binary");
+const enabled = e2eRuntimes(["binary"]).length > 0;
 
 function header(path: string, n: number): Buffer {
   const fd = openSync(path, "r");
@@ -20,7 +20,7 @@ function header(path: string, n: number): Buffer {
   return buf;
 }
 
-describe.if(enabled)("release binaries", () => {
+describe.if(enabled)("[binary] release binaries", () => {
   for (const t of TARGETS) {
     it(`${outputName(t.os, t.arch)} exists with a ${t.os}/${t.arch} executable header`, () => {
       const file = join(ROOT, "dist", outputName(t.os, t.arch));

@@ -22,7 +22,7 @@ import { maskedTextFrame, rawUpgrade } from "../support/raw_ws.ts";
 import { e2eRuntimes, type ServerProcess, startServer } from "../support/server.ts";
 import { waitFor } from "../support/wait.ts";
 
-const runtimes = e2eRuntimes();
+const runtimes = e2eRuntimes(["bun", "deno", "binary"]);
 
 const JSON_PROTOCOLS = ["actioncable-v1-json", "actioncable-v1-ext-json"] as const;
 const BINARY_PROTOCOLS = [

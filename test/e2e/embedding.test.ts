@@ -15,7 +15,7 @@ import { e2eRuntimes, ROOT } from "../support/server.ts";
 import { waitFor } from "../support/wait.ts";
 
 const BIN = join(ROOT, "node_modules", ".bin");
-const runtimes = e2eRuntimes().filter((r): r is "bun" | "deno" => r === "bun" || r === "deno");
+const runtimes = e2eRuntimes(["bun", "deno"]);
 const apps: Array<{ proc: ChildProcess; dir: string }> = [];
 
 /** An application directory with the example and anycable-ts (and hono) as dependencies. */

@@ -27,7 +27,7 @@ import { connect, type RawClient } from "../support/ws_client.ts";
 const SECRET = "identity-rpc-e2e-secret";
 const CABLE_READY_SECRET = "cable-ready-e2e-key";
 const BROADCAST_KEY = createHmac("sha256", SECRET).update("broadcast-cable").digest("hex");
-const runtimes = e2eRuntimes().filter((r) => r !== "binary");
+const runtimes = e2eRuntimes(["bun", "deno"]);
 const jwt = identificator(SECRET, "1h");
 
 const disconnectsOf = (backend: GrpcBackend, identifiers: string) =>

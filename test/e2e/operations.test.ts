@@ -15,7 +15,7 @@ import { waitFor } from "../support/wait.ts";
 import { connect } from "../support/ws_client.ts";
 
 const ID = JSON.stringify({ channel: "$pubsub", stream_name: "ops" });
-const runtimes = e2eRuntimes().filter((r) => r !== "binary");
+const runtimes = e2eRuntimes(["bun", "deno"]);
 
 function upgradeStatus(url: string, headers: Record<string, string> = {}): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -50,6 +50,17 @@ for (const runtime of runtimes) {
         assert.equal(lines.length, 1, `one line for ${args}: ${lines.join(" | ")}`);
         assert.ok(lines[0]!.includes(name), `${lines[0]} names ${name}`);
       }
+    });
+
+    it("reports a server that dies during start-up at once, with the end of its log", async () => {
+      const started = Date.now();
+      await assert.rejects(
+        startServer(runtime, { args: ["--no-such-flag"] }),
+        (err: Error) =>
+          /exited during start-up \(code 1\)/.test(err.message) && err.message.includes("no-such-flag"),
+      );
+      // the health wait gives up after 30 s; a dead process must not be waited on that long
+      assert.ok(Date.now() - started < 10_000, `reported after ${Date.now() - started} ms`);
     });
 
     it("prints the version with -v and a config that loads back unchanged", () => {

@@ -9,7 +9,7 @@ import { waitFor } from "../support/wait.ts";
 import { connect } from "../support/ws_client.ts";
 
 const ID = JSON.stringify({ channel: "$pubsub", stream_name: "chat" });
-const runtimes = e2eRuntimes().filter((r) => r !== "binary");
+const runtimes = e2eRuntimes(["bun", "deno"]);
 
 for (const runtime of runtimes) {
   describe(`[${runtime}] Action Cable protocol (--public)`, () => {
@@ -55,6 +55,36 @@ for (const runtime of runtimes) {
         raw.socket.destroy();
       }
       for (const c of [plain, ext]) c.close();
+    });
+
+    it("takes X-Request-ID as the sid only while no live session has it", async () => {
+      const headers = { "X-Request-ID": `req-${runtime}-1` };
+      const first = await connect(server.wsUrl, "actioncable-v1-json", headers);
+      assert.equal(
+        (await first.next((m) => m.type === "welcome", "first welcome")).sid,
+        headers["X-Request-ID"],
+      );
+      const second = await connect(server.wsUrl, "actioncable-v1-json", headers);
+      const sid = String((await second.next((m) => m.type === "welcome", "second welcome")).sid);
+      assert.notEqual(sid, headers["X-Request-ID"]);
+      assert.match(sid, /^[\w-]{21}$/);
+      // the request id stays traceable beside the session id it did not get
+      await server.waitForOutput(new RegExp(`INF .*sid=${sid} request_id=${headers["X-Request-ID"]}`));
+      // exclude_socket with the shared id spares the second client
+      for (const c of [first, second]) {
+        c.send({ command: "subscribe", identifier: ID });
+        await c.next((m) => m.type === "confirm_subscription", "confirm");
+      }
+      const res = await publish(broadcastUrl, {
+        stream: "chat",
+        data: JSON.stringify("not for req-1"),
+        meta: { exclude_socket: headers["X-Request-ID"] },
+      });
+      assert.equal(res.status, 201);
+      assert.equal((await second.next((m) => m.identifier === ID, "broadcast")).message, "not for req-1");
+      await publish(broadcastUrl, { stream: "chat", data: JSON.stringify("for all") });
+      assert.equal((await first.next((m) => m.identifier === ID, "next broadcast")).message, "for all");
+      for (const c of [first, second]) c.close();
     });
 
     it("sends X-AnyCable-Version on upgrade and 400 on a plain GET of the cable path", async () => {

@@ -14,7 +14,8 @@ import { waitFor } from "../support/wait.ts";
 import { connect, type RawClient } from "../support/ws_client.ts";
 
 const ID = JSON.stringify({ channel: "$pubsub", stream_name: "redis-stream" });
-const runtimes = e2eRuntimes().filter((r) => r !== "binary");
+const all = e2eRuntimes(["bun", "deno", "binary"]);
+const runtimes = all.filter((r) => r !== "binary");
 const enabled = hasService("redis-server");
 
 async function redisPublish(url: string, message: string): Promise<number> {
@@ -118,7 +119,7 @@ for (const runtime of runtimes) {
 // The Redis client is loaded only when the adapter is configured: one publication through the
 // single-file executable, started in an empty directory, proves the lazily imported module is in
 // the bundle.
-describe.if(enabled && e2eRuntimes().includes("binary"))("[binary] redis broadcast adapter", () => {
+describe.if(enabled && all.includes("binary"))("[binary] redis broadcast adapter", () => {
   it("delivers a publication from Redis", async () => {
     const redis = await startRedis();
     const cwd = mkdtempSync(join(tmpdir(), "acts-bin-redis-"));

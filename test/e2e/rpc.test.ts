@@ -24,8 +24,9 @@ import { e2eRuntimes, type ServerProcess, startServer } from "../support/server.
 import { waitFor } from "../support/wait.ts";
 import { connect, type RawClient } from "../support/ws_client.ts";
 
-const runtimes = e2eRuntimes().filter((r) => r !== "binary");
-const binary = e2eRuntimes().includes("binary");
+const all = e2eRuntimes(["bun", "deno", "binary"]);
+const runtimes = all.filter((r) => r !== "binary");
+const binary = all.includes("binary");
 const room = (n: string) => JSON.stringify({ channel: "ChatChannel", room: n });
 
 interface TrackedSubscription {

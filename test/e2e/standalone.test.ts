@@ -21,7 +21,7 @@ const SECRET = "standalone-e2e-secret";
 const derive = (phrase: string) => createHmac("sha256", SECRET).update(phrase).digest("hex");
 const BROADCAST_KEY = derive("broadcast-cable");
 const API_KEY = derive("api-cable");
-const runtimes = e2eRuntimes().filter((r) => r !== "binary");
+const runtimes = e2eRuntimes(["bun", "deno"]);
 
 type Strategy = "param" | "header" | "sub-protocol";
 type Protocol = "actioncable-v1-json" | "actioncable-v1-ext-json";

@@ -33,12 +33,13 @@ export function makeNode(
   controller: Controller,
   disconnectMode: DisconnectMode = "auto",
   metrics: Metrics = new Metrics(),
+  logger: Logger = silentLogger,
 ) {
   const node = new Node({
     controller,
     hub: new Hub(),
     metrics,
-    logger: silentLogger,
+    logger,
     pingIntervalMs: 0,
     pingPrecision: "s",
     nativePings: false,

@@ -4,17 +4,22 @@ import { existsSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { loadConfig } from "../../src/config/index.ts";
 import { freePort } from "./ports.ts";
-import { waitFor } from "./wait.ts";
+import { StopWaiting, waitFor } from "./wait.ts";
 
 export const ROOT = join(import.meta.dir, "..", "..");
 const BIN = join(ROOT, "node_modules", ".bin");
 
 export type ServerRuntime = "bun" | "deno" | "binary";
 
-/** Which runtimes the e2e suite drives; the test wrapper sets E2E_RUNTIMES (default: bun,deno). */
-export function e2eRuntimes(): ServerRuntime[] {
-  const raw = process.env.E2E_RUNTIMES ?? "bun,deno";
-  return raw.split(",").filter((r): r is ServerRuntime => r === "bun" || r === "deno" || r === "binary");
+/**
+ * The runtimes an e2e file runs under: those of `supported` that E2E_RUNTIMES enables (the test
+ * wrapper sets it; default bun,deno). Every e2e file calls this with a literal list, which is
+ * its declaration: test/run.mjs reads it from the source and fails the run when a declared,
+ * enabled runtime produced no results for that file (describes are named `[runtime] ...`).
+ */
+export function e2eRuntimes<R extends ServerRuntime>(supported: readonly R[]): R[] {
+  const enabled = (process.env.E2E_RUNTIMES ?? "bun,deno").split(",").map((r) => r.trim());
+  return supported.filter((r) => enabled.includes(r));
 }
 
 export function hostBinaryPath(): string {
@@ -106,9 +111,13 @@ export async function startServer(runtime: ServerRuntime, opts: StartOptions = {
     out += d.toString();
   });
   const exited = new Promise<number | null>((resolve) => proc.on("exit", (code) => resolve(code)));
+  // "close" comes after the last output: the log of a process that died is complete only then
+  const closed = new Promise<void>((resolve) => proc.on("close", () => resolve()));
   let hasExited = false;
-  exited.then(() => {
+  let exitCode: number | null = null;
+  exited.then((code) => {
     hasExited = true;
+    exitCode = code;
   });
   const server: ServerProcess = {
     runtime,
@@ -139,7 +148,8 @@ export async function startServer(runtime: ServerRuntime, opts: StartOptions = {
     try {
       await waitFor(
         async () => {
-          if (hasExited) throw new Error(`server exited early:\n${out}`);
+          // a dead server never gets healthy: fail now, not after the health timeout
+          if (hasExited) throw new StopWaiting(`${runtime} server exited during start-up (code ${exitCode})`);
           const res = await fetch(`${server.url}${opts.healthPath ?? "/health"}`);
           return res.status === 200;
         },
@@ -149,10 +159,15 @@ export async function startServer(runtime: ServerRuntime, opts: StartOptions = {
       );
     } catch (err) {
       await server.stop("SIGKILL");
-      throw new Error(`${(err as Error).message}\n--- server output ---\n${out}`);
+      await Promise.race([closed, new Promise((r) => setTimeout(r, 2000))]);
+      throw new Error(`${(err as Error).message}\n--- server output (last lines) ---\n${tail(out, 40)}`);
     }
   }
   return server;
+}
+
+function tail(text: string, lines: number): string {
+  return text.trimEnd().split("\n").slice(-lines).join("\n");
 }
 
 export async function stopAll(): Promise<void> {

@@ -1,3 +1,11 @@
+/**
+ * Thrown by a `waitFor` check when waiting longer cannot help (the process it polls has exited):
+ * `waitFor` rethrows it at once instead of retrying until the timeout.
+ */
+export class StopWaiting extends Error {
+  override name = "StopWaiting";
+}
+
 /** Polls `check` until it returns a truthy value or the timeout passes (no fixed sleeps). */
 export async function waitFor<T>(
   check: () => T | Promise<T>,
@@ -12,6 +20,7 @@ export async function waitFor<T>(
       const v = await check();
       if (v) return v as NonNullable<T>;
     } catch (err) {
+      if (err instanceof StopWaiting) throw err;
       last = err;
     }
     if (Date.now() > deadline) {

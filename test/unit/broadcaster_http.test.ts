@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { Broadcaster } from "../../src/broadcast/broadcaster.ts";
-import { HttpBroadcaster } from "../../src/broadcast/http.ts";
+import { HttpBroadcaster, secureEquals } from "../../src/broadcast/http.ts";
 import { Logger } from "../../src/log/logger.ts";
 import { broadcasterContract, RecordingHandler } from "./contracts/broadcaster_contract.ts";
 
@@ -54,6 +54,25 @@ describe("HTTP broadcaster statuses", () => {
     assert.deepEqual(handler.calls, []);
   });
 
+  it("compares the whole header: a prefix, an extension or another spelling of the key is refused", async () => {
+    const handler = new RecordingHandler();
+    const b = new HttpBroadcaster(handler, KEY, silent);
+    for (const auth of [
+      `Bearer ${KEY.slice(0, -1)}`,
+      `Bearer ${KEY}x`,
+      `Bearer ${KEY.toUpperCase()}`,
+      `bearer ${KEY}`,
+      `Bearer  ${KEY}`,
+      `Basic ${KEY}`,
+      "Bearer",
+    ]) {
+      assert.equal((await b.fetch(post(body, { authorization: auth }))).status, 401, auth);
+    }
+    assert.deepEqual(handler.calls, []);
+    // the header name is case-insensitive, as HTTP has it
+    assert.equal((await b.fetch(post(body, { Authorization: `Bearer ${KEY}` }))).status, 201);
+  });
+
   it("accepts any request when no key is configured", async () => {
     const handler = new RecordingHandler();
     const b = new HttpBroadcaster(handler, "", silent);
@@ -92,5 +111,19 @@ describe("HTTP broadcaster statuses", () => {
     await service.start(() => {});
     assert.equal((await b.fetch(post(body, { authorization: `Bearer ${KEY}` }))).status, 201);
     assert.equal(handler.calls.length, 1);
+  });
+});
+
+describe("secureEquals (broadcast and API keys)", () => {
+  it("is true only for identical strings, whatever their lengths", () => {
+    assert.equal(secureEquals("Bearer k", "Bearer k"), true);
+    assert.equal(secureEquals("", ""), true);
+    assert.equal(secureEquals("Bearer k", "Bearer j"), false, "same length");
+    assert.equal(secureEquals("Bearer k", "Bearer kk"), false, "prefix");
+    assert.equal(secureEquals("Bearer kk", "Bearer k"), false, "extension");
+    assert.equal(secureEquals("", "Bearer k"), false, "empty");
+    assert.equal(secureEquals("Bearer k", "bearer k"), false, "case");
+    assert.equal(secureEquals("ключ", "ключ"), true, "non-ASCII");
+    assert.equal(secureEquals("ключ", "ключи"), false);
   });
 });

@@ -41,7 +41,6 @@ class FakeSocket implements ClientSocket {
 }
 
 const silent = new Logger("error", "text", {}, { write() {} });
-const tick = () => new Promise((r) => setTimeout(r, 0));
 const ID = JSON.stringify({ channel: "$pubsub", stream_name: "chat" });
 
 function makeNode(over: Partial<NodeOptions> = {}) {
@@ -72,7 +71,7 @@ async function connected(node: Node, sid = "sid1") {
     { sid, url: "ws://x/cable", headers: {}, protocol: "actioncable-v1-json" },
     socket,
   );
-  await tick();
+  await session.chain;
   return { socket, session };
 }
 
@@ -82,7 +81,7 @@ describe("Node", () => {
     const { socket, session } = await connected(node);
     assert.deepEqual(socket.json()[0], { type: "welcome", sid: "sid1" });
     node.message(session, JSON.stringify({ command: "subscribe", identifier: ID }), 10);
-    await tick();
+    await session.chain;
     assert.deepEqual(socket.json()[1], { type: "confirm_subscription", identifier: ID });
     for (let i = 0; i < 5; i++) node.broadcast({ stream: "chat", dataJson: String(i) });
     assert.deepEqual(
@@ -101,8 +100,7 @@ describe("Node", () => {
     const { socket, session } = await connected(node);
     node.message(session, JSON.stringify({ command: "subscribe", identifier: ID }), 10);
     node.message(session, JSON.stringify({ command: "subscribe", identifier: ID }), 10);
-    await tick();
-    await tick();
+    await session.chain;
     assert.equal(socket.frames.length, 2);
     assert.equal(metrics.counterValue("failed_client_msg_total"), 1);
   });
@@ -119,7 +117,7 @@ describe("Node", () => {
     });
     const { socket, session } = await connected(node);
     node.message(session, JSON.stringify({ command: "subscribe", identifier: ID }), 10);
-    await tick();
+    await session.chain;
     assert.deepEqual(socket.json()[1], { type: "reject_subscription", identifier: ID });
   });
 
@@ -128,8 +126,7 @@ describe("Node", () => {
     const { socket, session } = await connected(node);
     node.message(session, '{"command":"dance"}', 19);
     node.message(session, '{"command":"ping"}', 18);
-    await tick();
-    await tick();
+    await session.chain;
     assert.equal(socket.closed, undefined);
     assert.deepEqual(socket.json().at(-1), { type: "pong" });
     assert.equal(metrics.counterValue("failed_client_msg_total"), 1);
@@ -139,10 +136,10 @@ describe("Node", () => {
     const { node, metrics } = makeNode();
     const { socket, session } = await connected(node);
     node.message(session, JSON.stringify({ command: "subscribe", identifier: ID }), 10);
-    await tick();
+    await session.chain;
     node.message(session, "{oops", 5);
     node.message(session, '{"command":"ping"}', 18);
-    await tick();
+    await session.chain;
     assert.equal(metrics.counterValue("failed_client_msg_total"), 1);
     assert.ok(!socket.frames.some((f) => f.includes("pong")));
     node.broadcast({ stream: "chat", dataJson: '"still here"' });
@@ -176,7 +173,7 @@ describe("Node", () => {
     const b = await connected(node, "b");
     for (const c of [a, b])
       node.message(c.session, JSON.stringify({ command: "subscribe", identifier: ID }), 1);
-    await tick();
+    await Promise.all([a.session.chain, b.session.chain]);
     node.broadcast({ stream: "chat", dataJson: "1", excludeSocket: "a" });
     assert.equal(a.socket.frames.length, 2);
     assert.equal(b.socket.frames.length, 3);
@@ -189,7 +186,7 @@ describe("Node", () => {
     hub.setNativeFanout(native);
     const a = await connected(node, "a");
     node.message(a.session, JSON.stringify({ command: "subscribe", identifier: ID }), 1);
-    await tick();
+    await a.session.chain;
     node.broadcast({ stream: "chat", dataJson: "7" });
     assert.equal(published.length, 1);
     assert.deepEqual(JSON.parse(published[0]![1]), { identifier: ID, message: 7 });
@@ -259,7 +256,7 @@ describe("Node", () => {
     for (const { session } of [a, b]) {
       node.message(session, JSON.stringify({ command: "subscribe", identifier: ID }), 1);
     }
-    await tick();
+    await Promise.all([a.session.chain, b.session.chain]);
     assert.deepEqual(a.session.env.istate, { [ID]: { room: "a" } });
     assert.deepEqual(b.session.env.istate, { [ID]: { room: "b" } });
     assert.deepEqual(a.session.env.cstate, { user: "a" });
@@ -270,7 +267,7 @@ describe("Node", () => {
     assert.equal(a.session.pending, 0);
     assert.equal(a.session.chain, b.session.chain);
     node.message(a.session, JSON.stringify({ command: "unsubscribe", identifier: ID }), 1);
-    await tick();
+    await a.session.chain;
     assert.deepEqual(a.session.env.istate, {});
     assert.deepEqual(b.session.env.istate, { [ID]: { room: "b" } });
     assert.equal(seenEnvs.length, 2);
@@ -313,8 +310,8 @@ describe("Node", () => {
         node.message(session, JSON.stringify(cmd), 1);
       }
       await session.chain;
+      // closed() calls the controller's disconnect at once: nothing to wait for
       node.closed(session);
-      await tick();
       assert.deepEqual(
         seen.map(({ call, ctx, extra }) => [
           call,
@@ -364,7 +361,7 @@ describe("Node", () => {
     for (const { session } of [a, b]) {
       node.message(session, JSON.stringify({ command: "subscribe", identifier: ID }), 1);
     }
-    await tick();
+    await Promise.all([a.session.chain, b.session.chain]);
     // unsent data piles up behind the next publication
     a.socket.buffered = 5000;
     b.socket.buffered = 10;
@@ -388,7 +385,7 @@ describe("Node", () => {
     const a = await connected(node, "a");
     const idle = await connected(node, "idle");
     node.message(a.session, JSON.stringify({ command: "subscribe", identifier: ID }), 1);
-    await tick();
+    await a.session.chain;
     const t = Date.now();
     node.tick(t);
     assert.equal(a.socket.bufferedCalls + idle.socket.bufferedCalls, 0);
@@ -410,7 +407,7 @@ describe("Node", () => {
     const { node } = makeNode();
     const a = await connected(node, "a");
     node.message(a.session, JSON.stringify({ command: "subscribe", identifier: ID }), 1);
-    await tick();
+    await a.session.chain;
     a.socket.buffered = 10;
     node.broadcast({ stream: "chat", dataJson: "3" });
     const t = Date.now();

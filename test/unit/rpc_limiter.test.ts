@@ -1,8 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { Limiter } from "../../src/rpc/limiter.ts";
-
-const tick = () => new Promise((r) => setTimeout(r, 0));
+import { waitFor } from "../support/wait.ts";
 
 describe("RPC limiter (--rpc_concurrency)", () => {
   it("never lets more than N calls run and reports the waiting ones", async () => {
@@ -18,13 +17,15 @@ describe("RPC limiter (--rpc_concurrency)", () => {
         running--;
       }),
     );
-    await tick();
+    await waitFor(() => gates.length >= 3, "three calls running");
     assert.equal(running, 3);
+    assert.equal(gates.length, 3);
     assert.equal(limiter.busy, 3);
     assert.equal(limiter.pending, 7);
-    while (gates.length > 0 || running > 0) {
-      gates.shift()?.();
-      await tick();
+    // each finished call hands its slot to the next waiter, which then starts
+    for (let done = 0; done < 10; done++) {
+      await waitFor(() => gates.length > 0, `call ${done + 1} running`);
+      gates.shift()!();
     }
     await Promise.all(calls);
     assert.equal(max, 3);
@@ -37,14 +38,15 @@ describe("RPC limiter (--rpc_concurrency)", () => {
     const order: number[] = [];
     await limiter.acquire();
     const waiters = [1, 2, 3].map((n) => limiter.acquire().then(() => order.push(n)));
+    const served = (n: number) => waitFor(() => order.length >= n, `${n} served`);
     limiter.release(); // 1 gets the slot
-    await tick();
+    await served(1);
     // a newcomer arriving while 2 and 3 wait must queue behind them
     const late = limiter.acquire().then(() => order.push(4));
     limiter.release();
-    await tick();
+    await served(2);
     limiter.release();
-    await tick();
+    await served(3);
     limiter.release();
     await Promise.all([...waiters, late]);
     assert.deepEqual(order, [1, 2, 3, 4]);
