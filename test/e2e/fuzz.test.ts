@@ -18,7 +18,7 @@ import { waitFor } from "../support/wait.ts";
 const SECRET = "fuzz-secret";
 const BROADCAST_KEY = createHmac("sha256", SECRET).update("broadcast-cable").digest("hex");
 const SEED = Number(process.env.FUZZ_SEED ?? Date.now() % 1_000_000);
-const runtimes = e2eRuntimes().filter((r) => r !== "binary");
+const runtimes = e2eRuntimes(["bun", "deno"]);
 /** Bounds well above a healthy server's figures (Bun ~50 MiB idle, Deno ~100 MiB) yet far below a leak's. */
 const RSS_LIMIT = { bun: 400, deno: 800, binary: 400 } as const;
 const FD_SLACK = 150;
