@@ -1,10 +1,12 @@
 // --print-config: the configuration as TOML in anycable-go's layout (same
 // sections, keys and the same choice of which settings are written commented
 // out), so the output can be fed back through --config-path to either server.
+import { NODE_OPTIONS } from "../node/options.ts";
 import type { State } from "./derive.ts";
 
 const q = (s: string): string => JSON.stringify(s);
 const list = (xs: readonly string[]): string => `[${xs.map(q).join(", ")}]`;
+const NODE_DEFAULTS = Object.fromEntries(NODE_OPTIONS.map((r) => [r.key, r.default]));
 
 class Out {
   private readonly lines: string[] = [];
@@ -71,6 +73,12 @@ function server(o: Out, s: State): void {
   o.comment("Port to listen on").kv("port", String(v.port));
   o.comment("Origins allowed to connect (comma-separated)").kv("allowed_origins", q(v.allowed_origins));
   o.comment("Connection limit").kv("max_conn", String(v.max_conn), v.max_conn !== 0, "1000");
+  // anycable-ts only: written only when set to something else than its default, so the default
+  // output stays anycable-go's (which ignores the key, like any unknown one).
+  if (v.max_subscriptions_per_connection !== NODE_DEFAULTS.max_subscriptions_per_connection) {
+    o.comment("Subscriptions one connection may hold (anycable-ts only; 0 means unlimited)");
+    o.kv("max_subscriptions_per_connection", String(v.max_subscriptions_per_connection));
+  }
   o.comment("Health check path").kv("health_path", q(v.health_path));
   o.comment("TLS");
   o.kv("ssl.cert_path", q(v.ssl_cert), v.ssl_cert !== "", "");

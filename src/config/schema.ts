@@ -1,5 +1,5 @@
-// The single table of every anycable-go 1.6 option: CLI flag, env vars, TOML key, default, help
-// text. Loader, help, print-config and the docs generator are all driven by it. The rows live
+// The single table of every anycable-go 1.6 option (and the few anycable-ts adds, marked
+// `extension`): CLI flag, env vars, TOML key, default, help text. Loader, help, print-config and the docs generator are all driven by it. The rows live
 // beside the modules that own them (each `<module>/options.ts`); this file only joins them.
 
 import { API_OPTIONS } from "../api/options.ts";
@@ -53,6 +53,11 @@ export interface OptionSpec {
   readonly unsigned?: boolean;
   /** false for settings that only the TOML file can set (no flag, no env var). */
   readonly flag?: false;
+  /**
+   * An anycable-ts option anycable-go does not have: documented as such, and printed by
+   * --print-config only where anycable-go ignores it (an unknown TOML key).
+   */
+  readonly extension?: true;
 }
 
 export const OPTIONS = [

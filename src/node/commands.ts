@@ -3,7 +3,8 @@
 // interest). The node decides when a command runs; this module decides what it does.
 import type { Hub, Publication } from "../hub/hub.ts";
 import type { Logger } from "../log/logger.ts";
-import { type ClientCommand, publicationDataJson } from "../protocols/actioncable.ts";
+import type { Counter } from "../metrics/registry.ts";
+import { type ClientCommand, publicationDataJson, rejectMessage } from "../protocols/actioncable.ts";
 import {
   type ChannelContext,
   type CommandResult,
@@ -25,6 +26,10 @@ export interface CommandsOptions {
   disconnectMode: DisconnectMode;
   /** Whether calls get the session's close signal (see NodeOptions.cancellableCalls). */
   cancellable: boolean;
+  /** Subscriptions one session may hold (0 = unlimited). */
+  maxSubscriptions: number;
+  /** Counts subscribes rejected for that limit. */
+  limitExceeded: Counter;
   /** The node's broadcast: a whisper is a publication like any other. */
   broadcast(pub: Publication): void;
   /** The node's close without a protocol `disconnect` frame. */
@@ -59,6 +64,18 @@ export class Commands {
   async subscribe(session: Session, cmd: ClientCommand): Promise<string | undefined> {
     const id = cmd.identifier;
     if (session.subscriptions.has(id)) return `already subscribed to ${id}`;
+    const max = this.opts.maxSubscriptions;
+    if (max > 0 && session.subscriptions.size >= max) {
+      // Rejected here, before the controller (no RPC call): the client sees a plain rejection.
+      this.opts.limitExceeded.inc();
+      this.opts.logger.debug("subscription rejected: too many subscriptions", {
+        sid: session.sid,
+        identifier: id,
+        limit: max,
+      });
+      session.deliver(rejectMessage(id));
+      return undefined;
+    }
     let res: CommandResult | null;
     try {
       res = await this.controller.subscribe(this.channelContext(session, id));
@@ -67,7 +84,7 @@ export class Commands {
     }
     if (session.isClosed || !res) return undefined;
     if (res.status === "error") return `subscribe failed for ${id}: ${res.errorMsg ?? "error"}`;
-    if (res.status === "success") session.subscriptions.set(id, []);
+    if (res.status === "success") session.subscriptions.add(id);
     this.applyCommandResult(session, id, res);
     return undefined;
   }
@@ -123,26 +140,18 @@ export class Commands {
   /** Applies a command result in anycable-go's order: streams, state, transmissions, disconnect. */
   private applyCommandResult(session: Session, identifier: string, res: CommandResult): void {
     const hub = this.hub;
-    let streams = session.subscriptions.get(identifier);
+    const subs = session.subscriptions;
     if (res.stopAllStreams) {
-      if (streams) for (const s of streams) hub.unsubscribe(session, s, identifier);
-      if (streams) streams.length = 0;
+      for (const s of subs.takeStreams(identifier)) hub.unsubscribe(session, s, identifier);
     } else if (res.stoppedStreams) {
       for (const s of res.stoppedStreams) {
         hub.unsubscribe(session, s, identifier);
-        const i = streams?.indexOf(s) ?? -1;
-        if (i >= 0) streams?.splice(i, 1);
+        subs.removeStream(identifier, s);
       }
     }
-    if (res.streams && res.streams.length > 0) {
-      if (!streams) {
-        streams = [];
-        session.subscriptions.set(identifier, streams);
-      }
-      for (const s of res.streams) {
-        hub.subscribe(session, s, identifier);
-        if (!streams.includes(s)) streams.push(s);
-      }
+    if (res.streams) {
+      // recorded once per subscription (a stream named twice is one), so the hub is asked once
+      for (const s of res.streams) if (subs.addStream(identifier, s)) hub.subscribe(session, s, identifier);
     }
     if (res.istate) {
       const istate = this.ownIstate(session);

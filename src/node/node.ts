@@ -3,6 +3,7 @@
 // arrival order like anycable-go's read loop. What a command does is in commands.ts; the one
 // ticker drives backpressure.ts and pings.ts, so no connection has a timer of its own.
 
+import { setImmediate } from "node:timers";
 import { nanoid } from "../http/request.ts";
 import type { Hub, Publication } from "../hub/hub.ts";
 import { compact, type Logger } from "../log/logger.ts";
@@ -24,6 +25,14 @@ import { Session } from "./session.ts";
 import { type ClientSocket, CloseCode, type ConnectionRequest } from "./socket.ts";
 
 export type { DisconnectMode } from "./commands.ts";
+
+/**
+ * How long the node runs commands back to back (all sessions together) before it lets the event
+ * loop serve other sockets, HTTP requests and timers. Commands answered without I/O (the streams
+ * controller, pings, a flood of frames from one client) resolve as microtasks, which would
+ * otherwise run to the end of the burst before anything else.
+ */
+export const COMMAND_SLICE_MS = 5;
 
 /** The configured tuning (node/options.ts) and the parts the node works with. */
 export interface NodeOptions extends Options {
@@ -55,6 +64,11 @@ export class Node {
   private readonly commands: Commands;
   private readonly backpressure: Backpressure;
   private readonly pings: Pings;
+  /** When the current slice of command work started (performance.now()); -1 when none runs. */
+  private sliceStart = -1;
+  /** Set once the slice is used up: commands wait on it for the event loop's next turn. */
+  private sliceEnd: Promise<void> | undefined;
+  private resume: (() => void) | undefined;
 
   constructor(private readonly opts: NodeOptions) {
     this.log = opts.logger.with({ context: "node" });
@@ -69,6 +83,8 @@ export class Node {
       logger: this.log,
       disconnectMode: opts.disconnectMode,
       cancellable: opts.cancellableCalls ?? true,
+      maxSubscriptions: opts.maxSubscriptions,
+      limitExceeded: this.m.subscriptionsLimitExceeded,
       broadcast: (pub) => this.broadcast(pub),
       close: (session, code, reason) => this.closeSocket(session, code, reason),
     });
@@ -258,6 +274,7 @@ export class Node {
     session.pending++;
     session.chain = session.chain.then(async () => {
       try {
+        for (let wait = this.pause(); wait; wait = this.pause()) await wait;
         await task();
       } catch (err) {
         this.log.warn("unhandled session error", { sid: session.sid, error: err });
@@ -266,6 +283,36 @@ export class Node {
       }
     });
   }
+
+  /**
+   * Undefined while the current slice has time left, else a promise for the event loop's next
+   * turn. One immediate per slice marks where the turn ends (not one per session or command): a
+   * slice that ends before using its time costs nothing more, one that runs out makes every
+   * session's next command wait for it, so the sockets and requests that arrived meanwhile go
+   * first and a session flooding commands gets one slice at a time.
+   */
+  private pause(): Promise<void> | undefined {
+    if (this.sliceEnd) return this.sliceEnd;
+    const now = performance.now();
+    if (this.sliceStart < 0) {
+      this.sliceStart = now;
+      setImmediate(this.endSlice);
+      return undefined;
+    }
+    if (now - this.sliceStart < COMMAND_SLICE_MS) return undefined;
+    this.sliceEnd = new Promise((resolve) => {
+      this.resume = resolve;
+    });
+    return this.sliceEnd;
+  }
+
+  private readonly endSlice = (): void => {
+    this.sliceStart = -1;
+    const resume = this.resume;
+    this.sliceEnd = undefined;
+    this.resume = undefined;
+    resume?.();
+  };
 
   private async authenticate(session: Session): Promise<void> {
     let res: ConnectResult | null;

@@ -16,6 +16,7 @@ export interface NodeCounters {
   readonly timeoutServerMsg: Counter;
   readonly dataSent: Counter;
   readonly dataRcvd: Counter;
+  readonly subscriptionsLimitExceeded: Counter;
 }
 
 /** Live sizes the gauges report; read on collection instead of being updated on every change. */
@@ -64,6 +65,11 @@ export function nodeMetrics(metrics: Metrics, sources: NodeGaugeSources): NodeCo
     ),
     dataSent: metrics.counter("data_sent_total", "The total amount of bytes sent to clients"),
     dataRcvd: metrics.counter("data_rcvd_total", "The total amount of bytes received from clients"),
+    // anycable-ts only (anycable-go has no per-connection subscription limit)
+    subscriptionsLimitExceeded: metrics.counter(
+      "subscriptions_limit_exceeded_total",
+      "The total number of subscriptions rejected because the connection reached its subscriptions limit",
+    ),
   };
   const clients = metrics.gauge("clients_num", "The number of active clients");
   const uniq = metrics.gauge(

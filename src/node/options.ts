@@ -1,4 +1,4 @@
-// Option rows: Sessions: pings, slow clients and the hub.
+// Option rows: Sessions: pings, slow clients, subscription limits and the hub.
 import type { Config, OptionSpec } from "../config/schema.ts";
 
 export const NODE_OPTIONS = [
@@ -29,6 +29,21 @@ export const NODE_OPTIONS = [
     deprecated: null,
     served: true,
     unsigned: true,
+  },
+  {
+    name: "max_subscriptions_per_connection",
+    key: "max_subscriptions_per_connection",
+    type: "int",
+    default: 1000,
+    env: ["ANYCABLE_MAX_SUBSCRIPTIONS_PER_CONNECTION"],
+    toml: "server.max_subscriptions_per_connection",
+    category: "ANYCABLE-GO SERVER:",
+    description: "Subscriptions one connection may hold; a subscribe over it is rejected (0 means unlimited)",
+    hidden: false,
+    deprecated: null,
+    served: true,
+    unsigned: true,
+    extension: true,
   },
   {
     name: "ping_interval",
@@ -110,6 +125,8 @@ export interface Options {
   maxPendingBytes: number;
   writeTimeoutMs: number;
   disconnectMode: DisconnectMode;
+  /** Subscriptions one session may hold (0 = unlimited); over it a subscribe is rejected. */
+  maxSubscriptions: number;
 }
 
 export function fromConfig(c: Config): Options {
@@ -120,5 +137,6 @@ export function fromConfig(c: Config): Options {
     maxPendingBytes: c.ws_max_pending_size,
     writeTimeoutMs: c.ws_write_timeout * 1000,
     disconnectMode: c.disconnect_mode as DisconnectMode,
+    maxSubscriptions: c.max_subscriptions_per_connection,
   };
 }

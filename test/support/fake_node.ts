@@ -46,6 +46,7 @@ export function makeNode(
     maxPendingBytes: 0,
     writeTimeoutMs: 0,
     disconnectMode,
+    maxSubscriptions: 0,
   });
   return { node, metrics };
 }

@@ -180,6 +180,8 @@ describe("print-config", () => {
     ],
     ["--turbo_rails_key", "t", "--cable_ready_key", "c", "--jwt_id_key", "j", "--jwt_id_enforce"],
     ["--http_broadcast_secret", "h", "--metrics_log_interval", "5", "--metrics_rotate_interval", "0"],
+    ["--max_subscriptions_per_connection", "0"],
+    ["--max_subscriptions_per_connection", "25", "--max-conn", "3"],
     [
       "--redis_channel",
       "__anycable_internal__",
@@ -470,9 +472,19 @@ describe("schema", () => {
     "presets",
   ];
 
-  test("has exactly anycable-go's flags, plus TOML-only settings", () => {
-    const flags = ROWS.filter((r) => r.flag !== false).map((r) => r.name);
+  // Options anycable-go does not have (documented as anycable-ts only).
+  const TS_FLAGS = ["max_subscriptions_per_connection"];
+
+  test("has exactly anycable-go's flags, plus TOML-only settings and the marked anycable-ts ones", () => {
+    const flags = ROWS.filter((r) => r.flag !== false && !r.extension).map((r) => r.name);
     assert.deepEqual([...flags].sort(), [...GO_FLAGS].sort());
+    const extensions = ROWS.filter((r) => r.extension).map((r) => r.name);
+    assert.deepEqual(extensions.sort(), [...TS_FLAGS].sort());
+    for (const name of TS_FLAGS) {
+      assert.ok(!fixture("anycable-go-print-config.toml").includes(name), `${name} is not anycable-go's`);
+      // printed only when it differs from the default, so the default output stays anycable-go's
+      assert.ok(!printed([]).includes(name), `${name} in the default --print-config`);
+    }
     assert.ok(ROWS.filter((r) => r.flag === false).every((r) => r.toml !== null && r.env.length === 0));
   });
 

@@ -40,6 +40,16 @@ describe("precedence: flags > env > file > defaults", () => {
     assert.equal(c.port, 7200);
   });
 
+  test("max_subscriptions_per_connection (anycable-ts only): default 1000, flag, env, [server] key", () => {
+    assert.equal(run([]).max_subscriptions_per_connection, 1000);
+    const file = { "/s.toml": "[server]\nmax_subscriptions_per_connection = 5\n" };
+    assert.equal(run(["--config-path", "/s.toml"], {}, file).max_subscriptions_per_connection, 5);
+    const env = { ANYCABLE_MAX_SUBSCRIPTIONS_PER_CONNECTION: "7" };
+    assert.equal(run(["--config-path", "/s.toml"], env, file).max_subscriptions_per_connection, 7);
+    assert.equal(run(["--max-subscriptions-per-connection", "0"], env).max_subscriptions_per_connection, 0);
+    assert.match(error(["--max_subscriptions_per_connection", "-1"]), /max_subscriptions_per_connection/);
+  });
+
   test("PORT env is read, ANYCABLE_PORT wins over it", () => {
     assert.equal(run([], { PORT: "5000" }).port, 5000);
     assert.equal(run([], { PORT: "5000", ANYCABLE_PORT: "5001" }).port, 5001);

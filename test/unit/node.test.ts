@@ -17,6 +17,7 @@ import { ChannelRouter } from "../../src/node/router.ts";
 import { NO_STATE } from "../../src/node/session.ts";
 import type { ClientSocket } from "../../src/node/socket.ts";
 import { StreamsController } from "../../src/streams/controller.ts";
+import { waitFor } from "../support/wait.ts";
 
 class FakeSocket implements ClientSocket {
   frames: string[] = [];
@@ -59,6 +60,7 @@ function makeNode(over: Partial<NodeOptions> = {}) {
     maxPendingBytes: 1000,
     writeTimeoutMs: 2000,
     disconnectMode: "auto",
+    maxSubscriptions: 0,
     random: () => 0.5,
     ...over,
   });
@@ -430,5 +432,101 @@ describe("Node", () => {
       reconnect: true,
     });
     assert.deepEqual(a.socket.closed, { code: 1001, reason: "Server restart" });
+  });
+});
+
+const subscribeTo = (stream: string) =>
+  JSON.stringify({
+    command: "subscribe",
+    identifier: JSON.stringify({ channel: "$pubsub", stream_name: stream }),
+  });
+
+/** Counts the confirmations a socket is sent, and calls `onConfirm` with the running count. */
+function countConfirms(socket: FakeSocket, onConfirm?: (n: number) => void): () => number {
+  let n = 0;
+  const send = socket.send.bind(socket);
+  socket.send = (frame: string) => {
+    if (frame.includes('"confirm_subscription"')) {
+      n++;
+      onConfirm?.(n);
+    }
+    return send(frame);
+  };
+  return () => n;
+}
+
+describe("Node: one session's command burst", () => {
+  it("gives the event loop turns during a burst, and a later session's command goes first", async () => {
+    const { node, hub } = makeNode();
+    const a = await connected(node, "a");
+    const b = await connected(node, "b");
+    const n = 20_000;
+    const confirmedA = countConfirms(a.socket);
+    let aWhenBConfirmed = -1;
+    countConfirms(b.socket, () => {
+      aWhenBConfirmed = confirmedA();
+    });
+    for (let i = 0; i < n; i++) node.message(a.session, subscribeTo(`s${i}`), 1);
+    // A macrotask queued after the burst: without yielding, every command of it runs first.
+    const aAtTimer = await new Promise<number>((resolve) =>
+      setTimeout(() => {
+        node.message(b.session, subscribeTo("b-stream"), 1);
+        resolve(confirmedA());
+      }, 0),
+    );
+    assert.ok(aAtTimer < n, `the timer ran only after all ${n} commands of the burst`);
+    await waitFor(() => a.session.pending === 0 && aWhenBConfirmed >= 0, "the burst and b's subscribe");
+    assert.ok(aWhenBConfirmed < n, "b's subscribe waited for the whole burst of a");
+    // the burst itself is complete and in order
+    assert.equal(confirmedA(), n);
+    const last = a.socket.json().at(-1)!;
+    assert.equal(last.identifier, JSON.stringify({ channel: "$pubsub", stream_name: `s${n - 1}` }));
+    assert.equal(a.session.subscriptions.size, n);
+    assert.equal(a.session.subscriptions.isFlat(), false);
+    assert.equal(hub.streamsCount, n + 1);
+    node.broadcast({ stream: `s${n - 1}`, dataJson: '"last"' });
+    assert.deepEqual(a.socket.json().at(-1)?.message, "last");
+    // closing unsubscribes everything from the hub
+    node.closed(a.session);
+    assert.equal(hub.streamsCount, 1);
+  });
+});
+
+describe("Node: max subscriptions per connection", () => {
+  it("rejects a subscribe over the limit, counts and logs it, and accepts again after an unsubscribe", async () => {
+    const lines: string[] = [];
+    const logger = new Logger("debug", "text", {}, { write: (l) => lines.push(l) });
+    const { node, metrics, hub } = makeNode({ maxSubscriptions: 2, logger });
+    const { socket, session } = await connected(node);
+    const id = (s: string) => JSON.stringify({ channel: "$pubsub", stream_name: s });
+    for (const s of ["one", "two", "three"]) node.message(session, subscribeTo(s), 1);
+    await waitFor(() => session.pending === 0, "three subscribes");
+    assert.deepEqual(socket.json().slice(1), [
+      { identifier: id("one"), type: "confirm_subscription" },
+      { identifier: id("two"), type: "confirm_subscription" },
+      { identifier: id("three"), type: "reject_subscription" },
+    ]);
+    assert.equal(metrics.counterValue("subscriptions_limit_exceeded_total"), 1);
+    assert.equal(metrics.counterValue("failed_client_msg_total"), 0);
+    assert.equal(hub.subscribersCount("three"), 0);
+    const logged = lines.find((l) => l.includes("too many subscriptions"));
+    assert.ok(logged, lines.join("\n"));
+    assert.match(logged, / DBG /);
+    assert.ok(logged.includes("limit=2"), logged);
+    assert.ok(logged.includes("sid=sid1"), logged);
+    node.message(session, JSON.stringify({ command: "unsubscribe", identifier: id("one") }), 1);
+    node.message(session, subscribeTo("three"), 1);
+    await waitFor(() => session.pending === 0, "unsubscribe and subscribe");
+    assert.deepEqual(socket.json().at(-1), { identifier: id("three"), type: "confirm_subscription" });
+    assert.equal(metrics.counterValue("subscriptions_limit_exceeded_total"), 1);
+  });
+
+  it("0 means unlimited", async () => {
+    const { node, metrics } = makeNode({ maxSubscriptions: 0 });
+    const { socket, session } = await connected(node);
+    for (let i = 0; i < 50; i++) node.message(session, subscribeTo(`s${i}`), 1);
+    await waitFor(() => session.pending === 0, "50 subscribes");
+    assert.equal(socket.json().filter((m) => m.type === "confirm_subscription").length, 50);
+    assert.equal(metrics.counterValue("subscriptions_limit_exceeded_total"), 0);
   });
 });
