@@ -26,6 +26,7 @@ function describe(row: OptionSpec): string {
   if (row.hidden && row.flag !== false) notes.push("_Hidden from --help._");
   if (row.choices) notes.push(`One of: ${row.choices.map(code).join(", ")}.`);
   if (!row.served) notes.push("_Accepted, not served yet._");
+  if (row.extension) notes.push("_anycable-ts only (anycable-go has no such option)._");
   return cell([row.description.replace(/^\[Deprecated\]\s*/i, ""), ...notes].join(" "));
 }
 

@@ -1,6 +1,7 @@
 // --print-config: the configuration as TOML in anycable-go's layout (same
 // sections, keys and the same choice of which settings are written commented
 // out), so the output can be fed back through --config-path to either server.
+import { DEFAULT_MAX_BODY_BYTES } from "../http/body.ts";
 import type { State } from "./derive.ts";
 
 const q = (s: string): string => JSON.stringify(s);
@@ -72,6 +73,14 @@ function server(o: Out, s: State): void {
   o.comment("Origins allowed to connect (comma-separated)").kv("allowed_origins", q(v.allowed_origins));
   o.comment("Connection limit").kv("max_conn", String(v.max_conn), v.max_conn !== 0, "1000");
   o.comment("Health check path").kv("health_path", q(v.health_path));
+  // anycable-ts only; written out only when set, so that the default output stays anycable-go's.
+  o.comment("Largest HTTP request body read, in bytes (0 = no limit; anycable-ts only)");
+  o.kv(
+    "max_body_size",
+    String(v.max_body_size),
+    v.max_body_size !== DEFAULT_MAX_BODY_BYTES,
+    String(DEFAULT_MAX_BODY_BYTES),
+  );
   o.comment("TLS");
   o.kv("ssl.cert_path", q(v.ssl_cert), v.ssl_cert !== "", "");
   o.kv("ssl.key_path", q(v.ssl_key), v.ssl_key !== "", "");

@@ -53,6 +53,8 @@ export interface OptionSpec {
   readonly unsigned?: boolean;
   /** false for settings that only the TOML file can set (no flag, no env var). */
   readonly flag?: false;
+  /** An anycable-ts setting anycable-go does not have (its --print-config and --help lack it). */
+  readonly extension?: true;
 }
 
 export const OPTIONS = [

@@ -471,9 +471,20 @@ describe("schema", () => {
   ];
 
   test("has exactly anycable-go's flags, plus TOML-only settings", () => {
-    const flags = ROWS.filter((r) => r.flag !== false).map((r) => r.name);
+    const flags = ROWS.filter((r) => r.flag !== false && r.extension !== true).map((r) => r.name);
     assert.deepEqual([...flags].sort(), [...GO_FLAGS].sort());
     assert.ok(ROWS.filter((r) => r.flag === false).every((r) => r.toml !== null && r.env.length === 0));
+  });
+
+  test("anycable-ts-only options are known extensions, left out of the default print-config", () => {
+    const extensions = ROWS.filter((r) => r.extension === true).map((r) => r.name);
+    assert.ok(extensions.includes("max_body_size"));
+    for (const name of extensions) assert.ok(!GO_FLAGS.includes(name), name);
+    const out = printed([]);
+    assert.match(out, /^# max_body_size = 16777216$/m);
+    assert.match(printed(["--max_body_size", "1024"]), /^max_body_size = 1024$/m);
+    assertRoundTrip(["--max_body_size", "1024"]);
+    assertRoundTrip(["--max_body_size", "0"]);
   });
 
   test("rows are consistent", () => {
