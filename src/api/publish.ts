@@ -3,7 +3,7 @@
 import type { PublicationHandler } from "../broadcast/broadcaster.ts";
 import { secureEquals } from "../broadcast/http.ts";
 import { parsePublication } from "../broadcast/publication.ts";
-import { BODY_TIMEOUT_MS, DEFAULT_MAX_BODY_BYTES, readBody, tooLarge } from "../http/body.ts";
+import { bodyReader, DEFAULT_MAX_BODY_BYTES, tooLarge } from "../http/body.ts";
 import { compact, type Logger } from "../log/logger.ts";
 
 export interface ApiOptions {
@@ -31,6 +31,7 @@ export function createPublishHandler(
 ): (req: Request) => Promise<Response> {
   const log = logger.with({ context: "api" });
   const expected = opts.secret ? `Bearer ${opts.secret}` : "";
+  const readBody = bodyReader(log, opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES);
   const respond = (status: number, body: string | null = null): Response => {
     const headers = new Headers(opts.cors ? CORS_HEADERS : undefined);
     if (body !== null) headers.set("content-type", "text/plain");
@@ -43,16 +44,9 @@ export function createPublishHandler(
       return respond(422);
     }
     if (expected && !secureEquals(req.headers.get("authorization") ?? "", expected)) return respond(401);
-    const maxBytes = opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
-    const read = await readBody(req, { maxBytes, timeoutMs: BODY_TIMEOUT_MS });
+    const read = await readBody(req);
     if (!read.ok) {
-      if (read.reason === "too_large") {
-        log.warn("request body too large", { limit: maxBytes });
-        return tooLarge(opts.cors ? CORS_HEADERS : undefined);
-      }
-      log.error("failed to read request body", {
-        error: read.reason === "failed" ? read.error : read.reason,
-      });
+      if (read.reason === "too_large") return tooLarge(opts.cors ? CORS_HEADERS : undefined);
       return respond(read.reason === "timeout" ? 408 : 422);
     }
     const body = read.text;

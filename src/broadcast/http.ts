@@ -1,6 +1,6 @@
 // The `http` broadcaster: POST /_broadcast with publications from the application.
 import { createHash, timingSafeEqual } from "node:crypto";
-import { BODY_TIMEOUT_MS, DEFAULT_MAX_BODY_BYTES, readBody, tooLarge } from "../http/body.ts";
+import { bodyReader, DEFAULT_MAX_BODY_BYTES, tooLarge } from "../http/body.ts";
 import { compact, type Logger } from "../log/logger.ts";
 import type { Broadcaster, PublicationHandler } from "./broadcaster.ts";
 import { parsePublication } from "./publication.ts";
@@ -24,6 +24,7 @@ export function createBroadcastHandler(
 ): (req: Request) => Promise<Response> {
   const log = logger.with({ context: "broadcast", provider: "http" });
   const expected = key ? `Bearer ${key}` : "";
+  const readBody = bodyReader(log, maxBodyBytes);
   return async (req) => {
     if (req.method !== "POST") {
       log.debug("invalid request method", { method: req.method });
@@ -32,15 +33,9 @@ export function createBroadcastHandler(
     if (expected && !secureEquals(req.headers.get("authorization") ?? "", expected)) {
       return new Response(null, { status: 401 });
     }
-    const read = await readBody(req, { maxBytes: maxBodyBytes, timeoutMs: BODY_TIMEOUT_MS });
+    const read = await readBody(req);
     if (!read.ok) {
-      if (read.reason === "too_large") {
-        log.warn("request body too large", { limit: maxBodyBytes });
-        return tooLarge();
-      }
-      log.error("failed to read request body", {
-        error: read.reason === "failed" ? read.error : read.reason,
-      });
+      if (read.reason === "too_large") return tooLarge();
       return new Response(null, { status: read.reason === "timeout" ? 408 : 422 });
     }
     const body = read.text;

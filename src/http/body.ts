@@ -1,3 +1,6 @@
+import { BurstLog } from "../log/burst_log.ts";
+import type { Logger } from "../log/logger.ts";
+
 // Request bodies the server reads (HTTP broadcasts, the REST API): capped at --max_body_size and
 // given a deadline, so that no client can make the server buffer without bound or wait for ever.
 // A declared Content-Length over the cap is refused before a byte is read; a chunked body is read
@@ -84,4 +87,31 @@ export function tooLarge(headers?: HeadersInit): Response {
   h.set("connection", "close");
   h.set("content-type", "text/plain");
   return new Response("request body too large\n", { status: 413, headers: h });
+}
+
+/**
+ * readBody for a route, logging its failures once per burst: a flood of stalled bodies timing out
+ * together (or a client sending oversized ones) makes one line, not one per request.
+ */
+export function bodyReader(log: Logger, maxBytes: number): (req: Request) => Promise<BodyResult> {
+  const failed = new BurstLog(log, { recovered: "request bodies are read again", countKey: "failed_reads" });
+  const refused = new BurstLog(log, {
+    level: "warn",
+    recovered: "request bodies within --max_body_size again",
+    countKey: "refused_bodies",
+  });
+  return async (req) => {
+    const read = await readBody(req, { maxBytes, timeoutMs: BODY_TIMEOUT_MS });
+    if (read.ok) {
+      failed.success();
+      refused.success();
+    } else if (read.reason === "too_large") {
+      refused.failure("request body too large", { limit: maxBytes });
+    } else {
+      failed.failure("failed to read request body", {
+        error: read.reason === "failed" ? read.error : "timed out",
+      });
+    }
+    return read;
+  };
 }

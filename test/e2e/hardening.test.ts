@@ -118,3 +118,47 @@ for (const runtime of runtimes) {
     }
   });
 }
+
+for (const runtime of runtimes.filter((r) => r === "bun")) {
+  describe(`[${runtime}] hardening: stalled request bodies`, () => {
+    let server: ServerProcess | undefined;
+    afterEach(async () => {
+      await server?.stop("SIGKILL");
+      server = undefined;
+    });
+
+    it("cuts bodies that stop arriving and logs the burst once", async () => {
+      const port = await freePort();
+      server = await startServer(runtime, {
+        port,
+        args: ["--public", "--norpc", `--http_broadcast_port=${port}`],
+      });
+      const s = server;
+      const stalled = await Promise.all(
+        Array.from({ length: 6 }, () =>
+          rawRequest(
+            s.port,
+            `POST /_broadcast HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"stream":`,
+            () => {},
+          ),
+        ),
+      );
+      // every stalled request is ended by the server's deadline (answered or closed)
+      for (const r of stalled) r.socket.destroy();
+      await s.waitForOutput("failed to read request body", 30_000);
+      const ok = await fetch(`${s.url}/_broadcast`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ stream: "s", data: "1" }),
+      });
+      assert.equal(ok.status, 201);
+      await s.waitForOutput("request bodies are read again");
+      const errors = s
+        .output()
+        .split("\n")
+        .filter((l) => l.includes("failed to read request body"));
+      assert.equal(errors.length, 1, errors.join("\n"));
+      assert.match(s.output(), /request bodies are read again .*failed_reads=6/);
+    });
+  });
+}

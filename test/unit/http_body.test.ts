@@ -5,7 +5,7 @@ import { describe, it } from "node:test";
 import { createPublishHandler } from "../../src/api/publish.ts";
 import type { PublicationHandler } from "../../src/broadcast/broadcaster.ts";
 import { HttpBroadcaster } from "../../src/broadcast/http.ts";
-import { readBody } from "../../src/http/body.ts";
+import { bodyReader, readBody } from "../../src/http/body.ts";
 import { Logger } from "../../src/log/logger.ts";
 
 const silent = new Logger("error", "text", {}, { write() {} });
@@ -112,5 +112,34 @@ describe("body-reading routes answer 413 over --max_body_size", () => {
     assert.equal(handled.length, 0);
     const unlimited = createPublishHandler(handler, { secret: "", cors: false, maxBodyBytes: 0 }, silent);
     assert.equal((await unlimited(request(body))).status, 201);
+  });
+});
+
+describe("body read failures are logged once per burst", () => {
+  it("one ERR line for a burst of failed reads, one line when reads succeed again", async () => {
+    const lines: string[] = [];
+    const log = new Logger("info", "text", {}, { write: (l) => lines.push(l) });
+    const read = bodyReader(log, 1000);
+    const broken = () =>
+      new ReadableStream<Uint8Array>({
+        pull(controller) {
+          controller.error(new Error("The connection was closed."));
+        },
+      });
+    const results = await Promise.all(Array.from({ length: 20 }, () => read(request(broken()))));
+    assert.ok(results.every((r) => !r.ok && r.reason === "failed"));
+    assert.equal(lines.length, 1, lines.join("\n"));
+    assert.match(lines[0]!, / ERR failed to read request body .*connection was closed/);
+    assert.deepEqual(await read(request("{}")), { ok: true, text: "{}" });
+    assert.equal(lines.length, 2);
+    assert.match(lines[1]!, / INF request bodies are read again failed_reads=20/);
+  });
+
+  it("one WRN line for a burst of oversized bodies", async () => {
+    const lines: string[] = [];
+    const read = bodyReader(new Logger("info", "text", {}, { write: (l) => lines.push(l) }), 10);
+    for (let i = 0; i < 5; i++) assert.equal((await read(request("x".repeat(100)))).ok, false);
+    assert.equal(lines.length, 1, lines.join("\n"));
+    assert.match(lines[0]!, / WRN request body too large limit=10/);
   });
 });
