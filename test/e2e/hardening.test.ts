@@ -1,9 +1,14 @@
-// No single client can stall or crash a node: request bodies are capped, per runtime.
+// No single client can stall or crash a node, per runtime: request bodies are capped, stalled
+// bodies are cut, slowness is judged over time.
 import { afterEach, describe, it } from "bun:test";
 import assert from "node:assert/strict";
 import { type Socket, connect as tcpConnect } from "node:net";
 import { freePort } from "../support/ports.ts";
+import { metric, publish } from "../support/publish.ts";
+import { maskedTextFrame, rawUpgrade } from "../support/raw_ws.ts";
 import { e2eRuntimes, type ServerProcess, startServer } from "../support/server.ts";
+import { waitFor } from "../support/wait.ts";
+import { connect } from "../support/ws_client.ts";
 
 const runtimes = e2eRuntimes().filter((r) => r !== "binary");
 
@@ -159,6 +164,78 @@ for (const runtime of runtimes.filter((r) => r === "bun")) {
         .filter((l) => l.includes("failed to read request body"));
       assert.equal(errors.length, 1, errors.join("\n"));
       assert.match(s.output(), /request bodies are read again .*failed_reads=6/);
+    });
+  });
+}
+
+for (const runtime of runtimes) {
+  describe(`[${runtime}] hardening: slow clients`, () => {
+    let server: ServerProcess | undefined;
+    afterEach(async () => {
+      await server?.stop("SIGKILL");
+      server = undefined;
+    });
+
+    it("keeps a reader through a burst above --ws_max_pending_size; drops one that does not read", async () => {
+      const port = await freePort();
+      server = await startServer(runtime, {
+        port,
+        args: [
+          "--public",
+          "--norpc",
+          "--metrics_http=/metrics",
+          "--ws_max_pending_size=65536",
+          `--http_broadcast_port=${port}`,
+        ],
+      });
+      const s = server;
+      const ID = JSON.stringify({ channel: "$pubsub", stream_name: "burst" });
+      const reader = await connect(s.wsUrl);
+      await reader.next((m) => m.type === "welcome", "welcome");
+      reader.send({ command: "subscribe", identifier: ID });
+      await reader.next((m) => m.type === "confirm_subscription", "reader subscribed");
+      const idle = await rawUpgrade(s.port, "/cable", "actioncable-v1-json");
+      idle.socket.write(maskedTextFrame(JSON.stringify({ command: "subscribe", identifier: ID })));
+      await waitFor(() => idle.rest.includes("confirm_subscription"), "non-reader subscribed");
+      idle.socket.pause();
+
+      // one batch: ~2 MB for each subscriber, produced in one turn of the server's event loop
+      const N = 20_000;
+      const batch = Array.from({ length: N }, (_, n) => ({
+        stream: "burst",
+        data: JSON.stringify({ n, pad: "x".repeat(60) }),
+      }));
+      assert.equal((await publish(`${s.url}/_broadcast`, batch)).status, 201);
+      await waitFor(
+        () => reader.raw.filter((r) => r.includes('"message"')).length >= N || reader.closeCode,
+        "the whole batch at the reader",
+        30_000,
+      );
+      assert.equal(reader.closeCode, undefined, "the reader was disconnected");
+      assert.equal(reader.raw.filter((r) => r.includes('"message"')).length, N);
+      assert.ok(!reader.raw.some((r) => r.includes("too_slow")));
+
+      // the non-reader is let go once its backlog stops shrinking (more data until it cannot hide
+      // in the kernel's buffers)
+      const chunk = JSON.stringify("y".repeat(256 * 1024));
+      let sent = 0;
+      await waitFor(
+        async () => {
+          if (sent < 200) {
+            await publish(`${s.url}/_broadcast`, { stream: "burst", data: chunk });
+            sent++;
+          }
+          return (await metric(`${s.url}/metrics`, "disconnected_slow_clients_total")) >= 1;
+        },
+        "the non-reader dropped as too slow",
+        60_000,
+        1,
+      );
+      assert.equal(await metric(`${s.url}/metrics`, "disconnected_slow_clients_total"), 1);
+      reader.send({ command: "ping" });
+      await reader.next((m) => m.type === "pong", "the reader is still served");
+      reader.close();
+      idle.socket.destroy();
     });
   });
 }
