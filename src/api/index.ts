@@ -10,9 +10,14 @@ export type ApiSettings = Options;
 export const API_DISABLED_LINE =
   "REST API is not served: it would be unprotected (set --secret or --api_secret, a dedicated --api_port, or --public)";
 
-export function createApiApp(handler: PublicationHandler, api: ApiSettings, logger: Logger): Hono {
+export function createApiApp(
+  handler: PublicationHandler,
+  api: ApiSettings,
+  logger: Logger,
+  maxBodyBytes?: number,
+): Hono {
   const app = new Hono();
-  const publish = createPublishHandler(handler, { secret: api.secret, cors: api.cors }, logger);
+  const publish = createPublishHandler(handler, { secret: api.secret, cors: api.cors, maxBodyBytes }, logger);
   // Exact path and every method: the handler answers non-POST with 422, as anycable-go does.
   app.all(`${api.path}/publish`, (c) => publish(c.req.raw));
   return app;

@@ -3,6 +3,7 @@
 import type { PublicationHandler } from "../broadcast/broadcaster.ts";
 import { secureEquals } from "../broadcast/http.ts";
 import { parsePublication } from "../broadcast/publication.ts";
+import { bodyReader, DEFAULT_MAX_BODY_BYTES, tooLarge } from "../http/body.ts";
 import { compact, type Logger } from "../log/logger.ts";
 
 export interface ApiOptions {
@@ -10,6 +11,8 @@ export interface ApiOptions {
   secret: string;
   /** Answer CORS preflights and add CORS headers (`api.cors_headers`). */
   cors: boolean;
+  /** --max_body_size (0 = no limit; default: the option's default). */
+  maxBodyBytes?: number;
 }
 
 /** anycable-go's CORS headers; it has no API origin list in its flags, so any origin is allowed. */
@@ -28,6 +31,7 @@ export function createPublishHandler(
 ): (req: Request) => Promise<Response> {
   const log = logger.with({ context: "api" });
   const expected = opts.secret ? `Bearer ${opts.secret}` : "";
+  const readBody = bodyReader(log, opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES);
   const respond = (status: number, body: string | null = null): Response => {
     const headers = new Headers(opts.cors ? CORS_HEADERS : undefined);
     if (body !== null) headers.set("content-type", "text/plain");
@@ -40,13 +44,12 @@ export function createPublishHandler(
       return respond(422);
     }
     if (expected && !secureEquals(req.headers.get("authorization") ?? "", expected)) return respond(401);
-    let body: string;
-    try {
-      body = await req.text();
-    } catch {
-      log.error("failed to read request body");
-      return respond(422);
+    const read = await readBody(req);
+    if (!read.ok) {
+      if (read.reason === "too_large") return tooLarge(opts.cors ? CORS_HEADERS : undefined);
+      return respond(read.reason === "timeout" ? 408 : 422);
     }
+    const body = read.text;
     const parsed = parsePublication(body);
     if (!parsed.ok) {
       handler.handleInvalid();

@@ -4,6 +4,7 @@ import type { Broadcaster, PublicationHandler } from "../broadcast/broadcaster.t
 import { HttpBroadcaster } from "../broadcast/http.ts";
 import * as broadcastConfig from "../broadcast/options.ts";
 import { type Config, unservedAdapters } from "../config/index.ts";
+import * as listenerConfig from "../http/options.ts";
 import type { Logger } from "../log/logger.ts";
 import * as redisConfig from "../redis/options.ts";
 import type { Routes } from "./routes.ts";
@@ -22,10 +23,11 @@ export async function createBroadcasters(
   logger: Logger,
 ): Promise<Broadcaster[]> {
   const opts = broadcastConfig.fromConfig(config);
+  const { maxBodyBytes } = listenerConfig.fromConfig(config);
   const broadcasters: Broadcaster[] = [];
   for (const adapter of opts.adapters) {
     if (adapter === "http") {
-      const http = new HttpBroadcaster(handlers.cluster, opts.http.key, logger);
+      const http = new HttpBroadcaster(handlers.cluster, opts.http.key, logger, maxBodyBytes);
       routes.on(opts.http.port).all(opts.http.path, (c) => http.fetch(c.req.raw));
       const auth = opts.http.key ? "authorization required" : "no authorization";
       routes.announce(() => [

@@ -110,7 +110,7 @@ export async function composeCable({ config, runtime, logger, embedded }: Compos
   );
 
   // REST API: on its port's app, or on a listener of its own when api.host differs (as anycable-go).
-  const apiApp = api.enabled ? createApiApp(clusterHandler, api, logger) : undefined;
+  const apiApp = api.enabled ? createApiApp(clusterHandler, api, logger, listener.maxBodyBytes) : undefined;
   if (apiApp) {
     const separate = api.host !== "" && api.host !== listener.host;
     if (separate)

@@ -1,5 +1,6 @@
 // The `http` broadcaster: POST /_broadcast with publications from the application.
 import { createHash, timingSafeEqual } from "node:crypto";
+import { bodyReader, DEFAULT_MAX_BODY_BYTES, tooLarge } from "../http/body.ts";
 import { compact, type Logger } from "../log/logger.ts";
 import type { Broadcaster, PublicationHandler } from "./broadcaster.ts";
 import { parsePublication } from "./publication.ts";
@@ -19,9 +20,11 @@ export function createBroadcastHandler(
   handler: PublicationHandler,
   key: string,
   logger: Logger,
+  maxBodyBytes = DEFAULT_MAX_BODY_BYTES,
 ): (req: Request) => Promise<Response> {
   const log = logger.with({ context: "broadcast", provider: "http" });
   const expected = key ? `Bearer ${key}` : "";
+  const readBody = bodyReader(log, maxBodyBytes);
   return async (req) => {
     if (req.method !== "POST") {
       log.debug("invalid request method", { method: req.method });
@@ -30,13 +33,12 @@ export function createBroadcastHandler(
     if (expected && !secureEquals(req.headers.get("authorization") ?? "", expected)) {
       return new Response(null, { status: 401 });
     }
-    let body: string;
-    try {
-      body = await req.text();
-    } catch {
-      log.error("failed to read request body");
-      return new Response(null, { status: 422 });
+    const read = await readBody(req);
+    if (!read.ok) {
+      if (read.reason === "too_large") return tooLarge();
+      return new Response(null, { status: read.reason === "timeout" ? 408 : 422 });
     }
+    const body = read.text;
     const parsed = parsePublication(body);
     if (!parsed.ok) {
       handler.handleInvalid();
@@ -56,8 +58,13 @@ export class HttpBroadcaster implements Broadcaster {
   readonly fetch: (req: Request) => Promise<Response>;
   private stopped = false;
 
-  constructor(handler: PublicationHandler, key: string, logger: Logger) {
-    const handle = createBroadcastHandler(handler, key, logger);
+  constructor(
+    handler: PublicationHandler,
+    key: string,
+    logger: Logger,
+    maxBodyBytes = DEFAULT_MAX_BODY_BYTES,
+  ) {
+    const handle = createBroadcastHandler(handler, key, logger, maxBodyBytes);
     // The route stays mounted while later services stop; once shut down it accepts nothing more
     // (anycable-go stops the broadcast server here), so no publication reaches a stopping node.
     this.fetch = (req) => (this.stopped ? Promise.resolve(new Response(null, { status: 503 })) : handle(req));

@@ -1,6 +1,7 @@
 // --print-config: the configuration as TOML in anycable-go's layout (same
 // sections, keys and the same choice of which settings are written commented
 // out), so the output can be fed back through --config-path to either server.
+import { DEFAULT_MAX_BODY_BYTES } from "../http/body.ts";
 import { NODE_OPTIONS } from "../node/options.ts";
 import type { State } from "./derive.ts";
 
@@ -80,6 +81,11 @@ function server(o: Out, s: State): void {
     o.kv("max_subscriptions_per_connection", String(v.max_subscriptions_per_connection));
   }
   o.comment("Health check path").kv("health_path", q(v.health_path));
+  // anycable-ts only; written out only when set, so that the default output stays anycable-go's.
+  if (v.max_body_size !== DEFAULT_MAX_BODY_BYTES) {
+    o.comment("Largest HTTP request body read, in bytes (0 = no limit; anycable-ts only)");
+    o.kv("max_body_size", String(v.max_body_size));
+  }
   o.comment("TLS");
   o.kv("ssl.cert_path", q(v.ssl_cert), v.ssl_cert !== "", "");
   o.kv("ssl.key_path", q(v.ssl_key), v.ssl_key !== "", "");

@@ -1,5 +1,6 @@
 // Option rows: The main HTTP listener.
 import type { Config, OptionSpec } from "../config/schema.ts";
+import { DEFAULT_MAX_BODY_BYTES } from "./body.ts";
 
 export const LISTENER_OPTIONS = [
   {
@@ -67,6 +68,22 @@ export const LISTENER_OPTIONS = [
     deprecated: null,
     served: true,
   },
+  {
+    name: "max_body_size",
+    key: "max_body_size",
+    type: "int",
+    default: DEFAULT_MAX_BODY_BYTES,
+    env: ["ANYCABLE_MAX_BODY_SIZE"],
+    toml: "server.max_body_size",
+    category: "ANYCABLE-GO SERVER:",
+    description:
+      "Largest HTTP request body the server reads (broadcasts, REST API), in bytes; a larger one gets 413 (0 means no limit)",
+    hidden: false,
+    deprecated: null,
+    served: true,
+    unsigned: true,
+    extension: true,
+  },
 ] as const satisfies readonly OptionSpec[];
 
 export interface Options {
@@ -74,6 +91,8 @@ export interface Options {
   port: number;
   tls?: { certFile: string; keyFile: string };
   healthPath: string;
+  /** Request bodies above this many bytes are refused with 413 unread (0 = no limit). */
+  maxBodyBytes: number;
 }
 
 export function fromConfig(c: Config): Options {
@@ -82,5 +101,6 @@ export function fromConfig(c: Config): Options {
     port: c.port,
     tls: c.ssl_cert && c.ssl_key ? { certFile: c.ssl_cert, keyFile: c.ssl_key } : undefined,
     healthPath: c.health_path,
+    maxBodyBytes: c.max_body_size,
   };
 }

@@ -1,6 +1,11 @@
 // Slow clients. A client that cannot keep up is let go with `too_slow` rather than letting its
-// socket's unsent data grow without bound: when the runtime drops a frame, when the unsent bytes
-// pass --ws_max_pending_size, or when they stop shrinking for --ws_write_timeout.
+// socket's unsent data grow without bound: when the runtime drops a frame (past its own backlog
+// limit, RUNTIME_BACKLOG_LIMIT), when the unsent bytes are above --ws_max_pending_size and did not
+// shrink since the previous check, or when they stop shrinking for --ws_write_timeout.
+//
+// Slowness is judged over time, on the ticker, never on one turn's burst: a runtime writes to the
+// network only after the current turn (Deno always, Bun once the kernel buffer is full), so a big
+// batch fanned out in one turn shows as unsent bytes even for a client that reads as fast as it can.
 import type { Hub } from "../hub/hub.ts";
 import type { Logger } from "../log/logger.ts";
 import { DisconnectReason } from "../protocols/actioncable.ts";
@@ -49,13 +54,8 @@ export class Backpressure {
     }
     m.serverMsg.inc();
     m.dataSent.inc(frame.length);
-    if (result < 0 && !session.closing) {
-      this.backlogged.add(session);
-      const maxPending = this.opts.maxPendingBytes;
-      if (maxPending > 0 && session.socket.bufferedAmount() > maxPending) {
-        this.tooSlow(session, "pending size exceeded");
-      }
-    }
+    // queued behind unsent data: the ticker watches it from now on
+    if (result < 0 && !session.closing) this.backlogged.add(session);
   };
 
   /** The runtime reports the socket's backlog flushed. */
@@ -80,19 +80,24 @@ export class Backpressure {
     for (const session of this.backlogged) this.check(session, now);
   }
 
-  /** Pending size first, then no progress for the write timeout. */
+  /**
+   * Over the pending size without progress since the previous check, then no progress for the
+   * write timeout. The first sighting only takes the measure.
+   */
   private check(session: Session, now: number): void {
     const buffered = session.state === "connected" ? session.socket.bufferedAmount() : 0;
     if (buffered === 0) {
       this.drained(session);
       return;
     }
+    const firstSighting = session.backpressuredSince === 0;
+    const progress = buffered < session.lastBuffered;
     const maxPending = this.opts.maxPendingBytes;
-    if (maxPending > 0 && buffered > maxPending) {
+    if (maxPending > 0 && buffered > maxPending && !firstSighting && !progress) {
       this.tooSlow(session, "pending size exceeded");
       return;
     }
-    if (session.backpressuredSince === 0 || buffered < session.lastBuffered) {
+    if (firstSighting || progress) {
       // progress (or the first sighting) restarts the write-timeout clock
       session.backpressuredSince = now;
     } else if (this.opts.writeTimeoutMs > 0 && now - session.backpressuredSince >= this.opts.writeTimeoutMs) {

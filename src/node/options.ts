@@ -24,7 +24,7 @@ export const NODE_OPTIONS = [
     toml: "ws.max_pending_size",
     category: "WEBSOCKETS:",
     description:
-      "Outgoing bytes a session may have queued before it is dropped as too slow (0 means no limit)",
+      "Outgoing bytes a session may keep queued: a backlog above it that has not shrunk at the next slow-client check (every 250 ms) drops the session as too slow (0 means no limit)",
     hidden: false,
     deprecated: null,
     served: true,

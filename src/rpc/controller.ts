@@ -1,6 +1,7 @@
 // The Controller the session core talks to when the application is reached over RPC: bounded
 // concurrency, retries, deadlines, anycable-go's metrics, and conversions to and from the wire.
 import { Code, ConnectError } from "@connectrpc/connect";
+import { BurstLog } from "../log/burst_log.ts";
 import type { Logger } from "../log/logger.ts";
 import type { Counter, Metrics } from "../metrics/registry.ts";
 import type {
@@ -10,7 +11,6 @@ import type {
   ConnectResult,
   Controller,
 } from "../node/controller.ts";
-import { BurstLog } from "./burst_log.ts";
 import type { RpcClient } from "./client.ts";
 import {
   ApplicationError,

@@ -3,11 +3,11 @@
 // hammer the application with cleanup calls; on shutdown whatever is left is flushed within
 // --shutdown_timeout. Everything else passes straight through.
 
+import { BurstLog } from "../log/burst_log.ts";
 import type { Logger } from "../log/logger.ts";
 import type { Metrics } from "../metrics/registry.ts";
 import type { ConnectionContext, Controller } from "../node/controller.ts";
 import { ForwardingController } from "../node/forwarding_controller.ts";
-import { BurstLog } from "./burst_log.ts";
 
 export interface DisconnectQueueOptions {
   /** Calls per second (anycable-go: a ticker of 1000/rate ms, integer division). */

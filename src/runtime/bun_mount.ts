@@ -4,7 +4,7 @@
 import { Buffer } from "node:buffer";
 import type { ClientSocket } from "../node/socket.ts";
 import type { Frame } from "../protocols/encoder.ts";
-import type { HandlerSpec, MountedHandler, Upgrade } from "./types.ts";
+import { type HandlerSpec, type MountedHandler, RUNTIME_BACKLOG_LIMIT, type Upgrade } from "./types.ts";
 
 /** The members of Bun's ServerWebSocket we use. */
 interface BunSocket {
@@ -37,9 +37,6 @@ export interface BunWebSocketHandler {
   close(ws: BunSocket, code: number, reason: string): void;
   drain(ws: BunSocket): void;
 }
-
-/** Bun drops frames silently past its backpressure limit; ours (ws_max_pending_size) must hit first. */
-const BACKPRESSURE_LIMIT = 64 * 1024 * 1024;
 
 /** One small object per connection; prototype methods instead of per-socket closures. */
 class BunClientSocket implements ClientSocket {
@@ -83,7 +80,8 @@ export function mountBun<D>(spec: HandlerSpec<D>): MountedHandler {
   };
   const websocket: BunWebSocketHandler = {
     maxPayloadLength: spec.maxMessageSize > 0 ? spec.maxMessageSize : 16 * 1024 * 1024,
-    backpressureLimit: BACKPRESSURE_LIMIT,
+    // past it Bun drops frames (send returns 0) and the node lets the client go as too slow
+    backpressureLimit: RUNTIME_BACKLOG_LIMIT,
     closeOnBackpressureLimit: false,
     idleTimeout: 0,
     sendPings: false,

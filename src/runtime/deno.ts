@@ -2,7 +2,14 @@
 // response by hand, because Deno's own `protocol` option only splits offers on ", ".
 import type { ClientSocket } from "../node/socket.ts";
 import type { Frame } from "../protocols/encoder.ts";
-import type { HandlerSpec, MountedHandler, RunningServer, Runtime, ServeSpec } from "./types.ts";
+import {
+  type HandlerSpec,
+  type MountedHandler,
+  RUNTIME_BACKLOG_LIMIT,
+  type RunningServer,
+  type Runtime,
+  type ServeSpec,
+} from "./types.ts";
 
 const encoder = new TextEncoder();
 
@@ -10,8 +17,10 @@ function wrap(socket: WebSocket): ClientSocket {
   return {
     send(frame) {
       if (socket.readyState !== WebSocket.OPEN) return 0;
+      // Deno buffers without bound and never refuses: refuse past the runtimes' common limit.
+      if (socket.bufferedAmount > RUNTIME_BACKLOG_LIMIT) return 0;
       socket.send(frame);
-      // Deno buffers without bound and never refuses: report "queued" so the node checks the size.
+      // Written only after this turn: "queued", so the node's ticker watches the backlog over time.
       return socket.bufferedAmount > 0 ? -1 : frame.length;
     },
     bufferedAmount: () => socket.bufferedAmount,

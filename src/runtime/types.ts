@@ -1,6 +1,14 @@
 import type { ClientSocket } from "../node/socket.ts";
 import type { Frame } from "../protocols/encoder.ts";
 
+/**
+ * Unsent bytes past which a runtime refuses a frame (send returns 0, the node drops the client as
+ * too slow at once): Bun's own backpressureLimit, and the same bound enforced by the Deno adapter.
+ * It caps what one turn's burst can queue for a client that does not read; ws_max_pending_size is
+ * judged over time below it (node/backpressure.ts).
+ */
+export const RUNTIME_BACKLOG_LIMIT = 64 * 1024 * 1024;
+
 /** The request passed the WebSocket route checks: upgrade it, remembering `data` for the socket. */
 export interface Upgrade<D> {
   kind: "upgrade";

@@ -473,7 +473,7 @@ describe("schema", () => {
   ];
 
   // Options anycable-go does not have (documented as anycable-ts only).
-  const TS_FLAGS = ["max_subscriptions_per_connection"];
+  const TS_FLAGS = ["max_subscriptions_per_connection", "max_body_size"];
 
   test("has exactly anycable-go's flags, plus TOML-only settings and the marked anycable-ts ones", () => {
     const flags = ROWS.filter((r) => r.flag !== false && !r.extension).map((r) => r.name);
@@ -486,6 +486,16 @@ describe("schema", () => {
       assert.ok(!printed([]).includes(name), `${name} in the default --print-config`);
     }
     assert.ok(ROWS.filter((r) => r.flag === false).every((r) => r.toml !== null && r.env.length === 0));
+  });
+
+  test("anycable-ts-only options are known extensions, left out of the default print-config", () => {
+    const extensions = ROWS.filter((r) => r.extension === true).map((r) => r.name);
+    assert.ok(extensions.includes("max_body_size"));
+    for (const name of extensions) assert.ok(!GO_FLAGS.includes(name), name);
+    assert.doesNotMatch(printed([]), /max_body_size/);
+    assert.match(printed(["--max_body_size", "1024"]), /^max_body_size = 1024$/m);
+    assertRoundTrip(["--max_body_size", "1024"]);
+    assertRoundTrip(["--max_body_size", "0"]);
   });
 
   test("rows are consistent", () => {

@@ -25,7 +25,10 @@ class FakeSocket implements ClientSocket {
   buffered = 0;
   bufferedCalls = 0;
   topics = new Set<string>();
+  /** The runtime refuses frames (its own backlog limit). */
+  refuse = false;
   send(frame: string): number {
+    if (this.refuse) return 0;
     this.frames.push(frame);
     return this.buffered > 0 ? -1 : frame.length;
   }
@@ -368,16 +371,53 @@ describe("Node", () => {
     a.socket.buffered = 5000;
     b.socket.buffered = 10;
     node.broadcast({ stream: "chat", dataJson: "1" });
+    // judged over time, not on the send: the first check only takes the measure
+    assert.equal(a.socket.closed, undefined);
+    const t = Date.now();
+    node.tick(t);
+    assert.equal(a.socket.closed, undefined);
+    node.tick(t + 250);
     assert.deepEqual(a.socket.json().at(-1), { type: "disconnect", reason: "too_slow", reconnect: true });
     assert.equal(metrics.counterValue("disconnected_slow_clients_total"), 1);
 
-    const t = Date.now();
-    node.tick(t);
     node.tick(t + 1000);
     assert.equal(b.socket.closed, undefined);
     node.tick(t + 2100);
     assert.ok(b.socket.closed);
     assert.equal(metrics.counterValue("disconnected_slow_clients_total"), 2);
+  });
+
+  it("keeps a client whose backlog above the pending size shrinks: one turn's burst is not slowness", async () => {
+    const { node, metrics } = makeNode();
+    const a = await connected(node, "a");
+    node.message(a.session, JSON.stringify({ command: "subscribe", identifier: ID }), 1);
+    await a.session.chain;
+    // a batch fanned out in one turn: far above the limit (1000) before the runtime writes anything
+    a.socket.buffered = 50_000;
+    for (let i = 0; i < 50; i++) node.broadcast({ stream: "chat", dataJson: String(i) });
+    assert.equal(a.socket.closed, undefined);
+    const t = Date.now();
+    node.tick(t);
+    a.socket.buffered = 20_000; // the client reads
+    node.tick(t + 250);
+    a.socket.buffered = 4_000;
+    node.tick(t + 500);
+    assert.equal(a.socket.closed, undefined);
+    // it stops reading while still above the limit: too slow at the next check
+    node.tick(t + 750);
+    assert.deepEqual(a.socket.json().at(-1), { type: "disconnect", reason: "too_slow", reconnect: true });
+    assert.equal(metrics.counterValue("disconnected_slow_clients_total"), 1);
+  });
+
+  it("drops a client at once when the runtime refuses a frame", async () => {
+    const { node, metrics } = makeNode();
+    const a = await connected(node, "a");
+    node.message(a.session, JSON.stringify({ command: "subscribe", identifier: ID }), 1);
+    await a.session.chain;
+    a.socket.refuse = true;
+    node.broadcast({ stream: "chat", dataJson: "1" });
+    assert.ok(a.socket.closed);
+    assert.equal(metrics.counterValue("disconnected_slow_clients_total"), 1);
   });
 
   it("checks sockets behind a native publication, and polls no idle socket", async () => {

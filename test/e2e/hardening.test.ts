@@ -1,0 +1,241 @@
+// No single client can stall or crash a node, per runtime: request bodies are capped, stalled
+// bodies are cut, slowness is judged over time.
+import { afterEach, describe, it } from "bun:test";
+import assert from "node:assert/strict";
+import { type Socket, connect as tcpConnect } from "node:net";
+import { freePort } from "../support/ports.ts";
+import { metric, publish } from "../support/publish.ts";
+import { maskedTextFrame, rawUpgrade } from "../support/raw_ws.ts";
+import { e2eRuntimes, type ServerProcess, startServer } from "../support/server.ts";
+import { waitFor } from "../support/wait.ts";
+import { connect } from "../support/ws_client.ts";
+
+const runtimes = e2eRuntimes(["bun", "deno"]);
+
+interface RawResponse {
+  /** 0: the server closed the connection before an answer could be read. */
+  status: number;
+  head: string;
+}
+
+/**
+ * Sends a request head over TCP and collects the response head; the body is written by `feed`. A
+ * server that answers and closes while the client is still sending may reset the connection, and
+ * the reset can destroy the answer before it is read: that resolves with status 0.
+ */
+function rawRequest(
+  port: number,
+  head: string,
+  feed: (socket: Socket, answered: () => boolean) => Promise<void> | void,
+): Promise<RawResponse & { socket: Socket }> {
+  return new Promise((resolve) => {
+    const socket = tcpConnect(port, "127.0.0.1");
+    let buf = "";
+    let answered = false;
+    socket.on("error", () => {});
+    socket.on("close", () => {
+      if (answered) return;
+      answered = true;
+      resolve({ status: 0, head: buf, socket });
+    });
+    socket.on("data", (d) => {
+      buf += d.toString("latin1");
+      const end = buf.indexOf("\r\n\r\n");
+      if (answered || end < 0) return;
+      answered = true;
+      resolve({ status: Number(buf.split(" ")[1]), head: buf.slice(0, end), socket });
+    });
+    socket.on("connect", () => {
+      socket.write(head);
+      Promise.resolve(feed(socket, () => answered)).catch(() => {});
+    });
+  });
+}
+
+/** Writes `total` bytes in 64 KiB chunks (chunked encoding), stopping once the server answered. */
+async function chunked(
+  socket: Socket,
+  answered: () => boolean,
+  total: number,
+  progress: { sent: number },
+): Promise<void> {
+  const chunk = Buffer.alloc(64 * 1024, 0x61);
+  const frame = Buffer.concat([Buffer.from(`${chunk.length.toString(16)}\r\n`), chunk, Buffer.from("\r\n")]);
+  while (progress.sent < total && !answered() && !socket.destroyed) {
+    progress.sent += chunk.length;
+    if (!socket.write(frame)) await new Promise((r) => socket.once("drain", r));
+  }
+}
+
+for (const runtime of runtimes) {
+  describe(`[${runtime}] hardening: request bodies`, () => {
+    let server: ServerProcess | undefined;
+    afterEach(async () => {
+      await server?.stop("SIGKILL");
+      server = undefined;
+    });
+
+    const CAP = 1024 * 1024;
+    const start = async () => {
+      const port = await freePort();
+      server = await startServer(runtime, {
+        port,
+        args: ["--public", "--norpc", `--max_body_size=${CAP}`, `--http_broadcast_port=${port}`],
+      });
+      return server;
+    };
+
+    for (const path of ["/_broadcast", "/api/publish"]) {
+      it(`answers 413 to a declared body over --max_body_size on ${path} without waiting for it`, async () => {
+        const s = await start();
+        // 100 MiB announced, a few bytes sent: the answer must not wait for the rest
+        const res = await rawRequest(
+          s.port,
+          `POST ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${100 * 1024 * 1024}\r\n\r\n{"stream":`,
+          () => {},
+        );
+        assert.equal(res.status, 413, res.head);
+        res.socket.destroy();
+      });
+
+      it(`stops reading a chunked body past --max_body_size on ${path}`, async () => {
+        const s = await start();
+        const progress = { sent: 0 };
+        const total = 256 * 1024 * 1024;
+        const res = await rawRequest(
+          s.port,
+          `POST ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n`,
+          (socket, answered) => chunked(socket, answered, total, progress),
+        );
+        assert.ok(res.status === 413 || res.status === 0, res.head);
+        // the server could only refuse after more than the cap arrived, and refused long before the end
+        assert.ok(progress.sent > CAP, `only ${progress.sent} bytes sent`);
+        assert.ok(progress.sent < total / 4, `answered after ${progress.sent} of ${total} bytes`);
+        res.socket.destroy();
+        // the server still takes publications within the cap
+        const ok = await fetch(`${s.url}${path}`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ stream: "s", data: "x".repeat(1000) }),
+        });
+        assert.equal(ok.status, 201);
+      });
+    }
+  });
+}
+
+for (const runtime of runtimes.filter((r) => r === "bun")) {
+  describe(`[${runtime}] hardening: stalled request bodies`, () => {
+    let server: ServerProcess | undefined;
+    afterEach(async () => {
+      await server?.stop("SIGKILL");
+      server = undefined;
+    });
+
+    it("cuts bodies that stop arriving and logs the burst once", async () => {
+      const port = await freePort();
+      server = await startServer(runtime, {
+        port,
+        args: ["--public", "--norpc", `--http_broadcast_port=${port}`],
+      });
+      const s = server;
+      const stalled = await Promise.all(
+        Array.from({ length: 6 }, () =>
+          rawRequest(
+            s.port,
+            `POST /_broadcast HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"stream":`,
+            () => {},
+          ),
+        ),
+      );
+      // every stalled request is ended by the server's deadline (answered or closed)
+      for (const r of stalled) r.socket.destroy();
+      await s.waitForOutput("failed to read request body", 30_000);
+      const ok = await fetch(`${s.url}/_broadcast`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ stream: "s", data: "1" }),
+      });
+      assert.equal(ok.status, 201);
+      await s.waitForOutput("request bodies are read again");
+      const errors = s
+        .output()
+        .split("\n")
+        .filter((l) => l.includes("failed to read request body"));
+      assert.equal(errors.length, 1, errors.join("\n"));
+      assert.match(s.output(), /request bodies are read again .*failed_reads=6/);
+    });
+  });
+}
+
+for (const runtime of runtimes) {
+  describe(`[${runtime}] hardening: slow clients`, () => {
+    let server: ServerProcess | undefined;
+    afterEach(async () => {
+      await server?.stop("SIGKILL");
+      server = undefined;
+    });
+
+    it("keeps a reader through a burst above --ws_max_pending_size; drops one that does not read", async () => {
+      const port = await freePort();
+      server = await startServer(runtime, {
+        port,
+        args: [
+          "--public",
+          "--norpc",
+          "--metrics_http=/metrics",
+          "--ws_max_pending_size=65536",
+          `--http_broadcast_port=${port}`,
+        ],
+      });
+      const s = server;
+      const ID = JSON.stringify({ channel: "$pubsub", stream_name: "burst" });
+      const reader = await connect(s.wsUrl);
+      await reader.next((m) => m.type === "welcome", "welcome");
+      reader.send({ command: "subscribe", identifier: ID });
+      await reader.next((m) => m.type === "confirm_subscription", "reader subscribed");
+      const idle = await rawUpgrade(s.port, "/cable", "actioncable-v1-json");
+      idle.socket.write(maskedTextFrame(JSON.stringify({ command: "subscribe", identifier: ID })));
+      await waitFor(() => idle.rest.includes("confirm_subscription"), "non-reader subscribed");
+      idle.socket.pause();
+
+      // one batch: ~2 MB for each subscriber, produced in one turn of the server's event loop
+      const N = 20_000;
+      const batch = Array.from({ length: N }, (_, n) => ({
+        stream: "burst",
+        data: JSON.stringify({ n, pad: "x".repeat(60) }),
+      }));
+      assert.equal((await publish(`${s.url}/_broadcast`, batch)).status, 201);
+      await waitFor(
+        () => reader.raw.filter((r) => r.includes('"message"')).length >= N || reader.closeCode,
+        "the whole batch at the reader",
+        30_000,
+      );
+      assert.equal(reader.closeCode, undefined, "the reader was disconnected");
+      assert.equal(reader.raw.filter((r) => r.includes('"message"')).length, N);
+      assert.ok(!reader.raw.some((r) => r.includes("too_slow")));
+
+      // the non-reader is let go once its backlog stops shrinking (more data until it cannot hide
+      // in the kernel's buffers)
+      const chunk = JSON.stringify("y".repeat(256 * 1024));
+      let sent = 0;
+      await waitFor(
+        async () => {
+          if (sent < 200) {
+            await publish(`${s.url}/_broadcast`, { stream: "burst", data: chunk });
+            sent++;
+          }
+          return (await metric(`${s.url}/metrics`, "disconnected_slow_clients_total")) >= 1;
+        },
+        "the non-reader dropped as too slow",
+        60_000,
+        1,
+      );
+      assert.equal(await metric(`${s.url}/metrics`, "disconnected_slow_clients_total"), 1);
+      reader.send({ command: "ping" });
+      await reader.next((m) => m.type === "pong", "the reader is still served");
+      reader.close();
+      idle.socket.destroy();
+    });
+  });
+}
