@@ -36,10 +36,18 @@ export interface HandlerSpec<D> {
   websocket?: WebSocketHandlers<D>;
 }
 
+/** Where a listener reports what happens below the routes (a failing handler, accept trouble). */
+export interface ListenerLog {
+  info(msg: string, attrs?: Record<string, unknown>): void;
+  warn(msg: string, attrs?: Record<string, unknown>): void;
+  error(msg: string, attrs?: Record<string, unknown>): void;
+}
+
 export interface ServeSpec<D> extends HandlerSpec<D> {
   hostname: string;
   port: number;
   tls?: { certFile: string; keyFile: string };
+  log?: ListenerLog;
 }
 
 /**

@@ -124,12 +124,75 @@ for (const runtime of runtimes) {
   });
 }
 
-for (const runtime of runtimes.filter((r) => r === "bun")) {
-  describe(`[${runtime}] hardening: stalled request bodies`, () => {
+for (const runtime of runtimes) {
+  describe(`[${runtime}] hardening: stalled requests`, () => {
     let server: ServerProcess | undefined;
     afterEach(async () => {
       await server?.stop("SIGKILL");
       server = undefined;
+    });
+
+    // Deadlines (seconds): the request head (anycable-go's ReadHeaderTimeout is 5 s; Bun's server
+    // has a fixed 10 s before the first request), the whole request, an idle keep-alive connection.
+    const limits =
+      runtime === "deno" ? { head: 5, request: 10, idle: 10 } : { head: 10, request: 10, idle: 10 };
+    const MARGIN = 6;
+
+    it("closes slowloris connections (idle, half-sent head, body or upgrade) within the deadlines", async () => {
+      const port = await freePort();
+      server = await startServer(runtime, {
+        port,
+        args: ["--public", "--norpc", `--http_broadcast_port=${port}`],
+      });
+      const kinds: Record<string, { limit: number; start(s: Socket): void }> = {
+        idle: { limit: limits.head, start() {} },
+        halfHead: { limit: limits.head, start: (s) => s.write("GET /health HTTP/1.1\r\nHost: x\r\n") },
+        trickledHead: {
+          limit: limits.head,
+          start: (s) => {
+            s.write("GET /health HTTP/1.1\r\n");
+            const t = setInterval(() => (s.destroyed ? clearInterval(t) : s.write("X-A: b\r\n")), 500);
+          },
+        },
+        halfUpgrade: {
+          limit: limits.head,
+          start: (s) =>
+            s.write("GET /cable HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"),
+        },
+        halfBody: {
+          limit: limits.request,
+          start: (s) => s.write("POST /_broadcast HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{"),
+        },
+        trickledBody: {
+          limit: limits.request,
+          start: (s) => {
+            s.write("POST /_broadcast HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n");
+            const t = setInterval(() => (s.destroyed ? clearInterval(t) : s.write(" ")), 500);
+          },
+        },
+        keepAliveIdle: {
+          limit: limits.idle,
+          start: (s) => s.write("GET /health HTTP/1.1\r\nHost: x\r\n\r\n"),
+        },
+      };
+      const t0 = Date.now();
+      const closed = await Promise.all(
+        Object.entries(kinds).flatMap(([kind, k]) =>
+          Array.from(
+            { length: 5 },
+            () =>
+              new Promise<{ kind: string; limit: number; after: number }>((resolve) => {
+                const s = tcpConnect(port, "127.0.0.1", () => k.start(s));
+                s.on("error", () => {});
+                s.on("data", () => {});
+                s.on("close", () => resolve({ kind, limit: k.limit, after: (Date.now() - t0) / 1000 }));
+              }),
+          ),
+        ),
+      );
+      const late = closed.filter((c) => c.after > c.limit + MARGIN);
+      assert.deepEqual(late, [], "closed too late");
+      assert.equal((await fetch(`${server.url}/health`)).status, 200);
     });
 
     it("cuts bodies that stop arriving and logs the burst once", async () => {
