@@ -37,7 +37,6 @@ export type WsEvent =
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 const EMPTY = Buffer.alloc(0);
-const lenient = new TextDecoder();
 
 /** Validity of a close code sent by a client (RFC 6455 7.4). */
 function validCloseCode(code: number): boolean {
@@ -134,7 +133,15 @@ export class FrameParser {
       this.fragmentOpcode = -1;
     }
     if (kind === Opcode.text) {
-      out.push({ kind: "text", data: lenient.decode(message), size: message.length });
+      let text: string;
+      try {
+        text = utf8.decode(message);
+      } catch {
+        // RFC 6455 8.1: a text message that is not UTF-8 fails the connection with 1007 (as Bun does)
+        this.fail(out, WsClose.invalidPayload, "invalid UTF-8 in a text message");
+        return;
+      }
+      out.push({ kind: "text", data: text, size: message.length });
     } else {
       out.push({
         kind: "binary",

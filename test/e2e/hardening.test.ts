@@ -302,3 +302,51 @@ for (const runtime of runtimes) {
     });
   });
 }
+
+/** The code of the close frame among the server frames in `buf` (undefined: none). */
+function closeCodeIn(buf: Buffer): number | undefined {
+  let at = 0;
+  while (at + 2 <= buf.length) {
+    const opcode = buf[at]! & 0x0f;
+    let len = buf[at + 1]! & 0x7f;
+    let offset = at + 2;
+    if (len === 126) {
+      len = buf.readUInt16BE(at + 2);
+      offset = at + 4;
+    } else if (len === 127) {
+      len = Number(buf.readBigUInt64BE(at + 2));
+      offset = at + 10;
+    }
+    if (opcode === 8) return len >= 2 ? buf.readUInt16BE(offset) : 1005;
+    at = offset + len;
+  }
+  return undefined;
+}
+
+for (const runtime of runtimes) {
+  describe(`[${runtime}] hardening: malformed frames`, () => {
+    let server: ServerProcess | undefined;
+    afterEach(async () => {
+      await server?.stop("SIGKILL");
+      server = undefined;
+    });
+
+    it("closes a text frame that is not UTF-8 with 1007 and keeps serving others", async () => {
+      server = await startServer(runtime, { args: ["--public", "--norpc"] });
+      const other = await connect(server.wsUrl);
+      await other.next((m) => m.type === "welcome", "welcome");
+      const bad = await rawUpgrade(server.port, "/cable", "actioncable-v1-json");
+      await waitFor(() => bad.rest.includes("welcome"), "welcome");
+      const closed = new Promise<void>((resolve) => bad.socket.on("close", () => resolve()));
+      // a masked text frame whose payload is 0xff 0xfe
+      const mask = Buffer.from([1, 2, 3, 4]);
+      const payload = Buffer.from([0xff, 0xfe].map((b, i) => b ^ mask[i]!));
+      bad.socket.write(Buffer.concat([Buffer.from([0x81, 0x80 | 2]), mask, payload]));
+      await closed;
+      assert.equal(closeCodeIn(bad.rest), 1007);
+      other.send({ command: "ping" });
+      await other.next((m) => m.type === "pong", "the other client is served");
+      other.close();
+    });
+  });
+}

@@ -115,6 +115,21 @@ describe("FrameParser", () => {
     assert.equal(events.length, 1);
   });
 
+  it("fails a text message that is not UTF-8 with 1007, fragmented or not", () => {
+    fail(1007)(parse(frame(Opcode.text, new Uint8Array([0x68, 0xff, 0xfe]))));
+    // a character split across fragments is fine; an unfinished one at the end is not
+    const e = Buffer.from("é");
+    const split = Buffer.concat([
+      frame(Opcode.text, e.subarray(0, 1), { fin: false }),
+      frame(Opcode.continuation, e.subarray(1)),
+    ]);
+    assert.deepEqual(parse(split), [{ kind: "text", data: "é", size: 2 }]);
+    fail(1007)(parse(frame(Opcode.text, e.subarray(0, 1))));
+    // binary messages are bytes: anything goes
+    assert.equal(parse(frame(Opcode.binary, new Uint8Array([0xff])))[0]?.kind, "binary");
+    fail(1007)(parse(frame(Opcode.close, new Uint8Array([0x03, 0xe8, 0xff]))));
+  });
+
   it("fails a message over the limit with 1009 as soon as its header says so", () => {
     const big = frame(Opcode.text, "x".repeat(2000));
     fail(1009)(parse(big.subarray(0, 8), 1000));
