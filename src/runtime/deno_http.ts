@@ -32,6 +32,10 @@ const CHECK_INTERVAL_MS = 500;
 const MAX_HEADER_BYTES = 64 * 1024;
 /** How long stop() lets closing WebSockets finish their handshake before cutting them. */
 const STOP_GRACE_MS = 1_000;
+/** A closing WebSocket is cut this long after its close frame at the latest (HandlerSpec.closeTimeoutMs). */
+const DEFAULT_CLOSE_TIMEOUT_MS = 2_000;
+/** How often closing WebSockets are looked at (one timer per listener, only while any is closing). */
+const CLOSE_SWEEP_MS = 250;
 /** Frames are capped like Bun's maxPayloadLength default when no --max_message_size is set. */
 const DEFAULT_MAX_MESSAGE = 16 * 1024 * 1024;
 
@@ -185,6 +189,35 @@ export async function serveNodeHttp<D>(spec: ServeSpec<D>): Promise<RunningServe
   const maxMessage = spec.maxMessageSize > 0 ? spec.maxMessageSize : DEFAULT_MAX_MESSAGE;
   const sockets = new Set<SocketWebSocket<D>>();
   let onSocketGone: (() => void) | undefined;
+  // Closing WebSockets and when their close began: a client that stops reading would otherwise
+  // keep its connection, and everything queued for it, until it reads again.
+  const closing = new Map<SocketWebSocket<D>, number>();
+  const closeTimeout =
+    spec.closeTimeoutMs && spec.closeTimeoutMs > 0 ? spec.closeTimeoutMs : DEFAULT_CLOSE_TIMEOUT_MS;
+  let sweeper: ReturnType<typeof setInterval> | undefined;
+  const sweep = () => {
+    const cutBefore = Date.now() - Math.max(closeTimeout - CLOSE_SWEEP_MS, 0);
+    for (const [ws, since] of closing) {
+      if (since > cutBefore) continue;
+      closing.delete(ws);
+      ws.destroy();
+    }
+    if (closing.size === 0) {
+      clearInterval(sweeper);
+      sweeper = undefined;
+    }
+  };
+  const hooks = {
+    closing(ws: SocketWebSocket<D>) {
+      closing.set(ws, Date.now());
+      sweeper ??= setInterval(sweep, CLOSE_SWEEP_MS);
+    },
+    gone(ws: SocketWebSocket<D>) {
+      sockets.delete(ws);
+      closing.delete(ws);
+      onSocketGone?.();
+    },
+  };
   const log = spec.log;
   let fallbackHost = `${spec.hostname}:${spec.port}`;
 
@@ -243,10 +276,7 @@ export async function serveNodeHttp<D>(spec: ServeSpec<D>): Promise<RunningServe
     if (handled.protocol) res += `Sec-WebSocket-Protocol: ${handled.protocol}\r\n`;
     for (const [name, value] of Object.entries(handled.headers)) res += `${name}: ${value}\r\n`;
     socket.write(`${res}\r\n`);
-    const ws = new SocketWebSocket(socket as Socket, spec.websocket, handled.data, maxMessage, (w) => {
-      sockets.delete(w);
-      onSocketGone?.();
-    });
+    const ws = new SocketWebSocket(socket as Socket, spec.websocket, handled.data, maxMessage, hooks);
     sockets.add(ws);
     ws.start(head);
   };
@@ -291,6 +321,8 @@ export async function serveNodeHttp<D>(spec: ServeSpec<D>): Promise<RunningServe
         });
       }
       for (const ws of sockets) ws.destroy();
+      clearInterval(sweeper);
+      sweeper = undefined;
       server.closeAllConnections();
       let timer: ReturnType<typeof setTimeout> | undefined;
       await Promise.race([closed, new Promise((resolve) => (timer = setTimeout(resolve, STOP_GRACE_MS)))]);

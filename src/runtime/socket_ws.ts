@@ -20,6 +20,14 @@ const OPEN = 1;
 const CLOSING = 2;
 const CLOSED = 3;
 
+/** What the listener keeps track of: sockets closing (to be cut at a deadline) and gone. */
+export interface SocketHooks<D> {
+  /** A close frame went out (or came in): the connection should end soon. */
+  closing(ws: SocketWebSocket<D>): void;
+  /** The connection is gone (closed by either side, or cut). */
+  gone(ws: SocketWebSocket<D>): void;
+}
+
 export class SocketWebSocket<D> implements ClientSocket {
   private state = OPEN;
   private code: number = WsClose.abnormal;
@@ -32,8 +40,7 @@ export class SocketWebSocket<D> implements ClientSocket {
     private readonly handlers: WebSocketHandlers<D> | undefined,
     private readonly data: D,
     maxMessageSize: number,
-    /** The connection is gone (closed by either side, or cut). */
-    private readonly onGone: (ws: SocketWebSocket<D>) => void,
+    private readonly hooks: SocketHooks<D>,
   ) {
     this.parser = new FrameParser(maxMessageSize);
   }
@@ -73,11 +80,16 @@ export class SocketWebSocket<D> implements ClientSocket {
     return this.state === OPEN ? this.socket.writableLength : 0;
   }
 
+  /**
+   * The close frame goes out behind whatever is still unsent, then the connection ends; a client
+   * that does not read cannot hold it: the listener cuts it at its deadline (hooks.closing).
+   */
   close(code: number, reason: string): void {
     if (this.state !== OPEN) return;
     this.state = CLOSING;
     this.code = code;
     this.reason = reason;
+    this.hooks.closing(this);
     this.socket.write(encodeClose(code, reason));
     this.socket.end();
   }
@@ -125,6 +137,7 @@ export class SocketWebSocket<D> implements ClientSocket {
           this.state = CLOSING;
           this.code = ev.code;
           this.reason = ev.reason;
+          this.hooks.closing(this);
           this.socket.write(encodeClose(ev.code === WsClose.noStatus ? WsClose.noStatus : ev.code));
           this.socket.end();
         } else if (!this.socket.writableEnded) {
@@ -141,7 +154,7 @@ export class SocketWebSocket<D> implements ClientSocket {
   private gone(): void {
     if (this.state === CLOSED) return;
     this.state = CLOSED;
-    this.onGone(this);
+    this.hooks.gone(this);
     this.handlers?.close(this.data, this.code, this.reason);
   }
 }

@@ -32,6 +32,11 @@ export interface HandlerSpec<D> {
   maxMessageSize: number;
   /** Send WebSocket-level pings (Deno can only do it through its idle timeout). */
   nativePingIntervalMs?: number;
+  /**
+   * A WebSocket the server closed has this long to get its close frame out; then its connection
+   * is cut, unsent data and all (--ws_write_timeout). Bun frees such connections by itself.
+   */
+  closeTimeoutMs?: number;
   handle(req: Request, remoteAddr: string): Response | Upgrade<D> | Promise<Response | Upgrade<D>>;
   websocket?: WebSocketHandlers<D>;
 }

@@ -2,6 +2,7 @@
 // bodies are cut, slowness is judged over time.
 import { afterEach, describe, it } from "bun:test";
 import assert from "node:assert/strict";
+import { readdirSync } from "node:fs";
 import { type Socket, connect as tcpConnect } from "node:net";
 import { freePort } from "../support/ports.ts";
 import { metric, publish } from "../support/publish.ts";
@@ -231,12 +232,70 @@ for (const runtime of runtimes) {
   });
 }
 
+/** Open descriptors of a process (Linux). */
+const fdsOf = (pid: number) => readdirSync(`/proc/${pid}/fd`).length;
+
 for (const runtime of runtimes) {
   describe(`[${runtime}] hardening: slow clients`, () => {
     let server: ServerProcess | undefined;
     afterEach(async () => {
       await server?.stop("SIGKILL");
       server = undefined;
+    });
+
+    it("frees the connections of clients dropped as too_slow within --ws_write_timeout", async () => {
+      const port = await freePort();
+      server = await startServer(runtime, {
+        port,
+        args: [
+          "--public",
+          "--norpc",
+          "--metrics_http=/metrics",
+          "--ws_max_pending_size=262144",
+          "--ws_write_timeout=2",
+          `--http_broadcast_port=${port}`,
+        ],
+      });
+      const s = server;
+      const pid = s.proc.pid!;
+      const ID = JSON.stringify({ channel: "$pubsub", stream_name: "slow" });
+      const healthy = await connect(s.wsUrl);
+      await healthy.next((m) => m.type === "welcome", "welcome");
+      const idleFds = fdsOf(pid);
+      const N = 20;
+      const slow = await Promise.all(
+        Array.from({ length: N }, async () => {
+          const raw = await rawUpgrade(s.port, "/cable", "actioncable-v1-json");
+          raw.socket.write(maskedTextFrame(JSON.stringify({ command: "subscribe", identifier: ID })));
+          await waitFor(() => raw.rest.includes("confirm_subscription"), "slow client subscribed");
+          raw.socket.pause();
+          return raw;
+        }),
+      );
+      assert.ok(fdsOf(pid) >= idleFds + N);
+      const chunk = JSON.stringify("y".repeat(256 * 1024));
+      let sent = 0;
+      await waitFor(
+        async () => {
+          if (sent < 400) {
+            await publish(`${s.url}/_broadcast`, { stream: "slow", data: chunk });
+            sent++;
+          }
+          return (await metric(`${s.url}/metrics`, "disconnected_slow_clients_total")) >= N;
+        },
+        "every non-reader dropped as too slow",
+        60_000,
+        1,
+      );
+      // dropped within the write timeout: their descriptors come back although none of them reads
+      const droppedAt = Date.now();
+      await waitFor(() => fdsOf(pid) <= idleFds + 2, `descriptors back near ${idleFds}`, 10_000, 50);
+      const after = (Date.now() - droppedAt) / 1000;
+      assert.ok(after <= 2 + 2, `descriptors freed ${after}s after the drop`);
+      healthy.send({ command: "ping" });
+      await healthy.next((m) => m.type === "pong", "the healthy client is served");
+      healthy.close();
+      for (const raw of slow) raw.socket.destroy();
     });
 
     it("keeps a reader through a burst above --ws_max_pending_size; drops one that does not read", async () => {
