@@ -14,10 +14,11 @@ import {
   STATUS_CODES,
 } from "node:http";
 import { createServer as createTlsServer } from "node:https";
-import type { Socket } from "node:net";
+import { connect, type Socket } from "node:net";
 import type { Duplex } from "node:stream";
+import { clearInterval, setInterval } from "node:timers";
 import { SocketWebSocket } from "./socket_ws.ts";
-import type { RunningServer, ServeSpec } from "./types.ts";
+import type { ListenerLog, RunningServer, ServeSpec } from "./types.ts";
 import { acceptKey } from "./ws_frames.ts";
 
 /** A complete request head within 5 s of connecting or of the previous response (anycable-go's ReadHeaderTimeout). */
@@ -36,6 +37,8 @@ const STOP_GRACE_MS = 1_000;
 const DEFAULT_CLOSE_TIMEOUT_MS = 2_000;
 /** How often closing WebSockets are looked at (one timer per listener, only while any is closing). */
 const CLOSE_SWEEP_MS = 250;
+/** How often the listener makes sure it still accepts connections (acceptWatchdog). */
+const WATCHDOG_MS = 1_000;
 /** Frames are capped like Bun's maxPayloadLength default when no --max_message_size is set. */
 const DEFAULT_MAX_MESSAGE = 16 * 1024 * 1024;
 
@@ -166,6 +169,106 @@ async function respondRaw(socket: Duplex, response: Response): Promise<void> {
 
 const text = (status: number, body: string, headers: Record<string, string> = {}) =>
   new Response(body, { status, headers: { "content-type": "text/plain", ...headers } });
+
+/**
+ * Deno's node:http stops accepting for good once accept() fails with EMFILE (deno 2.9.6: no
+ * 'error' event, the port stays bound, connections pile up in the backlog; Deno.serve instead
+ * ends its serve loop with an unhandled rejection that exits the process). Nothing reports it,
+ * so the listener checks: while no connection was accepted since the previous check, it connects
+ * to itself; a connection the kernel took but the server did not accept by the next check (two
+ * in a row, or one once descriptors were seen to run out) means the accept loop is gone, and the
+ * server listens again. One line per burst when descriptors run out, one when accepting again.
+ */
+function acceptWatchdog(server: Server, log: ListenerLog | undefined): () => void {
+  let accepted = 0;
+  server.on("connection", () => {
+    accepted++;
+  });
+  let seen = 0;
+  let probe: { socket: Socket; connected: boolean } | undefined;
+  let misses = 0;
+  let exhausted = false;
+  let burst = false;
+  let relistening = false;
+  const where = () => {
+    const a = server.address();
+    return a && typeof a === "object" ? { addr: `${a.address}:${a.port}` } : undefined;
+  };
+  const startBurst = () => {
+    if (burst) return;
+    burst = true;
+    log?.warn("too many open files: new connections wait or are refused until descriptors free up", where());
+  };
+  const endBurst = () => {
+    if (!burst) return;
+    burst = false;
+    exhausted = false;
+    log?.info("accepting connections again", where());
+  };
+  const relisten = () => {
+    const address = server.address();
+    if (!address || typeof address !== "object") return;
+    startBurst();
+    relistening = true;
+    try {
+      server.close();
+    } catch {
+      // not listening any more
+    }
+    server.listen(address.port, address.address, () => {
+      relistening = false;
+      misses = 0;
+      endBurst();
+    });
+  };
+  // a listen that failed (out of descriptors again) is retried at the next check
+  server.on("error", () => {
+    relistening = false;
+  });
+  const check = () => {
+    if (relistening) return;
+    // something accepted since the previous check (the previous probe included): the loop runs
+    const alive = accepted !== seen;
+    seen = accepted;
+    if (probe) {
+      // the kernel took the probe's connection, the server did not
+      if (probe.connected && !alive) misses++;
+      probe.socket.destroy();
+      probe = undefined;
+    }
+    if (alive) {
+      misses = 0;
+      exhausted = false;
+      endBurst();
+      return;
+    }
+    if (misses >= 2 || (misses >= 1 && exhausted)) {
+      relisten();
+      return;
+    }
+    const address = server.address();
+    if (!address || typeof address !== "object") return;
+    const host =
+      address.address === "0.0.0.0" ? "127.0.0.1" : address.address === "::" ? "::1" : address.address;
+    const current = { socket: connect({ port: address.port, host }), connected: false };
+    probe = current;
+    current.socket.on("connect", () => {
+      current.connected = true;
+    });
+    current.socket.on("error", (err: NodeJS.ErrnoException) => {
+      if (err.code === "EMFILE" || err.code === "ENFILE") {
+        exhausted = true;
+        startBurst();
+      }
+    });
+  };
+  const timer = setInterval(check, WATCHDOG_MS);
+  timer.unref();
+  return () => {
+    clearInterval(timer);
+    probe?.socket.destroy();
+  };
+}
 
 export async function serveNodeHttp<D>(spec: ServeSpec<D>): Promise<RunningServer> {
   const options = {
@@ -298,7 +401,10 @@ export async function serveNodeHttp<D>(spec: ServeSpec<D>): Promise<RunningServe
       resolve();
     });
   });
-  server.on("error", (err) => log?.error("listener error", { error: err }));
+  server.on("error", (err: NodeJS.ErrnoException) => {
+    if (err.code !== "EMFILE" && err.code !== "ENFILE") log?.error("listener error", { error: err });
+  });
+  const stopWatchdog = acceptWatchdog(server, log);
   const address = server.address();
   const port = typeof address === "object" && address ? address.port : spec.port;
   fallbackHost = `${spec.hostname}:${port}`;
@@ -306,6 +412,7 @@ export async function serveNodeHttp<D>(spec: ServeSpec<D>): Promise<RunningServe
   return {
     port,
     async stop() {
+      stopWatchdog();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       // closing WebSockets (the node said goodbye to every session) finish their handshake first

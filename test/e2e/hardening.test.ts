@@ -2,6 +2,7 @@
 // bodies are cut, slowness is judged over time.
 import { afterEach, describe, it } from "bun:test";
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { readdirSync } from "node:fs";
 import { type Socket, connect as tcpConnect } from "node:net";
 import { freePort } from "../support/ports.ts";
@@ -406,6 +407,69 @@ for (const runtime of runtimes) {
       other.send({ command: "ping" });
       await other.next((m) => m.type === "pong", "the other client is served");
       other.close();
+    });
+  });
+}
+
+for (const runtime of runtimes) {
+  describe(`[${runtime}] hardening: descriptors run out`, () => {
+    let server: ServerProcess | undefined;
+    afterEach(async () => {
+      await server?.stop("SIGKILL");
+      server = undefined;
+    });
+
+    it("keeps running when accepts fail with EMFILE, and serves again once descriptors free up", async () => {
+      server = await startServer(runtime, { args: ["--public", "--norpc"] });
+      const s = server;
+      const pid = s.proc.pid!;
+      const before = await connect(s.wsUrl);
+      await before.next((m) => m.type === "welcome", "welcome");
+      // this process may hold 256 descriptors from now on; the test's own limit is untouched
+      execFileSync("prlimit", ["--pid", String(pid), "--nofile=256:256"]);
+      const flood: Socket[] = [];
+      for (let i = 0; i < 400; i++) {
+        const c = tcpConnect(s.port, "127.0.0.1");
+        c.on("error", () => {});
+        flood.push(c);
+      }
+      await waitFor(() => fdsOf(pid) >= 250, "the server out of descriptors", 10_000, 50);
+      // a connection made now cannot be accepted; the server must not die of it
+      const during = fetch(`${s.url}/health`, { signal: AbortSignal.timeout(20_000) }).then(
+        (r) => r.status,
+        () => 0,
+      );
+      await waitFor(() => s.proc.exitCode === null && fdsOf(pid) >= 250, "still running, still full");
+      for (const c of flood) c.destroy();
+      // Deno's listener finds out that its accept loop is gone and listens again (the connections
+      // waiting in the backlog meanwhile are reset: clients reconnect)
+      if (runtime === "deno")
+        await s.waitForOutput(
+          new RegExp(`accepting connections again addr=127\\.0\\.0\\.1:${s.port}`),
+          30_000,
+        );
+      await waitFor(
+        async () => (await fetch(`${s.url}/health`, { signal: AbortSignal.timeout(2_000) })).status === 200,
+        "health again",
+        20_000,
+        200,
+      );
+      assert.equal(s.proc.exitCode, null, s.output());
+      assert.ok([0, 200].includes(await during));
+      const after = await connect(s.wsUrl);
+      await after.next((m) => m.type === "welcome", "a new client welcomed");
+      before.send({ command: "ping" });
+      await before.next((m) => m.type === "pong", "the client from before still served");
+      if (runtime === "deno") {
+        const lines = s.output().split("\n");
+        // one line per burst for the listener the flood hit (another listener, probed while
+        // descriptors were out, may have its own)
+        const main = (l: string) => l.includes(`addr=127.0.0.1:${s.port}`);
+        assert.equal(lines.filter((l) => l.includes("too many open files") && main(l)).length, 1, s.output());
+        assert.equal(lines.filter((l) => l.includes("accepting connections again") && main(l)).length, 1);
+      }
+      before.close();
+      after.close();
     });
   });
 }
