@@ -3,7 +3,7 @@
 import type { PublicationHandler } from "../broadcast/broadcaster.ts";
 import { secureEquals } from "../broadcast/http.ts";
 import { parsePublication } from "../broadcast/publication.ts";
-import { bodyReader, DEFAULT_MAX_BODY_BYTES, tooLarge } from "../http/body.ts";
+import { bodyReader, bodyTimedOut, DEFAULT_MAX_BODY_BYTES, tooLarge } from "../http/body.ts";
 import { compact, type Logger } from "../log/logger.ts";
 
 export interface ApiOptions {
@@ -47,7 +47,8 @@ export function createPublishHandler(
     const read = await readBody(req);
     if (!read.ok) {
       if (read.reason === "too_large") return tooLarge(opts.cors ? CORS_HEADERS : undefined);
-      return respond(read.reason === "timeout" ? 408 : 422);
+      if (read.reason === "timeout") return bodyTimedOut(opts.cors ? CORS_HEADERS : undefined);
+      return respond(422);
     }
     const body = read.text;
     const parsed = parsePublication(body);

@@ -151,6 +151,7 @@ export async function composeCable({ config, runtime, logger, embedded }: Compos
   const main: HandlerSpec<SocketContext> = {
     maxMessageSize: ws.maxMessageSize,
     nativePingIntervalMs: nodeOpts.nativePings ? nodeOpts.pingIntervalMs : undefined,
+    closeTimeoutMs: nodeOpts.writeTimeoutMs > 0 ? nodeOpts.writeTimeoutMs : undefined,
     handle: (req, remote) => {
       const url = new URL(req.url);
       if (isWsPath(url.pathname)) return upgrade(req, url, remote);

@@ -73,6 +73,7 @@ export function listenersService(o: ListenersOptions): Service {
           hostname: o.listener.host,
           port: o.listener.port,
           tls: o.listener.tls,
+          log: o.log,
         });
         servers.push(main);
         o.routes.mainPort = main.port;
@@ -93,6 +94,7 @@ export function listenersService(o: ListenersOptions): Service {
             tls: e.tls ? o.listener.tls : undefined,
             maxMessageSize: 0,
             handle: (r) => e.fetch(r),
+            log: o.log,
           }),
         );
       }

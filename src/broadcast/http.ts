@@ -1,6 +1,6 @@
 // The `http` broadcaster: POST /_broadcast with publications from the application.
 import { createHash, timingSafeEqual } from "node:crypto";
-import { bodyReader, DEFAULT_MAX_BODY_BYTES, tooLarge } from "../http/body.ts";
+import { bodyReader, bodyTimedOut, DEFAULT_MAX_BODY_BYTES, tooLarge } from "../http/body.ts";
 import { compact, type Logger } from "../log/logger.ts";
 import type { Broadcaster, PublicationHandler } from "./broadcaster.ts";
 import { parsePublication } from "./publication.ts";
@@ -36,7 +36,8 @@ export function createBroadcastHandler(
     const read = await readBody(req);
     if (!read.ok) {
       if (read.reason === "too_large") return tooLarge();
-      return new Response(null, { status: read.reason === "timeout" ? 408 : 422 });
+      if (read.reason === "timeout") return bodyTimedOut();
+      return new Response(null, { status: 422 });
     }
     const body = read.text;
     const parsed = parsePublication(body);

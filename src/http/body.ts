@@ -78,6 +78,13 @@ export async function readBody(req: Request, limits: BodyLimits): Promise<BodyRe
   return { ok: true, text: decoder.decode(all) };
 }
 
+/** 408 for a body that stopped arriving; the connection is closed (the rest may still come). */
+export function bodyTimedOut(headers?: HeadersInit): Response {
+  const h = new Headers(headers);
+  h.set("connection", "close");
+  return new Response(null, { status: 408, headers: h });
+}
+
 /**
  * 413 for a body over the cap. `Connection: close`, so the client stops sending and the server
  * does not read (or discard) the rest.

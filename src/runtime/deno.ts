@@ -1,15 +1,11 @@
-// Deno adapter: Deno.serve + Deno.upgradeWebSocket. The selected sub-protocol is set on the
-// response by hand, because Deno's own `protocol` option only splits offers on ", ".
+// Deno adapter. serve() (the CLI's listeners) runs on node:http with our own WebSocket framing
+// (deno_http.ts); mount() is for an application's own Deno.serve, with Deno.upgradeWebSocket. The
+// selected sub-protocol is set on the response by hand, because Deno's own `protocol` option only
+// splits offers on ", ".
 import type { ClientSocket } from "../node/socket.ts";
 import type { Frame } from "../protocols/encoder.ts";
-import {
-  type HandlerSpec,
-  type MountedHandler,
-  RUNTIME_BACKLOG_LIMIT,
-  type RunningServer,
-  type Runtime,
-  type ServeSpec,
-} from "./types.ts";
+import { serveNodeHttp } from "./deno_http.ts";
+import { type HandlerSpec, type MountedHandler, RUNTIME_BACKLOG_LIMIT, type Runtime } from "./types.ts";
 
 const encoder = new TextEncoder();
 
@@ -74,31 +70,8 @@ export const denoRuntime: Runtime = {
   name: "deno",
   http2SessionPerCall: true,
   mount,
-  serve<D>(spec: ServeSpec<D>): Promise<RunningServer> {
-    const mounted = mount(spec);
-    return new Promise((resolve, reject) => {
-      try {
-        const options: Deno.ServeTcpOptions & Partial<Deno.TlsCertifiedKeyPem> = {
-          hostname: spec.hostname,
-          port: spec.port,
-          onListen() {},
-        };
-        if (spec.tls) {
-          options.cert = Deno.readTextFileSync(spec.tls.certFile);
-          options.key = Deno.readTextFileSync(spec.tls.keyFile);
-        }
-        const server = Deno.serve(options, (req, info) => mounted.fetch(req, info));
-        resolve({
-          port: server.addr.port,
-          async stop() {
-            await server.shutdown();
-          },
-        });
-      } catch (err) {
-        reject(err);
-      }
-    });
-  },
+  // node:http, for the deadlines and sockets Deno.serve does not give (see deno_http.ts)
+  serve: serveNodeHttp,
   readTextFile(path) {
     try {
       return Deno.readTextFileSync(path);

@@ -32,14 +32,27 @@ export interface HandlerSpec<D> {
   maxMessageSize: number;
   /** Send WebSocket-level pings (Deno can only do it through its idle timeout). */
   nativePingIntervalMs?: number;
+  /**
+   * A WebSocket the server closed has this long to get its close frame out; then its connection
+   * is cut, unsent data and all (--ws_write_timeout). Bun frees such connections by itself.
+   */
+  closeTimeoutMs?: number;
   handle(req: Request, remoteAddr: string): Response | Upgrade<D> | Promise<Response | Upgrade<D>>;
   websocket?: WebSocketHandlers<D>;
+}
+
+/** Where a listener reports what happens below the routes (a failing handler, accept trouble). */
+export interface ListenerLog {
+  info(msg: string, attrs?: Record<string, unknown>): void;
+  warn(msg: string, attrs?: Record<string, unknown>): void;
+  error(msg: string, attrs?: Record<string, unknown>): void;
 }
 
 export interface ServeSpec<D> extends HandlerSpec<D> {
   hostname: string;
   port: number;
   tls?: { certFile: string; keyFile: string };
+  log?: ListenerLog;
 }
 
 /**

@@ -2,6 +2,8 @@
 // bodies are cut, slowness is judged over time.
 import { afterEach, describe, it } from "bun:test";
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { readdirSync } from "node:fs";
 import { type Socket, connect as tcpConnect } from "node:net";
 import { freePort } from "../support/ports.ts";
 import { metric, publish } from "../support/publish.ts";
@@ -124,12 +126,75 @@ for (const runtime of runtimes) {
   });
 }
 
-for (const runtime of runtimes.filter((r) => r === "bun")) {
-  describe(`[${runtime}] hardening: stalled request bodies`, () => {
+for (const runtime of runtimes) {
+  describe(`[${runtime}] hardening: stalled requests`, () => {
     let server: ServerProcess | undefined;
     afterEach(async () => {
       await server?.stop("SIGKILL");
       server = undefined;
+    });
+
+    // Deadlines (seconds): the request head (anycable-go's ReadHeaderTimeout is 5 s; Bun's server
+    // has a fixed 10 s before the first request), the whole request, an idle keep-alive connection.
+    const limits =
+      runtime === "deno" ? { head: 5, request: 10, idle: 10 } : { head: 10, request: 10, idle: 10 };
+    const MARGIN = 6;
+
+    it("closes slowloris connections (idle, half-sent head, body or upgrade) within the deadlines", async () => {
+      const port = await freePort();
+      server = await startServer(runtime, {
+        port,
+        args: ["--public", "--norpc", `--http_broadcast_port=${port}`],
+      });
+      const kinds: Record<string, { limit: number; start(s: Socket): void }> = {
+        idle: { limit: limits.head, start() {} },
+        halfHead: { limit: limits.head, start: (s) => s.write("GET /health HTTP/1.1\r\nHost: x\r\n") },
+        trickledHead: {
+          limit: limits.head,
+          start: (s) => {
+            s.write("GET /health HTTP/1.1\r\n");
+            const t = setInterval(() => (s.destroyed ? clearInterval(t) : s.write("X-A: b\r\n")), 500);
+          },
+        },
+        halfUpgrade: {
+          limit: limits.head,
+          start: (s) =>
+            s.write("GET /cable HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"),
+        },
+        halfBody: {
+          limit: limits.request,
+          start: (s) => s.write("POST /_broadcast HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{"),
+        },
+        trickledBody: {
+          limit: limits.request,
+          start: (s) => {
+            s.write("POST /_broadcast HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n");
+            const t = setInterval(() => (s.destroyed ? clearInterval(t) : s.write(" ")), 500);
+          },
+        },
+        keepAliveIdle: {
+          limit: limits.idle,
+          start: (s) => s.write("GET /health HTTP/1.1\r\nHost: x\r\n\r\n"),
+        },
+      };
+      const t0 = Date.now();
+      const closed = await Promise.all(
+        Object.entries(kinds).flatMap(([kind, k]) =>
+          Array.from(
+            { length: 5 },
+            () =>
+              new Promise<{ kind: string; limit: number; after: number }>((resolve) => {
+                const s = tcpConnect(port, "127.0.0.1", () => k.start(s));
+                s.on("error", () => {});
+                s.on("data", () => {});
+                s.on("close", () => resolve({ kind, limit: k.limit, after: (Date.now() - t0) / 1000 }));
+              }),
+          ),
+        ),
+      );
+      const late = closed.filter((c) => c.after > c.limit + MARGIN);
+      assert.deepEqual(late, [], "closed too late");
+      assert.equal((await fetch(`${server.url}/health`)).status, 200);
     });
 
     it("cuts bodies that stop arriving and logs the burst once", async () => {
@@ -168,12 +233,70 @@ for (const runtime of runtimes.filter((r) => r === "bun")) {
   });
 }
 
+/** Open descriptors of a process (Linux). */
+const fdsOf = (pid: number) => readdirSync(`/proc/${pid}/fd`).length;
+
 for (const runtime of runtimes) {
   describe(`[${runtime}] hardening: slow clients`, () => {
     let server: ServerProcess | undefined;
     afterEach(async () => {
       await server?.stop("SIGKILL");
       server = undefined;
+    });
+
+    it("frees the connections of clients dropped as too_slow within --ws_write_timeout", async () => {
+      const port = await freePort();
+      server = await startServer(runtime, {
+        port,
+        args: [
+          "--public",
+          "--norpc",
+          "--metrics_http=/metrics",
+          "--ws_max_pending_size=262144",
+          "--ws_write_timeout=2",
+          `--http_broadcast_port=${port}`,
+        ],
+      });
+      const s = server;
+      const pid = s.proc.pid!;
+      const ID = JSON.stringify({ channel: "$pubsub", stream_name: "slow" });
+      const healthy = await connect(s.wsUrl);
+      await healthy.next((m) => m.type === "welcome", "welcome");
+      const idleFds = fdsOf(pid);
+      const N = 20;
+      const slow = await Promise.all(
+        Array.from({ length: N }, async () => {
+          const raw = await rawUpgrade(s.port, "/cable", "actioncable-v1-json");
+          raw.socket.write(maskedTextFrame(JSON.stringify({ command: "subscribe", identifier: ID })));
+          await waitFor(() => raw.rest.includes("confirm_subscription"), "slow client subscribed");
+          raw.socket.pause();
+          return raw;
+        }),
+      );
+      assert.ok(fdsOf(pid) >= idleFds + N);
+      const chunk = JSON.stringify("y".repeat(256 * 1024));
+      let sent = 0;
+      await waitFor(
+        async () => {
+          if (sent < 400) {
+            await publish(`${s.url}/_broadcast`, { stream: "slow", data: chunk });
+            sent++;
+          }
+          return (await metric(`${s.url}/metrics`, "disconnected_slow_clients_total")) >= N;
+        },
+        "every non-reader dropped as too slow",
+        60_000,
+        1,
+      );
+      // dropped within the write timeout: their descriptors come back although none of them reads
+      const droppedAt = Date.now();
+      await waitFor(() => fdsOf(pid) <= idleFds + 2, `descriptors back near ${idleFds}`, 10_000, 50);
+      const after = (Date.now() - droppedAt) / 1000;
+      assert.ok(after <= 2 + 2, `descriptors freed ${after}s after the drop`);
+      healthy.send({ command: "ping" });
+      await healthy.next((m) => m.type === "pong", "the healthy client is served");
+      healthy.close();
+      for (const raw of slow) raw.socket.destroy();
     });
 
     it("keeps a reader through a burst above --ws_max_pending_size; drops one that does not read", async () => {
@@ -236,6 +359,117 @@ for (const runtime of runtimes) {
       await reader.next((m) => m.type === "pong", "the reader is still served");
       reader.close();
       idle.socket.destroy();
+    });
+  });
+}
+
+/** The code of the close frame among the server frames in `buf` (undefined: none). */
+function closeCodeIn(buf: Buffer): number | undefined {
+  let at = 0;
+  while (at + 2 <= buf.length) {
+    const opcode = buf[at]! & 0x0f;
+    let len = buf[at + 1]! & 0x7f;
+    let offset = at + 2;
+    if (len === 126) {
+      len = buf.readUInt16BE(at + 2);
+      offset = at + 4;
+    } else if (len === 127) {
+      len = Number(buf.readBigUInt64BE(at + 2));
+      offset = at + 10;
+    }
+    if (opcode === 8) return len >= 2 ? buf.readUInt16BE(offset) : 1005;
+    at = offset + len;
+  }
+  return undefined;
+}
+
+for (const runtime of runtimes) {
+  describe(`[${runtime}] hardening: malformed frames`, () => {
+    let server: ServerProcess | undefined;
+    afterEach(async () => {
+      await server?.stop("SIGKILL");
+      server = undefined;
+    });
+
+    it("closes a text frame that is not UTF-8 with 1007 and keeps serving others", async () => {
+      server = await startServer(runtime, { args: ["--public", "--norpc"] });
+      const other = await connect(server.wsUrl);
+      await other.next((m) => m.type === "welcome", "welcome");
+      const bad = await rawUpgrade(server.port, "/cable", "actioncable-v1-json");
+      await waitFor(() => bad.rest.includes("welcome"), "welcome");
+      const closed = new Promise<void>((resolve) => bad.socket.on("close", () => resolve()));
+      // a masked text frame whose payload is 0xff 0xfe
+      const mask = Buffer.from([1, 2, 3, 4]);
+      const payload = Buffer.from([0xff, 0xfe].map((b, i) => b ^ mask[i]!));
+      bad.socket.write(Buffer.concat([Buffer.from([0x81, 0x80 | 2]), mask, payload]));
+      await closed;
+      assert.equal(closeCodeIn(bad.rest), 1007);
+      other.send({ command: "ping" });
+      await other.next((m) => m.type === "pong", "the other client is served");
+      other.close();
+    });
+  });
+}
+
+for (const runtime of runtimes) {
+  describe(`[${runtime}] hardening: descriptors run out`, () => {
+    let server: ServerProcess | undefined;
+    afterEach(async () => {
+      await server?.stop("SIGKILL");
+      server = undefined;
+    });
+
+    it("keeps running when accepts fail with EMFILE, and serves again once descriptors free up", async () => {
+      server = await startServer(runtime, { args: ["--public", "--norpc"] });
+      const s = server;
+      const pid = s.proc.pid!;
+      const before = await connect(s.wsUrl);
+      await before.next((m) => m.type === "welcome", "welcome");
+      // this process may hold 256 descriptors from now on; the test's own limit is untouched
+      execFileSync("prlimit", ["--pid", String(pid), "--nofile=256:256"]);
+      const flood: Socket[] = [];
+      for (let i = 0; i < 400; i++) {
+        const c = tcpConnect(s.port, "127.0.0.1");
+        c.on("error", () => {});
+        flood.push(c);
+      }
+      await waitFor(() => fdsOf(pid) >= 250, "the server out of descriptors", 10_000, 50);
+      // a connection made now cannot be accepted; the server must not die of it
+      const during = fetch(`${s.url}/health`, { signal: AbortSignal.timeout(20_000) }).then(
+        (r) => r.status,
+        () => 0,
+      );
+      await waitFor(() => s.proc.exitCode === null && fdsOf(pid) >= 250, "still running, still full");
+      for (const c of flood) c.destroy();
+      // Deno's listener finds out that its accept loop is gone and listens again (the connections
+      // waiting in the backlog meanwhile are reset: clients reconnect)
+      if (runtime === "deno")
+        await s.waitForOutput(
+          new RegExp(`accepting connections again addr=127\\.0\\.0\\.1:${s.port}`),
+          30_000,
+        );
+      await waitFor(
+        async () => (await fetch(`${s.url}/health`, { signal: AbortSignal.timeout(2_000) })).status === 200,
+        "health again",
+        20_000,
+        200,
+      );
+      assert.equal(s.proc.exitCode, null, s.output());
+      assert.ok([0, 200].includes(await during));
+      const after = await connect(s.wsUrl);
+      await after.next((m) => m.type === "welcome", "a new client welcomed");
+      before.send({ command: "ping" });
+      await before.next((m) => m.type === "pong", "the client from before still served");
+      if (runtime === "deno") {
+        const lines = s.output().split("\n");
+        // one line per burst for the listener the flood hit (another listener, probed while
+        // descriptors were out, may have its own)
+        const main = (l: string) => l.includes(`addr=127.0.0.1:${s.port}`);
+        assert.equal(lines.filter((l) => l.includes("too many open files") && main(l)).length, 1, s.output());
+        assert.equal(lines.filter((l) => l.includes("accepting connections again") && main(l)).length, 1);
+      }
+      before.close();
+      after.close();
     });
   });
 }
