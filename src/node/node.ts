@@ -3,7 +3,6 @@
 // arrival order like anycable-go's read loop. What a command does is in commands.ts; the one
 // ticker drives backpressure.ts and pings.ts, so no connection has a timer of its own.
 
-import { setImmediate } from "node:timers";
 import { nanoid } from "../http/request.ts";
 import type { Hub, Publication } from "../hub/hub.ts";
 import { compact, type Logger } from "../log/logger.ts";
@@ -296,7 +295,9 @@ export class Node {
     const now = performance.now();
     if (this.sliceStart < 0) {
       this.sliceStart = now;
-      setImmediate(this.endSlice);
+      // setTimeout, not setImmediate: under Deno node:timers immediates run before node:http socket
+      // I/O, so a flooding client would starve the others (subscription_flood.test.ts).
+      setTimeout(this.endSlice, 0);
       return undefined;
     }
     if (now - this.sliceStart < COMMAND_SLICE_MS) return undefined;
