@@ -10,6 +10,7 @@ import { readdirSync } from "node:fs";
 import { connect as tcpConnect } from "node:net";
 import WS from "ws";
 import { MsgpackEncoder, ProtobufEncoderV2 } from "../support/anycable_encoders.ts";
+import { prng } from "../support/prng.ts";
 import { publish, rssOf } from "../support/publish.ts";
 import { e2eRuntimes, type ServerProcess, startServer } from "../support/server.ts";
 import { nowSec, rawJwt, signStream } from "../support/signing.ts";
@@ -22,18 +23,6 @@ const runtimes = e2eRuntimes(["bun", "deno"]);
 /** Bounds well above a healthy server's figures (Bun ~50 MiB idle, Deno ~100 MiB) yet far below a leak's. */
 const RSS_LIMIT = { bun: 400, deno: 800, binary: 400 } as const;
 const FD_SLACK = 150;
-
-/** mulberry32: small, seeded, good enough to pick mutations. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const token = (identifiers: unknown, exp = nowSec() + 600) =>
   rawJwt({ alg: "HS256", typ: "JWT" }, { ext: JSON.stringify(identifiers), exp }, SECRET);
@@ -251,7 +240,7 @@ for (const runtime of runtimes) {
     }
 
     it("survives random and mutated frames in every encoding", async () => {
-      const f = new Fuzzer(rng(SEED));
+      const f = new Fuzzer(prng(SEED));
       for (let batch = 0; batch < 8; batch++) {
         const clients = await Promise.all(
           [
@@ -293,7 +282,7 @@ for (const runtime of runtimes) {
     });
 
     it("survives mutated JWTs and signed stream names", async () => {
-      const f = new Fuzzer(rng(SEED + 1));
+      const f = new Fuzzer(prng(SEED + 1));
       for (let batch = 0; batch < 3; batch++) {
         const sockets = await Promise.all(
           Array.from({ length: 60 }, () => {
@@ -316,7 +305,7 @@ for (const runtime of runtimes) {
     });
 
     it("answers random broadcast and API bodies with 201 or 422, never a 5xx", async () => {
-      const f = new Fuzzer(rng(SEED + 2));
+      const f = new Fuzzer(prng(SEED + 2));
       const valid = JSON.stringify([{ stream: "fz", data: '{"a":1}', meta: { exclude_socket: "x" } }]);
       for (let batch = 0; batch < 3; batch++) {
         const statuses = await Promise.all(
@@ -334,7 +323,7 @@ for (const runtime of runtimes) {
     });
 
     it("survives malformed HTTP requests and upgrade handshakes", async () => {
-      const f = new Fuzzer(rng(SEED + 3));
+      const f = new Fuzzer(prng(SEED + 3));
       const requests = () => {
         const path = f.pick([
           "/cable",

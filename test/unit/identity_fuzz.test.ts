@@ -8,6 +8,7 @@ import { JwtIdentifier } from "../../src/identity/jwt.ts";
 import type { SessionEnv } from "../../src/node/controller.ts";
 import { StreamsController } from "../../src/streams/controller.ts";
 import { silentLogger } from "../support/fake_node.ts";
+import { prng } from "../support/prng.ts";
 import { nowSec, rawJwt, signStream } from "../support/signing.ts";
 
 const ROUNDS = 3000;
@@ -19,18 +20,6 @@ const REFUSALS = new Set([
   JSON.stringify({ type: "disconnect", reason: "unauthorized", reconnect: false }),
   JSON.stringify({ type: "disconnect", reason: "token_expired", reconnect: false }),
 ]);
-
-/** Small deterministic PRNG (mulberry32) so a failure can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const ENV: SessionEnv = { url: "ws://x/cable", headers: {}, cstate: {}, istate: {} };
 const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.=+/ "{}[]:,\\é🎉\u0000';

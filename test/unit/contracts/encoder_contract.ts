@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { ClientCommand, DecodeResult, Encoder, Frame, Reply } from "../../../src/protocols/encoder.ts";
+import { prng } from "../../support/prng.ts";
 
 /** The client side of a format: @anycable/core's Encoder interface (results checked at run time). */
 export interface ClientCodec {
@@ -86,18 +87,6 @@ function assertWellFormed(r: DecodeResult): void {
     assert.equal(typeof r.error, "string");
     assert.ok(r.error.length > 0);
   }
-}
-
-/** Deterministic PRNG (mulberry32) so fuzz failures reproduce. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const ID = JSON.stringify({ channel: "ChatChannel", id: 42 });
@@ -409,7 +398,7 @@ export function encoderContract(s: EncoderSubject): void {
         }
       });
       it("never throws on random and mutated frames (fuzz)", () => {
-        const rand = rng(0xc0ffee);
+        const rand = prng(0xc0ffee);
         const seeds: Frame[] = [
           s.client.encode({ command: "message", identifier: ID, data: '{"action":"x"}' }) as Frame,
           s.client.encode({
