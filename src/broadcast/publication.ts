@@ -7,6 +7,8 @@ export interface StreamPublication {
   dataJson: string;
   excludeSocket?: string;
   broadcastType?: string;
+  /** Delivered but never stored in history (anycable-go's meta.transient; presence events). */
+  transient?: boolean;
 }
 
 /** A publication once the broker has seen it: offsets and epoch when the broker keeps history. */
@@ -51,12 +53,15 @@ function parseStreamMessage(raw: unknown, where: string): StreamPublication | st
   };
   if (raw.meta !== undefined && raw.meta !== null) {
     if (!isObject(raw.meta)) return `${where}: "meta" must be an object`;
-    const { exclude_socket: exclude, broadcast_type: type } = raw.meta;
+    const { exclude_socket: exclude, broadcast_type: type, transient } = raw.meta;
     if (exclude !== undefined && typeof exclude !== "string")
       return `${where}: "meta.exclude_socket" must be a string`;
     if (type !== undefined && typeof type !== "string")
       return `${where}: "meta.broadcast_type" must be a string`;
+    if (transient !== undefined && typeof transient !== "boolean")
+      return `${where}: "meta.transient" must be a boolean`;
     if (exclude) pub.excludeSocket = exclude;
+    if (transient) pub.transient = true;
     if (type) pub.broadcastType = type;
   }
   return pub;

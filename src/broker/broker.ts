@@ -3,26 +3,89 @@
 import type { Service } from "../app/service.ts";
 import type { RemoteCommand, StreamMessage, StreamPublication } from "../broadcast/publication.ts";
 
-/** Why history could not be served (the client gets reject_history). */
-export interface HistoryError {
+/** Why a broker could not serve a request (history → reject_history, presence → logged). */
+export interface BrokerError {
   readonly error: string;
+}
+
+/** Why history could not be served (the client gets reject_history). */
+export type HistoryError = BrokerError;
+
+/** A presence change, as subscribers receive it in a `presence` message. */
+export interface PresenceEvent {
+  readonly type: "join" | "leave";
+  readonly id: string;
+  /** The record's info as the client or backend gave it (join only). */
+  readonly info?: unknown;
+}
+
+/** One present user of a stream. */
+export interface PresenceRecord {
+  readonly id: string;
+  readonly info?: unknown;
+}
+
+/** The answer to a `presence` command and to the REST API's presence endpoint. */
+export interface PresenceInfo {
+  readonly type: "info";
+  /** Unique presence ids in the stream. */
+  readonly total: number;
+  /** Absent when the caller asked for totals only. */
+  readonly records?: PresenceRecord[];
+}
+
+/**
+ * Told about every presence change the broker decides on, including the leaves of records that
+ * expired (anycable-go's broker.Presenter): the node broadcasts them to the stream.
+ */
+export interface Presenter {
+  presenceChanged(stream: string, event: PresenceEvent): void;
 }
 
 export interface Broker extends Service {
   /** The start-up line anycable-go prints for its broker. */
   announce(): string;
   readonly supportsHistory: boolean;
-  /** Stores the publication (history, offsets) and hands it to pub/sub. */
+  readonly supportsPresence: boolean;
+  /** Stores the publication (history, offsets; not when `transient`) and hands it to pub/sub. */
   handleBroadcast(publication: StreamPublication): void;
   handleCommand(command: RemoteCommand): void;
-  /** Messages of `stream` after `offset` within `epoch`. */
+  /** Messages of `stream` after `offset` within `epoch`, in order. */
   historyFrom(stream: string, epoch: string, offset: number): Promise<StreamMessage[] | HistoryError>;
-  /** Messages of `stream` published at or after `sinceUnixSec`. */
+  /** Messages of `stream` published at or after `sinceUnixSec`, in order. */
   historySince(stream: string, sinceUnixSec: number): Promise<StreamMessage[] | HistoryError>;
-  /** Keeps a session's state so a reconnecting client can restore it. */
+  /** Keeps a session's state (opaque text) for --sessions_ttl so a reconnecting client can restore it. */
   commitSession(sid: string, snapshot: string): Promise<void>;
-  /** The state committed for `sid`, or undefined. */
+  /** The state committed for `sid`, or undefined (unknown or expired). */
   restoreSession(sid: string): Promise<string | undefined>;
+  /** Restarts the TTL of these sessions' snapshots (live sessions, and a session that just closed). */
+  touchSessions(sids: readonly string[]): void;
+  /**
+   * Adds a presence record of `sid` under presence id `pid`; the event (also given to the
+   * presenter) when `pid` is new to the stream, undefined when it was already present.
+   */
+  presenceAdd(
+    stream: string,
+    sid: string,
+    pid: string,
+    info: unknown,
+  ): Promise<PresenceEvent | undefined | BrokerError>;
+  /** Removes the record of `sid`; the leave event when it was the last session of its presence id. */
+  presenceRemove(stream: string, sid: string): Promise<PresenceEvent | undefined | BrokerError>;
+  presenceInfo(stream: string, options: { returnRecords: boolean }): Promise<PresenceInfo | BrokerError>;
+  /**
+   * Restarts the --presence_ttl of every presence record of these sessions: live sessions keep
+   * theirs, and a closed session's records expire (leave) presence_ttl after its last touch.
+   */
+  touchPresence(sids: readonly string[]): void;
+  /** Drops what outlived its TTL (history, sessions, presence); called by the cable's ticker. */
+  expire(nowMs: number): void;
+}
+
+export function isBrokerError(v: unknown): v is BrokerError {
+  return (
+    typeof v === "object" && v !== null && !Array.isArray(v) && typeof (v as BrokerError).error === "string"
+  );
 }
 
 export function isHistoryError(v: StreamMessage[] | HistoryError): v is HistoryError {

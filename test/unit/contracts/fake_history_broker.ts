@@ -2,7 +2,13 @@
 // the Broker contract's history and session tests today (only the pass-through broker exists), so
 // those tests are known to pass on a correct broker before the memory / redis / nats brokers land.
 import type { RemoteCommand, StreamMessage, StreamPublication } from "../../../src/broadcast/publication.ts";
-import type { Broker, HistoryError } from "../../../src/broker/broker.ts";
+import type {
+  Broker,
+  BrokerError,
+  HistoryError,
+  PresenceEvent,
+  PresenceInfo,
+} from "../../../src/broker/broker.ts";
 import type { PubSub } from "../../../src/pubsub/pubsub.ts";
 
 interface Entry {
@@ -13,6 +19,7 @@ interface Entry {
 export class FakeHistoryBroker implements Broker {
   readonly name = "broker (fake history)";
   readonly supportsHistory = true;
+  readonly supportsPresence = false;
   private readonly epoch = `ep-${Math.random().toString(36).slice(2, 10)}`;
   private readonly streams = new Map<string, Entry[]>();
   private readonly sessions = new Map<string, string>();
@@ -57,4 +64,22 @@ export class FakeHistoryBroker implements Broker {
   async restoreSession(sid: string): Promise<string | undefined> {
     return this.sessions.get(sid);
   }
+
+  touchSessions(): void {}
+
+  async presenceAdd(): Promise<PresenceEvent | undefined | BrokerError> {
+    return { error: "presence not supported" };
+  }
+
+  async presenceRemove(): Promise<PresenceEvent | undefined | BrokerError> {
+    return { error: "presence not supported" };
+  }
+
+  async presenceInfo(): Promise<PresenceInfo | BrokerError> {
+    return { error: "presence not supported" };
+  }
+
+  touchPresence(): void {}
+
+  expire(): void {}
 }
