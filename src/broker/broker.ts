@@ -1,5 +1,7 @@
 // The broker sits between what a node receives and pub/sub: it gives publications their offsets,
 // keeps stream history and session snapshots, and tracks presence (anycable-go's broker.Broker).
+
+import { Buffer } from "node:buffer";
 import type { Service } from "../app/service.ts";
 import type { RemoteCommand, StreamMessage, StreamPublication } from "../broadcast/publication.ts";
 
@@ -90,4 +92,27 @@ export function isBrokerError(v: unknown): v is BrokerError {
 
 export function isHistoryError(v: StreamMessage[] | HistoryError): v is HistoryError {
   return !Array.isArray(v);
+}
+
+/** Longest presence id a broker keeps (UTF-8 bytes): ids are held per stream and sent in every event. */
+export const PRESENCE_ID_MAX_BYTES = 1024;
+/** Largest presence info a broker keeps (its JSON, UTF-8 bytes): every info request returns it. */
+export const PRESENCE_INFO_MAX_BYTES = 16 * 1024;
+
+/** Why a presence record may not be kept (an empty or oversized id, unserialisable or oversized info). */
+export function presenceProblem(pid: string, info: unknown): BrokerError | undefined {
+  if (typeof pid !== "string" || pid === "") return { error: "presence ID is empty" };
+  if (Buffer.byteLength(pid) > PRESENCE_ID_MAX_BYTES) {
+    return { error: `presence ID is longer than ${PRESENCE_ID_MAX_BYTES} bytes` };
+  }
+  let json: string | undefined;
+  try {
+    json = JSON.stringify(info);
+  } catch {
+    return { error: "presence info is not serializable to JSON" };
+  }
+  if (json !== undefined && Buffer.byteLength(json) > PRESENCE_INFO_MAX_BYTES) {
+    return { error: `presence info is larger than ${PRESENCE_INFO_MAX_BYTES} bytes` };
+  }
+  return undefined;
 }

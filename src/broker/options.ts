@@ -27,7 +27,8 @@ export const BROKER_OPTIONS = [
     description: "How many messages to keep per stream history",
     hidden: false,
     deprecated: null,
-    served: false,
+    served: true,
+    min: 1,
   },
   {
     name: "history_ttl",
@@ -40,7 +41,8 @@ export const BROKER_OPTIONS = [
     description: "How long stream history entries are kept (seconds)",
     hidden: false,
     deprecated: null,
-    served: false,
+    served: true,
+    min: 0,
   },
   {
     name: "sessions_ttl",
@@ -50,10 +52,11 @@ export const BROKER_OPTIONS = [
     env: ["ANYCABLE_SESSIONS_TTL"],
     toml: "broker.sessions_ttl",
     category: "BROKER:",
-    description: "How long disconnected sessions stay restorable (seconds)",
+    description: "How long disconnected sessions stay restorable (seconds; 0 keeps none)",
     hidden: false,
     deprecated: null,
-    served: false,
+    served: true,
+    min: 0,
   },
   {
     name: "presence_ttl",
@@ -66,15 +69,62 @@ export const BROKER_OPTIONS = [
     description: "How long presence records outlive a disconnect (seconds)",
     hidden: false,
     deprecated: null,
-    served: false,
+    served: true,
+    min: 0,
+  },
+  {
+    name: "broker_max_streams",
+    key: "broker_max_streams",
+    type: "int",
+    default: 100000,
+    env: ["ANYCABLE_BROKER_MAX_STREAMS"],
+    toml: "broker.max_streams",
+    category: "BROKER:",
+    description:
+      "Streams the in-memory broker keeps history for; a new stream beyond it drops the least recently published one",
+    hidden: false,
+    deprecated: null,
+    served: true,
+    min: 1,
+    extension: true,
+  },
+  {
+    name: "broker_max_sessions",
+    key: "broker_max_sessions",
+    type: "int",
+    default: 100000,
+    env: ["ANYCABLE_BROKER_MAX_SESSIONS"],
+    toml: "broker.max_sessions",
+    category: "BROKER:",
+    description:
+      "Disconnected sessions the in-memory broker keeps restorable; beyond it the one expiring soonest is dropped",
+    hidden: false,
+    deprecated: null,
+    served: true,
+    min: 1,
+    extension: true,
   },
 ] as const satisfies readonly OptionSpec[];
 
 export interface Options {
   /** "" or "none": no broker (no history, no sessions, no presence). */
   adapter: string;
+  historyLimit: number;
+  historyTtlSec: number;
+  sessionsTtlSec: number;
+  presenceTtlSec: number;
+  maxStreams: number;
+  maxSessions: number;
 }
 
 export function fromConfig(c: Config): Options {
-  return { adapter: c.broker };
+  return {
+    adapter: c.broker,
+    historyLimit: c.history_limit,
+    historyTtlSec: c.history_ttl,
+    sessionsTtlSec: c.sessions_ttl,
+    presenceTtlSec: c.presence_ttl,
+    maxStreams: c.broker_max_streams,
+    maxSessions: c.broker_max_sessions,
+  };
 }

@@ -3,7 +3,7 @@
 // unknown keys are ignored, a value of the wrong type is an error.
 import { parse, TomlError } from "smol-toml";
 import { OPTIONS, type OptionSpec, type OptionValue } from "./schema.ts";
-import { choiceProblem } from "./values.ts";
+import { valueProblem } from "./values.ts";
 
 export type FileResult =
   | { readonly ok: true; readonly values: Map<string, OptionValue> }
@@ -112,7 +112,7 @@ export function readTomlConfig(path: string, text: string): FileResult {
     if (raw === undefined) continue;
     const coerced = coerce(row, raw);
     if (!coerced.ok) return fail(`${tomlKey}: ${coerced.reason}`);
-    const problem = choiceProblem(row, coerced.value);
+    const problem = valueProblem(row, coerced.value);
     if (problem) return fail(`${tomlKey}: invalid value ${JSON.stringify(coerced.value)}: ${problem}`);
     values.set(row.key, coerced.value);
   }

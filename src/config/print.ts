@@ -1,6 +1,7 @@
 // --print-config: the configuration as TOML in anycable-go's layout (same
 // sections, keys and the same choice of which settings are written commented
 // out), so the output can be fed back through --config-path to either server.
+import { BROKER_OPTIONS } from "../broker/options.ts";
 import { DEFAULT_MAX_BODY_BYTES } from "../http/body.ts";
 import { NODE_OPTIONS } from "../node/options.ts";
 import type { State } from "./derive.ts";
@@ -8,6 +9,7 @@ import type { State } from "./derive.ts";
 const q = (s: string): string => JSON.stringify(s);
 const list = (xs: readonly string[]): string => `[${xs.map(q).join(", ")}]`;
 const NODE_DEFAULTS = Object.fromEntries(NODE_OPTIONS.map((r) => [r.key, r.default]));
+const BROKER_DEFAULTS = Object.fromEntries(BROKER_OPTIONS.map((r) => [r.key, r.default]));
 
 class Out {
   private readonly lines: string[] = [];
@@ -144,6 +146,15 @@ function broker(o: Out, s: State): void {
   o.comment("Messages kept per stream").kv("history_limit", String(v.history_limit));
   o.comment("How long sessions stay restorable (seconds)").kv("sessions_ttl", String(v.sessions_ttl));
   o.comment("Presence lifetime after a disconnect (seconds)").kv("presence_ttl", String(v.presence_ttl));
+  // anycable-ts only: written only when not the default, so the default output stays anycable-go's.
+  if (v.broker_max_streams !== BROKER_DEFAULTS.broker_max_streams) {
+    o.comment("Streams the in-memory broker keeps history for (anycable-ts only)");
+    o.kv("max_streams", String(v.broker_max_streams));
+  }
+  if (v.broker_max_sessions !== BROKER_DEFAULTS.broker_max_sessions) {
+    o.comment("Sessions the in-memory broker keeps restorable (anycable-ts only)");
+    o.kv("max_sessions", String(v.broker_max_sessions));
+  }
   o.blank();
 }
 

@@ -51,6 +51,8 @@ export interface OptionSpec {
   readonly separator?: string;
   /** Backed by an unsigned integer in anycable-go: negative values are rejected. */
   readonly unsigned?: boolean;
+  /** Smallest accepted int (anycable-ts validation: anycable-go takes values it then misbehaves on). */
+  readonly min?: number;
   /** false for settings that only the TOML file can set (no flag, no env var). */
   readonly flag?: false;
   /**

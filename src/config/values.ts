@@ -78,8 +78,11 @@ export function splitList(row: OptionSpec, s: string): string[] {
   return s.split(row.separator ?? ",");
 }
 
-/** Reason why the value is not an allowed choice, or null when it is fine. */
-export function choiceProblem(row: OptionSpec, value: OptionValue): string | null {
+/** Reason why the value is not allowed (a choice, a minimum), or null when it is fine. */
+export function valueProblem(row: OptionSpec, value: OptionValue): string | null {
+  if (row.min !== undefined && typeof value === "number" && value < row.min) {
+    return `must be at least ${row.min}`;
+  }
   const choices = row.choices;
   if (!choices) return null;
   const items = typeof value === "string" ? [value] : Array.isArray(value) ? (value as string[]) : [];
@@ -141,6 +144,6 @@ export function convert(row: OptionSpec, raw: string): Converted {
       }
       break;
   }
-  const problem = choiceProblem(row, value);
+  const problem = valueProblem(row, value);
   return problem ? { kind: "error", reason: problem } : { kind: "value", value };
 }

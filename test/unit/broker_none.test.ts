@@ -1,4 +1,4 @@
-// The Broker contract on the pass-through broker (no history, no sessions).
+// The Broker contract on the pass-through broker (no history, no sessions, no presence).
 import { NoBroker } from "../../src/broker/none.ts";
 import { brokerContract } from "./contracts/broker_contract.ts";
 
@@ -8,5 +8,5 @@ brokerContract(
     broker: new NoBroker(pubsub),
     async close() {},
   }),
-  { history: false, sessions: false },
+  { history: false, sessions: false, presence: false, clock: false },
 );

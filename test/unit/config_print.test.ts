@@ -473,7 +473,12 @@ describe("schema", () => {
   ];
 
   // Options anycable-go does not have (documented as anycable-ts only).
-  const TS_FLAGS = ["max_subscriptions_per_connection", "max_body_size"];
+  const TS_FLAGS = [
+    "max_subscriptions_per_connection",
+    "max_body_size",
+    "broker_max_streams",
+    "broker_max_sessions",
+  ];
 
   test("has exactly anycable-go's flags, plus TOML-only settings and the marked anycable-ts ones", () => {
     const flags = ROWS.filter((r) => r.flag !== false && !r.extension).map((r) => r.name);
@@ -496,6 +501,10 @@ describe("schema", () => {
     assert.match(printed(["--max_body_size", "1024"]), /^max_body_size = 1024$/m);
     assertRoundTrip(["--max_body_size", "1024"]);
     assertRoundTrip(["--max_body_size", "0"]);
+    assert.doesNotMatch(printed([]), /max_streams|max_sessions/);
+    const broker = printed(["--broker_max_streams", "10", "--broker_max_sessions", "20"]);
+    assert.match(broker, /^\[broker\][^[]*^max_streams = 10$[^[]*^max_sessions = 20$/m);
+    assertRoundTrip(["--broker_max_streams", "10", "--broker_max_sessions", "20"]);
   });
 
   test("rows are consistent", () => {

@@ -50,6 +50,45 @@ describe("precedence: flags > env > file > defaults", () => {
     assert.match(error(["--max_subscriptions_per_connection", "-1"]), /max_subscriptions_per_connection/);
   });
 
+  test("broker bounds (anycable-ts only): defaults, flag, env, [broker] keys", () => {
+    const c = run([]);
+    assert.deepEqual([c.broker_max_streams, c.broker_max_sessions], [100000, 100000]);
+    const file = { "/b.toml": "[broker]\nmax_streams = 50\nmax_sessions = 60\n" };
+    const fromFile = run(["--config-path", "/b.toml"], {}, file);
+    assert.deepEqual([fromFile.broker_max_streams, fromFile.broker_max_sessions], [50, 60]);
+    const env = { ANYCABLE_BROKER_MAX_STREAMS: "70", ANYCABLE_BROKER_MAX_SESSIONS: "80" };
+    const fromEnv = run(["--config-path", "/b.toml"], env, file);
+    assert.deepEqual([fromEnv.broker_max_streams, fromEnv.broker_max_sessions], [70, 80]);
+    assert.equal(run(["--broker_max_streams", "1"], env).broker_max_streams, 1);
+  });
+
+  test("broker limits and TTLs below their minimum are errors naming the option", () => {
+    assert.match(error(["--history_limit", "0"]), /-history_limit: must be at least 1/);
+    assert.match(error([], { ANYCABLE_HISTORY_TTL: "-1" }), /ANYCABLE_HISTORY_TTL.*must be at least 0/);
+    assert.match(error(["--sessions_ttl=-5"]), /sessions_ttl: must be at least 0/);
+    assert.match(error(["--presence_ttl", "-1"]), /presence_ttl: must be at least 0/);
+    assert.match(error(["--broker_max_sessions", "0"]), /broker_max_sessions: must be at least 1/);
+    const file = { "/b.toml": "[broker]\nmax_streams = 0\n" };
+    assert.match(
+      error(["--config-path", "/b.toml"], {}, file),
+      /broker\.max_streams: invalid value 0: must be at least 1/,
+    );
+    const zero = run([
+      "--history_ttl",
+      "0",
+      "--sessions_ttl",
+      "0",
+      "--presence_ttl",
+      "0",
+      "--history_limit",
+      "1",
+    ]);
+    assert.deepEqual(
+      [zero.history_ttl, zero.sessions_ttl, zero.presence_ttl, zero.history_limit],
+      [0, 0, 0, 1],
+    );
+  });
+
   test("PORT env is read, ANYCABLE_PORT wins over it", () => {
     assert.equal(run([], { PORT: "5000" }).port, 5000);
     assert.equal(run([], { PORT: "5000", ANYCABLE_PORT: "5001" }).port, 5001);
