@@ -1,8 +1,10 @@
 // The REST API's routes and startup lines; src/server.ts decides which listener serves them.
 import { Hono } from "hono";
 import type { PublicationHandler } from "../broadcast/broadcaster.ts";
+import type { Broker } from "../broker/broker.ts";
 import type { Logger } from "../log/logger.ts";
 import type { Options } from "./options.ts";
+import { createPresenceHandler } from "./presence.ts";
 import { createPublishHandler } from "./publish.ts";
 
 export type ApiSettings = Options;
@@ -12,6 +14,7 @@ export const API_DISABLED_LINE =
 
 export function createApiApp(
   handler: PublicationHandler,
+  broker: Broker,
   api: ApiSettings,
   logger: Logger,
   maxBodyBytes?: number,
@@ -20,6 +23,8 @@ export function createApiApp(
   const publish = createPublishHandler(handler, { secret: api.secret, cors: api.cors, maxBodyBytes }, logger);
   // Exact path and every method: the handler answers non-POST with 422, as anycable-go does.
   app.all(`${api.path}/publish`, (c) => publish(c.req.raw));
+  const presence = createPresenceHandler(broker, api.secret, logger);
+  app.all(`${api.path}/presence/*`, (c) => presence(c.req.raw));
   return app;
 }
 

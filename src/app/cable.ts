@@ -5,7 +5,8 @@ import { API_DISABLED_LINE, apiStartupLines, createApiApp } from "../api/index.t
 import * as apiConfig from "../api/options.ts";
 import { ForwardingHandler, type PublicationTarget } from "../broadcast/handler.ts";
 import type { Broker } from "../broker/broker.ts";
-import { NoBroker } from "../broker/none.ts";
+import { createBroker } from "../broker/factory.ts";
+import * as brokerConfig from "../broker/options.ts";
 import type { Config } from "../config/index.ts";
 import * as listenerConfig from "../http/options.ts";
 import { pathMatcher } from "../http/request.ts";
@@ -68,14 +69,6 @@ export async function composeCable({ config, runtime, logger, embedded }: Compos
   const metrics = new Metrics();
   const hub = new Hub();
   const controller = await buildController(rpc, config, metrics, logger, runtime);
-  const node = new Node({
-    controller,
-    hub,
-    metrics,
-    logger,
-    ...nodeOpts,
-    cancellableCalls: rpc.impl !== "none",
-  });
 
   // The pipeline of one publication: broadcaster -> handler -> broker -> pub/sub -> node -> hub.
   const thisNode: PublicationTarget & PubSubHandler = {
@@ -96,8 +89,28 @@ export async function composeCable({ config, runtime, logger, embedded }: Compos
     streamAdded: (s) => pubsub.subscribe(s),
     streamRemoved: (s) => pubsub.unsubscribe(s),
   });
-  const broker: Broker = new NoBroker(pubsub);
+  const brokerOpts = brokerConfig.fromConfig(config);
+  // The broker's presence changes go to the node, built below (it needs the broker first).
+  const broker: Broker = createBroker(
+    brokerOpts,
+    pubsub,
+    { presenceChanged: (s, e) => node.presenceChanged(s, e) },
+    log,
+  );
   log.info(broker.announce());
+  const node = new Node({
+    controller,
+    hub,
+    metrics,
+    logger,
+    ...nodeOpts,
+    broker,
+    sessionCache: broker.supportsHistory && brokerOpts.sessionsTtlSec > 0,
+    // anycable-go touches them a bit before they would expire: every half TTL
+    sessionsTouchMs: brokerOpts.sessionsTtlSec * 500,
+    presenceTouchMs: brokerOpts.presenceTtlSec * 500,
+    cancellableCalls: rpc.impl !== "none",
+  });
   const clusterHandler = new ForwardingHandler(broker, node);
 
   const routes = new Routes(listener);
@@ -109,8 +122,18 @@ export async function composeCable({ config, runtime, logger, embedded }: Compos
     logger,
   );
 
+  if (broker.supportsHistory && broadcasters.length > 0 && broadcasters.every((b) => b.fanout)) {
+    // anycable-go's docs say so ("enabling a broker has no effect"); it does not tell at startup.
+    log.warn(
+      `broker "${brokerOpts.adapter}" has no effect on the configured broadcasters (${broadcasters.map((b) => b.name).join(", ")}): ` +
+        "they deliver to this node's clients directly, without offsets or history; use http (or redisx) broadcasting",
+    );
+  }
+
   // REST API: on its port's app, or on a listener of its own when api.host differs (as anycable-go).
-  const apiApp = api.enabled ? createApiApp(clusterHandler, api, logger, listener.maxBodyBytes) : undefined;
+  const apiApp = api.enabled
+    ? createApiApp(clusterHandler, broker, api, logger, listener.maxBodyBytes)
+    : undefined;
   if (apiApp) {
     const separate = api.host !== "" && api.host !== listener.host;
     if (separate)
@@ -166,7 +189,7 @@ export async function composeCable({ config, runtime, logger, embedded }: Compos
   services.add(pubsub);
   services.add(broker);
   services.add(listenersService({ runtime, listener, routes, main, embedded, hub, paths: ws.paths, log }));
-  services.add(nodeService(node, controller));
+  services.add(nodeService(node, controller, [{ everyMs: 1000, run: (now) => broker.expire(now) }]));
   for (const b of broadcasters) services.add(b);
   services.add(delayService(appConfig.fromConfig(config).shutdownDelayMs, log));
   return { node, hub, metrics, services, main };

@@ -13,14 +13,32 @@ import type { Service } from "./service.ts";
 
 const TICK_MS = 250;
 
-/** The node: the controller chain starts first, and the one ticker drives pings and slow-client checks. */
-export function nodeService(node: Node, controller: Controller): Service {
+/** Work the one ticker does besides the node's: e.g. the broker's expiry, once a second. */
+export interface TickTask {
+  everyMs: number;
+  run(nowMs: number): void;
+}
+
+/**
+ * The node: the controller chain starts first, and the one ticker drives pings, slow-client
+ * checks and the tasks of other parts (no module, and no connection, has a timer of its own).
+ */
+export function nodeService(node: Node, controller: Controller, tasks: TickTask[] = []): Service {
   let ticker: ReturnType<typeof setInterval> | undefined;
+  const due = tasks.map(() => 0);
   return {
     name: "node",
     async start() {
       await controller.start?.();
-      ticker = setInterval(() => node.tick(Date.now()), TICK_MS);
+      ticker = setInterval(() => {
+        const now = Date.now();
+        node.tick(now);
+        tasks.forEach((task, i) => {
+          if (now < due[i]!) return;
+          due[i] = now + task.everyMs;
+          task.run(now);
+        });
+      }, TICK_MS);
     },
     async shutdown() {
       // Every client gets `server_restart` first; the controller then flushes its disconnect queue.

@@ -13,7 +13,7 @@ export const BROKER_OPTIONS = [
     description: "Broker engine for streams history and sessions (memory, nats); empty disables the broker",
     hidden: false,
     deprecated: null,
-    served: false,
+    served: true,
     choices: ["none", "memory", "nats"],
   },
   {

@@ -1,7 +1,8 @@
 // What a client's commands do to its session: the controller calls for subscribe / unsubscribe /
 // perform, whispers, and applying a controller's answer (streams, state, transmissions, disconnect
 // interest). The node decides when a command runs; this module decides what it does.
-import type { Hub, Publication } from "../hub/hub.ts";
+import type { StreamPublication } from "../broadcast/publication.ts";
+import type { Hub } from "../hub/hub.ts";
 import type { Logger } from "../log/logger.ts";
 import type { Counter } from "../metrics/registry.ts";
 import { type ClientCommand, publicationDataJson, rejectMessage } from "../protocols/actioncable.ts";
@@ -11,10 +12,14 @@ import {
   type ConnectionContext,
   type ConnectResult,
   type Controller,
+  PRESENCE_STREAM_STATE,
   WHISPER_STREAM_STATE,
 } from "./controller.ts";
+import type { History } from "./history.ts";
 import type { DisconnectMode } from "./options.ts";
+import type { Presence } from "./presence.ts";
 import { NO_STATE, type Session } from "./session.ts";
+import type { SessionSnapshot } from "./session_cache.ts";
 import { CloseCode } from "./socket.ts";
 
 export type { DisconnectMode };
@@ -30,8 +35,10 @@ export interface CommandsOptions {
   maxSubscriptions: number;
   /** Counts subscribes rejected for that limit. */
   limitExceeded: Counter;
-  /** The node's broadcast: a whisper is a publication like any other. */
-  broadcast(pub: Publication): void;
+  /** Into the broker, as the application's publications: whispers (transient) reach every node. */
+  publish(pub: StreamPublication): void;
+  history: History;
+  presence: Presence;
   /** The node's close without a protocol `disconnect` frame. */
   close(session: Session, code: number, reason: string): void;
 }
@@ -84,8 +91,22 @@ export class Commands {
     }
     if (session.isClosed || !res) return undefined;
     if (res.status === "error") return `subscribe failed for ${id}: ${res.errorMsg ?? "error"}`;
-    if (res.status === "success") session.subscriptions.add(id);
-    this.applyCommandResult(session, id, res);
+    const confirmed = res.status === "success";
+    if (confirmed) session.subscriptions.add(id);
+    await this.applyCommandResult(session, id, res);
+    if (!confirmed || session.isClosed) return undefined;
+    session.dirty = true;
+    // After confirm_subscription, as anycable-go: first the history asked for, then a presence join.
+    if (cmd.history) {
+      const error = await this.opts.history.run(session, id, cmd.history);
+      if (error)
+        this.opts.logger.warn("couldn't retrieve history", { sid: session.sid, identifier: id, error });
+    }
+    if (cmd.presence && !session.isClosed) {
+      const error = await this.opts.presence.change(session, id, { type: "join", ...cmd.presence });
+      if (error)
+        this.opts.logger.warn("couldn't process presence join", { sid: session.sid, identifier: id, error });
+    }
     return undefined;
   }
 
@@ -100,9 +121,16 @@ export class Commands {
     }
     if (session.isClosed || !res) return undefined;
     if (res.status === "error") return `failed to unsubscribe from ${id}: ${res.errorMsg ?? "error"}`;
-    this.applyCommandResult(session, id, { ...res, stopAllStreams: true });
+    const presenceStream = session.env.istate[id]?.[PRESENCE_STREAM_STATE];
+    await this.applyCommandResult(session, id, { ...res, stopAllStreams: true });
     session.subscriptions.delete(id);
-    if (id in session.env.istate) delete this.ownIstate(session)[id];
+    if (Object.hasOwn(session.env.istate, id)) delete this.ownIstate(session)[id];
+    session.dirty = true;
+    // An explicit unsubscribe leaves the presence set at once (a disconnect lets it expire).
+    if (presenceStream && session.hasPresence) {
+      const error = await this.opts.presence.leaveOnUnsubscribe(session, presenceStream);
+      if (error) this.opts.logger.debug(error, { sid: session.sid, identifier: id });
+    }
     return undefined;
   }
 
@@ -118,8 +146,20 @@ export class Commands {
     }
     if (session.isClosed || !res) return undefined;
     if (res.status === "error") return `perform failed for ${id}: ${res.errorMsg ?? "error"}`;
-    this.applyCommandResult(session, id, res);
+    if (await this.applyCommandResult(session, id, res)) session.dirty = true;
     return undefined;
+  }
+
+  history(session: Session, cmd: ClientCommand): Promise<string | undefined> {
+    return this.opts.history.run(session, cmd.identifier, cmd.history);
+  }
+
+  presenceInfo(session: Session, cmd: ClientCommand): Promise<string | undefined> {
+    return this.opts.presence.info(session, cmd.identifier, cmd.data);
+  }
+
+  presenceCommand(session: Session, cmd: ClientCommand, type: "join" | "leave"): Promise<string | undefined> {
+    return this.opts.presence.command(session, cmd.identifier, type, cmd.presence);
   }
 
   /**
@@ -134,12 +174,42 @@ export class Commands {
     }
     // Same encoding rule as any publication (a JSON null is sent as the string "null", like anycable-go).
     const dataJson = publicationDataJson(JSON.stringify(cmd.data ?? null));
-    this.opts.broadcast({ stream, dataJson, excludeSocket: session.sid });
+    this.opts.publish({ stream, dataJson, excludeSocket: session.sid, transient: true });
   }
 
-  /** Applies a command result in anycable-go's order: streams, state, transmissions, disconnect. */
-  private applyCommandResult(session: Session, identifier: string, res: CommandResult): void {
+  /**
+   * A restored session takes its old state: identifiers, states, subscriptions and their streams
+   * (no controller call, as anycable-go's TryRestoreSession).
+   */
+  restore(session: Session, snapshot: SessionSnapshot): void {
+    session.identifiers = snapshot.ids;
+    if (Object.keys(snapshot.cstate).length > 0) session.env.cstate = { ...snapshot.cstate };
+    if (Object.keys(snapshot.istate).length > 0) session.env.istate = { ...snapshot.istate };
+    session.disconnectable = snapshot.Disconnectable;
+    for (const [identifier, streams] of Object.entries(snapshot.subs)) {
+      session.subscriptions.add(identifier);
+      for (const s of streams)
+        if (session.subscriptions.addStream(identifier, s)) this.hub.subscribe(session, s, identifier);
+    }
+  }
+
+  /**
+   * Applies a command result in anycable-go's order: streams, state, transmissions, presence,
+   * disconnect. Whether streams or states changed (the restorable snapshot is then stale).
+   */
+  private async applyCommandResult(
+    session: Session,
+    identifier: string,
+    res: CommandResult,
+  ): Promise<boolean> {
     const hub = this.hub;
+    const changed = !!(
+      res.stopAllStreams ||
+      res.stoppedStreams?.length ||
+      res.streams?.length ||
+      res.istate ||
+      (res.cstate && Object.keys(res.cstate).length > 0)
+    );
     const subs = session.subscriptions;
     if (res.stopAllStreams) {
       for (const s of subs.takeStreams(identifier)) hub.unsubscribe(session, s, identifier);
@@ -160,7 +230,12 @@ export class Commands {
     if (res.cstate) this.mergeCstate(session, res.cstate);
     for (const t of res.transmissions) session.deliver(t);
     this.markDisconnectable(session, res.disconnectInterest ?? 0);
+    if (res.presence && !session.isClosed) {
+      const error = await this.opts.presence.change(session, identifier, res.presence);
+      if (error) this.opts.logger.warn("failed to process presence", { sid: session.sid, identifier, error });
+    }
     if (res.disconnect) this.opts.close(session, CloseCode.abnormal, "Command Failed");
+    return changed;
   }
 
   /** The one object a command allocates for its controller call. */

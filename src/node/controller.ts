@@ -30,6 +30,14 @@ export const WHISPER_STREAM_STATE = "$w";
 /** istate key naming a subscription's presence stream. */
 export const PRESENCE_STREAM_STATE = "$p";
 
+/** A presence change a backend asks for with a command's answer (anycable-rails' join_presence). */
+export interface PresenceChange {
+  /** "join" or "leave" (anything else is logged and ignored, as anycable-go does). */
+  type: string;
+  id: string;
+  info?: unknown;
+}
+
 export interface CommandResult {
   status: Status;
   transmissions: string[];
@@ -41,6 +49,7 @@ export interface CommandResult {
   istate?: Record<string, string>;
   disconnectInterest?: number;
   errorMsg?: string;
+  presence?: PresenceChange;
 }
 
 /** Who is calling: the connection (for authenticate / disconnect). */

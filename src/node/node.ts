@@ -3,6 +3,7 @@
 // arrival order like anycable-go's read loop. What a command does is in commands.ts; the one
 // ticker drives backpressure.ts and pings.ts, so no connection has a timer of its own.
 
+import type { Broker, PresenceEvent, Presenter } from "../broker/broker.ts";
 import { nanoid } from "../http/request.ts";
 import type { Hub, Publication } from "../hub/hub.ts";
 import { compact, type Logger } from "../log/logger.ts";
@@ -12,15 +13,21 @@ import {
   DisconnectReason,
   disconnectMessage,
   PONG_MESSAGE,
+  replyJson,
 } from "../protocols/actioncable.ts";
 import type { Frame } from "../protocols/encoder.ts";
+import { protocolInfo } from "../protocols/registry.ts";
 import { Backpressure } from "./backpressure.ts";
 import { Commands } from "./commands.ts";
 import type { ConnectResult, Controller } from "./controller.ts";
+import { History } from "./history.ts";
+import { Keepalive } from "./keepalive.ts";
 import { type NodeCounters, nodeMetrics } from "./node_metrics.ts";
 import type { Options } from "./options.ts";
 import { Pings } from "./pings.ts";
+import { Presence, presencePublication } from "./presence.ts";
 import { Session } from "./session.ts";
+import { parseSnapshot, snapshotOf } from "./session_cache.ts";
 import { type ClientSocket, CloseCode, type ConnectionRequest } from "./socket.ts";
 
 export type { DisconnectMode } from "./commands.ts";
@@ -37,6 +44,16 @@ export const COMMAND_SLICE_MS = 5;
 export interface NodeOptions extends Options {
   controller: Controller;
   hub: Hub;
+  /** History, restorable sessions and presence (the pass-through NoBroker when none is configured). */
+  broker: Broker;
+  /**
+   * The broker keeps restorable sessions (a broker is on and --sessions_ttl > 0): extended-protocol
+   * sessions are committed to it and can be restored from it.
+   */
+  sessionCache?: boolean;
+  /** Touch live sessions' snapshots / presence records this often (half their TTLs; 0: never). */
+  sessionsTouchMs?: number;
+  presenceTouchMs?: number;
   metrics: Metrics;
   logger: Logger;
   /**
@@ -48,7 +65,7 @@ export interface NodeOptions extends Options {
   random?: () => number;
 }
 
-export class Node {
+export class Node implements Presenter {
   /**
    * Live sessions by session id. The one per-connection entry the node keeps: it is the registry
    * and also answers "is this sid taken?" (a client-chosen X-Request-ID must not name another
@@ -63,6 +80,8 @@ export class Node {
   private readonly commands: Commands;
   private readonly backpressure: Backpressure;
   private readonly pings: Pings;
+  private readonly keepalives: Keepalive;
+  private readonly broker: Broker;
   /** When the current slice of command work started (performance.now()); -1 when none runs. */
   private sliceStart = -1;
   /** Set once the slice is used up: commands wait on it for the event loop's next turn. */
@@ -76,6 +95,7 @@ export class Node {
       uniqueClients: () => this.byIdentifiers.size,
       streams: () => opts.hub.streamsCount,
     });
+    this.broker = opts.broker;
     this.commands = new Commands({
       controller: opts.controller,
       hub: opts.hub,
@@ -84,7 +104,9 @@ export class Node {
       cancellable: opts.cancellableCalls ?? true,
       maxSubscriptions: opts.maxSubscriptions,
       limitExceeded: this.m.subscriptionsLimitExceeded,
-      broadcast: (pub) => this.broadcast(pub),
+      publish: (pub) => this.broker.handleBroadcast(pub),
+      history: new History(opts.broker),
+      presence: new Presence(opts.broker),
       close: (session, code, reason) => this.closeSocket(session, code, reason),
     });
     this.backpressure = new Backpressure({
@@ -96,7 +118,43 @@ export class Node {
       disconnect: (session, reason, reconnect, code, closeReason) =>
         this.disconnect(session, reason, reconnect, code, closeReason),
     });
-    this.pings = new Pings(opts.nativePings, opts.random ?? Math.random);
+    this.pings = new Pings({
+      nativePings: opts.nativePings,
+      random: opts.random ?? Math.random,
+      pongTimeoutMs: (session) => this.pongTimeoutMs(session),
+      noPong: (session) => {
+        this.log.warn("disconnecting session due to no pongs", { sid: session.sid });
+        this.disconnect(session, DisconnectReason.noPong, true, CloseCode.normal, "No Pong");
+      },
+    });
+    this.keepalives = new Keepalive({
+      broker: opts.broker,
+      sessionsEveryMs: opts.sessionCache ? (opts.sessionsTouchMs ?? 0) : 0,
+      presenceEveryMs: opts.broker.supportsPresence ? (opts.presenceTouchMs ?? 0) : 0,
+      resumable: (session) => this.resumable(session),
+    });
+  }
+
+  /** Extended-protocol sessions are committed to the broker's session cache, when it keeps one. */
+  private resumable(session: Session): boolean {
+    return this.opts.sessionCache === true && protocolInfo(session.request.protocol).extended;
+  }
+
+  /** anycable-go holds extended-protocol sessions to --pong_timeout, and every session with native pings. */
+  private pongTimeoutMs(session: Session): number {
+    const timeout = this.opts.pongTimeoutMs;
+    if (timeout <= 0) return 0;
+    return this.opts.nativePings || protocolInfo(session.request.protocol).extended ? timeout : 0;
+  }
+
+  /** The broker's presence changes (joins, leaves, expiries) go to the stream's subscribers on every node. */
+  presenceChanged(stream: string, event: PresenceEvent): void {
+    this.broker.handleBroadcast(presencePublication(stream, event));
+  }
+
+  /** The client is alive (a command or a native pong): no pong is awaited until the next ping. */
+  keepalive(session: Session): void {
+    session.pongDeadline = 0;
   }
 
   get isShuttingDown(): boolean {
@@ -153,6 +211,7 @@ export class Node {
       return;
     }
     this.m.clientMsg.inc();
+    session.pongDeadline = 0;
     const cmd = decoded.command;
     this.enqueue(session, () => this.handleCommand(session, cmd, frame));
   }
@@ -169,6 +228,13 @@ export class Node {
     for (const [identifier, streams] of session.subscriptions) {
       for (const stream of streams) this.opts.hub.unsubscribe(session, stream, identifier);
     }
+    // The broker's records now count down from the disconnect: the snapshot for --sessions_ttl (a
+    // state changed by a command still running is committed as it stands), presence for --presence_ttl.
+    if (wasConnected && this.resumable(session)) {
+      if (session.dirty) this.commit(session);
+      else this.broker.touchSessions([session.sid]);
+    }
+    if (session.hasPresence) this.broker.touchPresence([session.sid]);
     // Disconnect is not cancelled with the session: it is queued and made after the close.
     if (wasConnected && session.disconnectable) {
       const subs = session.subscriptionIds();
@@ -241,6 +307,7 @@ export class Node {
   tick(now: number): void {
     this.backpressure.tick(now);
     this.pings.tick(this.sessions.values(), now);
+    this.keepalives.tick(this.sessions.values(), now);
   }
 
   /** Disconnects every client with `server_restart` (close 1001), then stops the controller. */
@@ -255,16 +322,85 @@ export class Node {
     await this.opts.controller.shutdown?.();
   }
 
-  /**
-   * Whether a proposed session id is in use. Only live sessions exist today.
-   * HOOK (reliable streams / session cache): once a broker caches restorable sessions under their
-   * sid (anycable-go's CommitSession), a sid naming a cached session must count as taken too, or a
-   * client could overwrite or restore another client's cached state by sending its id as
-   * X-Request-ID. Ask the broker's session cache here (keep the check synchronous, or make
-   * open() await it before registering).
-   */
+  /** Whether a live session has this id (cached ones are checked in authenticate, see freeClientSid). */
   private sidTaken(sid: string): boolean {
     return this.sessions.has(sid);
+  }
+
+  /**
+   * A client-chosen sid (X-Request-ID) that names a session in the broker's cache is replaced, or
+   * the client could overwrite or restore another client's cached state. Asked before anything
+   * else the session does, so the sid it is known by never changes after it is seen.
+   */
+  private async freeClientSid(session: Session): Promise<void> {
+    let cached: string | undefined;
+    try {
+      cached = await this.broker.restoreSession(session.sid);
+    } catch {
+      cached = undefined;
+    }
+    if (cached === undefined || session.isClosed) return;
+    const requestId = session.sid;
+    this.sessions.delete(requestId);
+    do session.request.sid = nanoid();
+    while (this.sidTaken(session.request.sid));
+    this.sessions.set(session.sid, session);
+    this.log.info("X-Request-ID is the id of a cached session, using a fresh session id", {
+      sid: session.sid,
+      request_id: requestId,
+    });
+  }
+
+  /**
+   * Restores the session named by the client's restore sid from the broker (no controller call):
+   * true when it did. An unknown, expired or unreadable snapshot means a normal connect.
+   */
+  private async tryRestore(session: Session, prevSid: string): Promise<boolean> {
+    let text: string | undefined;
+    try {
+      text = await this.broker.restoreSession(prevSid);
+    } catch (err) {
+      this.log.error("failed to fetch session cache", { sid: session.sid, old_sid: prevSid, error: err });
+      return false;
+    }
+    if (text === undefined) {
+      this.log.debug("session not found in cache", { sid: session.sid, old_sid: prevSid });
+      return false;
+    }
+    if (session.isClosed) return false;
+    const snapshot = parseSnapshot(text);
+    if (typeof snapshot === "string") {
+      this.log.error("failed to restore session from cache", {
+        sid: session.sid,
+        old_sid: prevSid,
+        error: snapshot,
+      });
+      return false;
+    }
+    this.commands.restore(session, snapshot);
+    session.state = "connected";
+    this.indexIdentifiers(session);
+    this.pings.schedule(session, Date.now());
+    this.log.debug("session restored", { sid: session.sid, old_sid: prevSid });
+    session.deliver(
+      replyJson({
+        type: "welcome",
+        sid: session.sid,
+        restored: true,
+        restored_ids: session.subscriptionIds(),
+      }),
+    );
+    // committed under its new id once this command is done
+    session.dirty = true;
+    return true;
+  }
+
+  /** Hands the broker the session's current snapshot. */
+  private commit(session: Session): void {
+    session.dirty = false;
+    this.broker.commitSession(session.sid, snapshotOf(session)).catch((err) => {
+      this.log.error("failed to persist session in cache", { sid: session.sid, error: err });
+    });
   }
 
   // --- the command queue
@@ -278,7 +414,12 @@ export class Node {
       } catch (err) {
         this.log.warn("unhandled session error", { sid: session.sid, error: err });
       } finally {
-        if (--session.pending === 0) session.settle();
+        if (--session.pending === 0) {
+          // One snapshot per burst of commands, not one per command (a burst of N subscribes would
+          // otherwise serialise N growing snapshots).
+          if (session.dirty && session.state === "connected" && this.resumable(session)) this.commit(session);
+          session.settle();
+        }
       }
     });
   }
@@ -316,6 +457,12 @@ export class Node {
   };
 
   private async authenticate(session: Session): Promise<void> {
+    if (this.opts.sessionCache && session.request.clientSid) await this.freeClientSid(session);
+    const prevSid = session.request.restoreSid;
+    if (prevSid && this.resumable(session)) {
+      if (await this.tryRestore(session, prevSid)) return;
+      if (session.isClosed) return;
+    }
     let res: ConnectResult | null;
     try {
       res = await this.opts.controller.authenticate(this.commands.connectionContext(session));
@@ -334,6 +481,7 @@ export class Node {
       // indexed before any frame goes out: a send may find the client too slow and close it
       this.indexIdentifiers(session);
       this.pings.schedule(session, Date.now());
+      session.dirty = true;
     } else if (res.status === "failure") {
       this.m.failedAuths.inc();
     }
@@ -362,6 +510,16 @@ export class Node {
           break;
         case "whisper":
           this.commands.whisper(session, cmd);
+          break;
+        case "history":
+          error = await this.commands.history(session, cmd);
+          break;
+        case "presence":
+          error = await this.commands.presenceInfo(session, cmd);
+          break;
+        case "join":
+        case "leave":
+          error = await this.commands.presenceCommand(session, cmd, cmd.command);
           break;
         default:
           error = `unknown command: ${cmd.command}`;

@@ -84,7 +84,7 @@ export const NODE_OPTIONS = [
       "Disconnect clients that do not answer a ping with a pong within this time (seconds; 0 disables the check)",
     hidden: false,
     deprecated: null,
-    served: false,
+    served: true,
   },
   {
     name: "enable_native_pings",
@@ -127,6 +127,8 @@ export interface Options {
   disconnectMode: DisconnectMode;
   /** Subscriptions one session may hold (0 = unlimited); over it a subscribe is rejected. */
   maxSubscriptions: number;
+  /** Extended-protocol (or native-ping) clients must answer a ping within this (0: not checked). */
+  pongTimeoutMs: number;
 }
 
 export function fromConfig(c: Config): Options {
@@ -138,5 +140,6 @@ export function fromConfig(c: Config): Options {
     writeTimeoutMs: c.ws_write_timeout * 1000,
     disconnectMode: c.disconnect_mode as DisconnectMode,
     maxSubscriptions: c.max_subscriptions_per_connection,
+    pongTimeoutMs: c.pong_timeout * 1000,
   };
 }

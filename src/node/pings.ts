@@ -1,32 +1,49 @@
-// Action Cable pings for every session from the node's one ticker (no timer per connection).
+// Action Cable pings for every session from the node's one ticker (no timer per connection), and
+// the pong deadlines of --pong_timeout: once a ping went out, the client has that long to send
+// anything (a `pong`, any command, a native pong frame) or it is disconnected with `no_pong`.
 import { pingMessage, pingTimestamp } from "../protocols/actioncable.ts";
 import type { Encoder, Frame } from "../protocols/encoder.ts";
 import type { Session } from "./session.ts";
+
+export interface PingsOptions {
+  /** Also send a WebSocket-level ping (--enable_native_pings). */
+  nativePings: boolean;
+  /** Pseudo-random source for the first ping's offset. */
+  random: () => number;
+  /** The session's pong timeout in ms, 0 when it is not held to one. */
+  pongTimeoutMs(session: Session): number;
+  /** The session missed its pong deadline. */
+  noPong(session: Session): void;
+}
 
 export class Pings {
   /** This tick's ping frame per encoder (binary sessions only; JSON uses `json` below). */
   private readonly encoded = new Map<Encoder, Frame | undefined>();
 
-  constructor(
-    /** Also send a WebSocket-level ping (--enable_native_pings). */
-    private readonly nativePings: boolean,
-    /** Pseudo-random source for the first ping's offset. */
-    private readonly random: () => number,
-  ) {}
+  constructor(private readonly opts: PingsOptions) {}
 
   /** The session just connected: its first ping is due within 0.5x..1.5x of its interval. */
   schedule(session: Session, now: number): void {
+    if (session.pingIntervalMs <= 0) return;
     // spread so that a reconnect storm does not ping in step for ever after
-    if (session.pingIntervalMs > 0) session.nextPingAt = now + session.pingIntervalMs * (0.5 + this.random());
+    session.nextPingAt = now + session.pingIntervalMs * (0.5 + this.opts.random());
+    // anycable-go: the first answer is due a pong timeout after the first ping
+    const timeout = this.opts.pongTimeoutMs(session);
+    if (timeout > 0) session.pongDeadline = session.nextPingAt + timeout;
   }
 
-  /** Sends every ping that is due. */
+  /** Sends every ping that is due, and disconnects the sessions past their pong deadline. */
   tick(sessions: Iterable<Session>, now: number): void {
     let json = "";
     let precision = "";
     let stamp = -1;
     for (const session of sessions) {
-      if (session.state !== "connected" || session.pingIntervalMs <= 0 || now < session.nextPingAt) continue;
+      if (session.state !== "connected") continue;
+      if (session.pongDeadline > 0 && now >= session.pongDeadline) {
+        this.opts.noPong(session);
+        continue;
+      }
+      if (session.pingIntervalMs <= 0 || now < session.nextPingAt) continue;
       // Pings sent in the same tick with the same precision share one frame per encoding.
       const sessionStamp = pingTimestamp(session.pingPrecision, now);
       if (sessionStamp !== stamp || session.pingPrecision !== precision) {
@@ -43,8 +60,12 @@ export class Pings {
         const frame = this.encoded.get(encoder);
         if (frame !== undefined) session.send(frame);
       }
-      if (this.nativePings) session.socket.ping?.();
+      if (this.opts.nativePings) session.socket.ping?.();
       session.nextPingAt = now + session.pingIntervalMs;
+      if (session.pongDeadline === 0) {
+        const timeout = this.opts.pongTimeoutMs(session);
+        if (timeout > 0) session.pongDeadline = now + timeout;
+      }
     }
     this.encoded.clear();
   }

@@ -45,6 +45,12 @@ export class Session implements HubSubscriber {
   /** When the socket was first seen holding unsent data, 0 when it is drained. */
   backpressuredSince = 0;
   lastBuffered = 0;
+  /** When the client must have sent something (a pong) by, 0 when no answer is awaited (--pong_timeout). */
+  pongDeadline = 0;
+  /** Joined a presence set once: its records are kept alive while it is connected. */
+  hasPresence = false;
+  /** Its restorable state changed since the broker last got a snapshot of it. */
+  dirty = false;
   /** Created on first use by a call, dropped when the queue drains: aborted if the session closes. */
   private closeController: AbortController | undefined;
 
@@ -114,6 +120,13 @@ export class Session implements HubSubscriber {
     }
     const frame = encoder.encodeTransmission(json);
     if (frame === undefined) this.onSend(this, json, UNENCODABLE);
+    else this.onSend(this, frame, this.socket.send(frame));
+  }
+
+  /** A frame this session's encoder produced, or undefined when it could not carry the payload. */
+  sendEncoded(frame: Frame | undefined): void {
+    if (this.state === "closed") return;
+    if (frame === undefined) this.onSend(this, "", UNENCODABLE);
     else this.onSend(this, frame, this.socket.send(frame));
   }
 

@@ -35,4 +35,8 @@ export interface ConnectionRequest {
   pingIntervalSec?: number;
   /** Per-client ping timestamp precision (?ptp=), or undefined. */
   pingPrecision?: string;
+  /** The session to restore (X-ANYCABLE-RESTORE-SID or ?sid=), extended protocol only. */
+  restoreSid?: string;
+  /** `sid` is the client's X-Request-ID: it must not name a cached session either. */
+  clientSid?: boolean;
 }

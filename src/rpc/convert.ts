@@ -15,7 +15,7 @@ import {
   EnvSchema,
   Status,
 } from "../../gen/anycable/rpc_pb.ts";
-import type { CommandResult, ConnectResult, SessionEnv } from "../node/controller.ts";
+import type { CommandResult, ConnectResult, PresenceChange, SessionEnv } from "../node/controller.ts";
 
 /** Command names on the wire (Action Cable's "message" is the perform command). */
 export type CommandName = "subscribe" | "unsubscribe" | "message";
@@ -129,7 +129,20 @@ export function commandResult(res: CommandResponse): CommandResult {
     cstate: nonEmpty(res.env?.cstate),
     istate: nonEmpty(res.env?.istate),
     errorMsg: status === "error" ? new ApplicationError(res.errorMsg).message : undefined,
+    presence: res.presence
+      ? presenceChange(res.presence.type, res.presence.id, res.presence.info)
+      : undefined,
   };
+}
+
+/** The wire's info is JSON text, or a plain string when it does not parse (as anycable-go reads it). */
+function presenceChange(type: string, id: string, info: string): PresenceChange {
+  if (info === "") return { type, id };
+  try {
+    return { type, id, info: JSON.parse(info) };
+  } catch {
+    return { type, id, info };
+  }
 }
 
 /** Only ERROR is a failure of Disconnect. */

@@ -36,6 +36,7 @@ export interface BunWebSocketHandler {
   message(ws: BunSocket, msg: string | Uint8Array): void;
   close(ws: BunSocket, code: number, reason: string): void;
   drain(ws: BunSocket): void;
+  pong(ws: BunSocket): void;
 }
 
 /** One small object per connection; prototype methods instead of per-socket closures. */
@@ -98,6 +99,9 @@ export function mountBun<D>(spec: HandlerSpec<D>): MountedHandler {
     },
     drain(ws) {
       handlers?.drain(ws.data as D);
+    },
+    pong(ws) {
+      handlers?.pong?.(ws.data as D);
     },
   };
   return {

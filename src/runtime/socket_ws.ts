@@ -130,6 +130,7 @@ export class SocketWebSocket<D> implements ClientSocket {
         if (this.state === OPEN) this.socket.write(encodeControl(Opcode.pong, ev.payload));
         return;
       case "pong":
+        if (this.state === OPEN) this.handlers?.pong?.(this.data);
         return;
       case "close":
         if (this.state === OPEN) {

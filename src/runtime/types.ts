@@ -24,6 +24,8 @@ export interface WebSocketHandlers<D> {
   message(data: D, frame: Frame, byteLength: number): void;
   close(data: D, code: number, reason: string): void;
   drain(data: D): void;
+  /** A WebSocket pong frame arrived (runtimes that report them: Bun, the node:http Deno server). */
+  pong?(data: D): void;
 }
 
 /** Everything a runtime needs to answer requests: routes, WebSocket callbacks, limits. */

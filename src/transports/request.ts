@@ -13,7 +13,10 @@ export interface RequestGate {
    * The proposed session id (X-Request-ID, as anycable-go takes it, or a fresh one; the node
    * replaces it when a live session already has it) and the headers proxied to the application.
    */
-  identify(req: Request, remote: string): { sid: string; headers: Record<string, string> };
+  identify(
+    req: Request,
+    remote: string,
+  ): { sid: string; clientSid: boolean; headers: Record<string, string> };
 }
 
 export function requestGate(opts: Options, node: Node): RequestGate {
@@ -36,7 +39,9 @@ export function requestGate(opts: Options, node: Node): RequestGate {
         const token = tokenFromUpgrade(req.headers, jwtHeader);
         if (token) headers[jwtHeader] = token;
       }
-      return { sid: req.headers.get("x-request-id") || nanoid(), headers };
+      const requestId = req.headers.get("x-request-id");
+      if (requestId) return { sid: requestId, clientSid: true, headers };
+      return { sid: nanoid(), clientSid: false, headers };
     },
   };
 }

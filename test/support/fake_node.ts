@@ -1,6 +1,8 @@
 // A Node driven in-process with recording sockets, for unit tests of controllers behind the node.
 import { ForwardingHandler } from "../../src/broadcast/handler.ts";
 import type { RemoteCommand, StreamPublication } from "../../src/broadcast/publication.ts";
+import type { Broker } from "../../src/broker/broker.ts";
+import { NoBroker } from "../../src/broker/none.ts";
 import { Hub } from "../../src/hub/hub.ts";
 import { Logger } from "../../src/log/logger.ts";
 import { Metrics } from "../../src/metrics/registry.ts";
@@ -8,6 +10,23 @@ import type { Controller } from "../../src/node/controller.ts";
 import { type DisconnectMode, Node } from "../../src/node/node.ts";
 import type { Session } from "../../src/node/session.ts";
 import type { ClientSocket } from "../../src/node/socket.ts";
+import { LocalPubSub } from "../../src/pubsub/local.ts";
+
+/**
+ * The pipeline the app builds for one node: broker -> local pub/sub -> this node (whispers and
+ * presence events go through it). `node` is asked for lazily: the broker is built before it.
+ */
+export function nodeBroker(
+  node: () => Node,
+  make: (p: LocalPubSub) => Broker = (p) => new NoBroker(p),
+): Broker {
+  return make(
+    new LocalPubSub({
+      broadcast: (m) => node().broadcast(m),
+      executeCommand: (c) => node().remoteDisconnect(c.identifier, c.reconnect),
+    }),
+  );
+}
 
 export class FakeSocket implements ClientSocket {
   frames: string[] = [];
@@ -35,11 +54,13 @@ export function makeNode(
   metrics: Metrics = new Metrics(),
   logger: Logger = silentLogger,
 ) {
-  const node = new Node({
+  const node: Node = new Node({
     controller,
     hub: new Hub(),
+    broker: nodeBroker(() => node),
     metrics,
     logger,
+    pongTimeoutMs: 0,
     pingIntervalMs: 0,
     pingPrecision: "s",
     nativePings: false,

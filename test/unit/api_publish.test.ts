@@ -23,7 +23,7 @@ async function setup(api = API) {
     c.socket.frames.length = 0;
     clients.push(c);
   }
-  const app = createApiApp(localHandler(node), api, silentLogger);
+  const app = createApiApp(localHandler(node), node["broker"], api, silentLogger);
   const call = (init: RequestInit & { auth?: string }, path = "/api/publish") => {
     const headers = new Headers(init.headers);
     if (init.auth !== undefined) headers.set("authorization", init.auth);

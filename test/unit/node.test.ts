@@ -17,6 +17,7 @@ import { ChannelRouter } from "../../src/node/router.ts";
 import { NO_STATE } from "../../src/node/session.ts";
 import type { ClientSocket } from "../../src/node/socket.ts";
 import { StreamsController } from "../../src/streams/controller.ts";
+import { nodeBroker } from "../support/fake_node.ts";
 import { waitFor } from "../support/wait.ts";
 
 class FakeSocket implements ClientSocket {
@@ -52,11 +53,13 @@ function makeNode(over: Partial<NodeOptions> = {}) {
   const hub = new Hub();
   const router = new ChannelRouter(new NullController());
   router.route("$pubsub", new StreamsController({ publicStreams: true }));
-  const node = new Node({
+  const node: Node = new Node({
     controller: new PublicIdentityController(router),
     hub,
+    broker: nodeBroker(() => node),
     metrics,
     logger: silent,
+    pongTimeoutMs: 0,
     pingIntervalMs: 3000,
     pingPrecision: "s",
     nativePings: false,

@@ -107,6 +107,22 @@ describe("RPC responses to session results", () => {
     );
   });
 
+  it("Command results carry a presence change, its info parsed from JSON (or kept as text)", () => {
+    const presence = (info: string) =>
+      commandResult(
+        create(CommandResponseSchema, { status: Status.SUCCESS, presence: { type: "join", id: "u1", info } }),
+      ).presence;
+    assert.deepEqual(presence('{"name":"Ann"}'), { type: "join", id: "u1", info: { name: "Ann" } });
+    assert.deepEqual(presence("plain words"), { type: "join", id: "u1", info: "plain words" });
+    assert.deepEqual(presence(""), { type: "join", id: "u1" });
+    assert.deepEqual(
+      commandResult(
+        create(CommandResponseSchema, { status: Status.SUCCESS, presence: { type: "leave", id: "u1" } }),
+      ).presence,
+      { type: "leave", id: "u1" },
+    );
+  });
+
   it("Command results carry streams, stops, state, disconnect and transmissions", () => {
     const res = commandResult(
       create(CommandResponseSchema, {
@@ -129,6 +145,7 @@ describe("RPC responses to session results", () => {
       cstate: { c: "1" },
       istate: { i: "2" },
       errorMsg: undefined,
+      presence: undefined,
     });
     const failed = commandResult(create(CommandResponseSchema, { status: Status.FAILURE }));
     assert.equal(failed.status, "failure");

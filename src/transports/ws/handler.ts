@@ -9,6 +9,9 @@ import type { Upgrade, WebSocketHandlers } from "../../runtime/types.ts";
 import { VERSION_STRING } from "../../version.ts";
 import type { RequestGate } from "../request.ts";
 
+/** Longer restore ids are ignored: no session id we hand out comes close. */
+const MAX_SID_LENGTH = 256;
+
 export interface SocketContext {
   request: ConnectionRequest;
   session?: Session;
@@ -33,7 +36,7 @@ export function wsUpgradeHandler(
       else log.warn("invalid ping interval value, must be integer", { val: pi });
     }
     const ptp = url.searchParams.get("ptp");
-    const { sid, headers } = gate.identify(req, remote);
+    const { sid, clientSid, headers } = gate.identify(req, remote);
     const request: ConnectionRequest = {
       sid,
       url: req.url,
@@ -42,6 +45,10 @@ export function wsUpgradeHandler(
       pingIntervalSec,
       pingPrecision: ptp ? ptp : undefined,
     };
+    if (clientSid) request.clientSid = true;
+    // anycable-go: the header first, then the query parameter.
+    const restoreSid = req.headers.get("x-anycable-restore-sid") || url.searchParams.get("sid");
+    if (restoreSid && restoreSid.length <= MAX_SID_LENGTH) request.restoreSid = restoreSid;
     return {
       kind: "upgrade",
       data: { request },
@@ -64,6 +71,9 @@ export function wsCallbacks(node: Node): WebSocketHandlers<SocketContext> {
     },
     drain(ctx) {
       if (ctx.session) node.drained(ctx.session);
+    },
+    pong(ctx) {
+      if (ctx.session) node.keepalive(ctx.session);
     },
   };
 }
