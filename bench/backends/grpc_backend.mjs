@@ -1,6 +1,7 @@
 // A fast AnyCable RPC application over gRPC for benchmarks (Node + @grpc/grpc-js, no recording):
-// Connect accepts everyone with a welcome, subscribe confirms BenchChannel, perform "echo" answers
-// with a transmission carrying the request's payload back. Prints its port.
+// Connect accepts everyone with a welcome, subscribe confirms BenchChannel (streaming from its
+// `stream` parameter when it has one), perform "echo" answers with a transmission carrying the
+// request's payload back. Prints its port.
 //   node bench/backends/grpc_backend.mjs
 import { fileURLToPath } from "node:url";
 import grpc from "@grpc/grpc-js";
@@ -13,14 +14,19 @@ const SUCCESS = 1;
 
 const server = new grpc.Server();
 server.addService(pkg.RPC.service, {
-  Connect(_call, cb) {
-    cb(null, { status: SUCCESS, identifiers: '{"user":"bench"}', transmissions: ['{"type":"welcome"}'] });
+  Connect(call, cb) {
+    // anycable-rb's welcome carries the session id the server sent as metadata (for restores)
+    const sid = String(call.metadata.get("sid")[0] ?? "");
+    const welcome = JSON.stringify({ type: "welcome", sid });
+    cb(null, { status: SUCCESS, identifiers: '{"user":"bench"}', transmissions: [welcome] });
   },
   Command(call, cb) {
     const req = call.request;
     if (req.command === "subscribe") {
+      const { stream } = JSON.parse(req.identifier);
       cb(null, {
         status: SUCCESS,
+        streams: stream ? [stream] : [],
         transmissions: [JSON.stringify({ type: "confirm_subscription", identifier: req.identifier })],
       });
       return;

@@ -2,6 +2,7 @@
 // key, with anycable-go's statuses (200 / 401 / 404 / 422 / 501 / 400).
 import { secureEquals } from "../broadcast/http.ts";
 import { type Broker, isBrokerError } from "../broker/broker.ts";
+import { presenceInfoJson } from "../broker/presence_json.ts";
 import type { Logger } from "../log/logger.ts";
 
 /** `/presence/<stream>/users` at the end of the path; the stream is one URL-encoded segment. */
@@ -39,7 +40,7 @@ export function createPresenceHandler(
       log.debug("failed to get presence info", { stream, error: info.error });
       return new Response(null, { status: 400 });
     }
-    return new Response(JSON.stringify(info), {
+    return new Response(presenceInfoJson(info), {
       status: 200,
       headers: { "content-type": "application/json" },
     });

@@ -3,43 +3,15 @@
 // or the backend); records are the broker's, keyed by session id and presence id.
 
 import type { StreamPublication } from "../broadcast/publication.ts";
-import {
-  type Broker,
-  isBrokerError,
-  type PresenceEvent,
-  type PresenceInfo,
-  type PresenceRecord,
-} from "../broker/broker.ts";
+import { type Broker, isBrokerError, type PresenceEvent } from "../broker/broker.ts";
+import { presenceEventJson, presenceInfoJson } from "../broker/presence_json.ts";
 import type { PresenceEvent as ClientPresence } from "../protocols/encoder.ts";
 import { PRESENCE_STREAM_STATE, type PresenceChange } from "./controller.ts";
 import type { Session } from "./session.ts";
 
-/** `"info":…,` or nothing: Go's omitempty drops a missing info. */
-function infoPart(info: unknown): string {
-  return info === undefined || info === null ? "" : `"info":${JSON.stringify(info)},`;
-}
-
-/** The JSON of a presence event in anycable-go's field order (type, info, id). */
-export function presenceEventJson(event: PresenceEvent): string {
-  return `{"type":${JSON.stringify(event.type)},${infoPart(event.info)}"id":${JSON.stringify(event.id)}}`;
-}
-
-function recordJson(r: PresenceRecord): string {
-  return `{${infoPart(r.info)}"id":${JSON.stringify(r.id)}}`;
-}
-
 /** The publication that tells a stream's subscribers about a change: delivered, never kept in history. */
 export function presencePublication(stream: string, event: PresenceEvent): StreamPublication {
   return { stream, dataJson: presenceEventJson(event), broadcastType: "presence", transient: true };
-}
-
-function infoJson(info: PresenceInfo | undefined): string {
-  if (!info) return `{"type":"error","total":0}`;
-  let records = "";
-  if (info.records && info.records.length > 0) {
-    records = `,"records":[${info.records.map(recordJson).join(",")}]`;
-  }
-  return `{"type":"info","total":${info.total}${records}}`;
 }
 
 export class Presence {
@@ -58,7 +30,7 @@ export class Presence {
     if (session.isClosed) return undefined;
     const failed = isBrokerError(res);
     session.deliver(
-      `{"type":"presence","identifier":${JSON.stringify(identifier)},"message":${infoJson(failed ? undefined : res)}}`,
+      `{"type":"presence","identifier":${JSON.stringify(identifier)},"message":${presenceInfoJson(failed ? undefined : res)}}`,
     );
     return failed ? `failed to get presence info: ${res.error}` : undefined;
   }

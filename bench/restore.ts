@@ -1,0 +1,196 @@
+// The restore scenario (issue 11): N extended-protocol clients subscribed through gRPC RPC are
+// dropped at once while M messages per stream are published, then reconnect with their session
+// ids. Reports the time until every client has every missed message (p50 / p99 / all), the RPC
+// calls the restores made (must be 0), RSS, beside a cold connect + subscribe of the same clients
+// in the same run; and memory per idle connection with and without --broker=memory.
+//   bun bench/restore.ts [--target ts-bun|ts-deno] [--clients 2000] [--streams 10] [--missed 10]
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { memoryOf, percentile } from "./lib/proc.ts";
+import { freePort } from "./lib/targets.ts";
+
+const ROOT = join(import.meta.dir, "..");
+const BIN = join(ROOT, "node_modules", ".bin");
+const { values } = parseArgs({
+  options: {
+    target: { type: "string", default: "ts-bun" },
+    clients: { type: "string", default: "2000" },
+    streams: { type: "string", default: "10" },
+    missed: { type: "string", default: "10" },
+    out: { type: "string", default: join(ROOT, "bench", "results") },
+  },
+});
+const target = values.target!;
+const clients = Number(values.clients);
+const streams = Number(values.streams);
+const missed = Number(values.missed);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A child printing JSON lines; next(type) waits for the next line of that type. */
+function child(cmd: string, args: string[]) {
+  const proc = spawn(cmd, args, { stdio: ["pipe", "pipe", "inherit"] });
+  const lines: Array<Record<string, unknown>> = [];
+  let buf = "";
+  proc.stdout!.on("data", (d) => {
+    buf += d.toString();
+    for (let nl = buf.indexOf("\n"); nl >= 0; nl = buf.indexOf("\n")) {
+      lines.push(JSON.parse(buf.slice(0, nl)));
+      buf = buf.slice(nl + 1);
+    }
+  });
+  return {
+    proc,
+    send: (line: string) => proc.stdin!.write(`${line}\n`),
+    async next(type?: string, timeoutMs = 300_000): Promise<Record<string, unknown>> {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const i = lines.findIndex((l) => type === undefined || l.type === type);
+        if (i >= 0) return lines.splice(i, 1)[0]!;
+        if (Date.now() > deadline) throw new Error(`timed out waiting for ${type}`);
+        await sleep(10);
+      }
+    },
+  };
+}
+
+async function startServer(port: number, rpcPort: number, broker: boolean): Promise<ChildProcess> {
+  const args = [
+    `--port=${port}`,
+    "--host=127.0.0.1",
+    `--rpc_host=127.0.0.1:${rpcPort}`,
+    "--broadcast_adapter=http",
+    `--http_broadcast_port=${port}`,
+    "--metrics_http=/metrics",
+    "--log_level=error",
+    ...(broker ? ["--broker=memory"] : []),
+  ];
+  const main = join(ROOT, "src", "main.ts");
+  const [cmd, base] =
+    target === "ts-deno" ? [join(BIN, "deno"), ["run", "-A", main]] : [join(BIN, "bun"), [main]];
+  const proc = spawn(cmd, [...base, ...args], { stdio: ["ignore", "ignore", "inherit"] });
+  for (let i = 0; i < 300; i++) {
+    try {
+      if ((await fetch(`http://127.0.0.1:${port}/health`)).ok) return proc;
+    } catch {}
+    await sleep(50);
+  }
+  proc.kill("SIGKILL");
+  throw new Error(`${target} did not start`);
+}
+
+async function rpcCalls(port: number): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  let n = 0;
+  for (const m of text.matchAll(/^anycable_go_rpc_call_total(?:\{[^}]*\})? (\d+)$/gm)) n += Number(m[1]);
+  return n;
+}
+
+async function publishRound(port: number, tag: string): Promise<void> {
+  const batch = Array.from({ length: streams }, (_, s) => ({
+    stream: `restore-${s}`,
+    data: JSON.stringify({ tag }),
+  }));
+  const res = await fetch(`http://127.0.0.1:${port}/_broadcast`, {
+    method: "POST",
+    body: JSON.stringify(batch),
+  });
+  if (res.status !== 201) throw new Error(`broadcast: ${res.status}`);
+}
+
+const backend = child("node", [join(ROOT, "bench", "backends", "grpc_backend.mjs")]);
+const rpcPort = Number((await backend.next()).port);
+
+/** Idle memory: RSS of the server after `clients` subscribed extended-protocol clients, per client. */
+async function idlePerClient(broker: boolean): Promise<{ bytesPerClient: number; base: number }> {
+  const port = await freePort();
+  const server = await startServer(port, rpcPort, broker);
+  await sleep(1000);
+  const base = memoryOf(server.pid!).rss;
+  const load = child(join(BIN, "bun"), [
+    join(ROOT, "bench", "restore_client.ts"),
+    `--url=ws://127.0.0.1:${port}/cable`,
+    `--count=${clients}`,
+    `--streams=${streams}`,
+  ]);
+  await load.next("ready");
+  load.send("connect");
+  await load.next("connected");
+  await sleep(2000);
+  const rss = memoryOf(server.pid!).rss;
+  load.send("close");
+  await sleep(300);
+  server.kill("SIGKILL");
+  return { bytesPerClient: (rss - base) / clients, base };
+}
+
+const port = await freePort();
+const server = await startServer(port, rpcPort, true);
+const load = child(join(BIN, "bun"), [
+  join(ROOT, "bench", "restore_client.ts"),
+  `--url=ws://127.0.0.1:${port}/cable`,
+  `--count=${clients}`,
+  `--streams=${streams}`,
+]);
+await load.next("ready");
+
+load.send("connect");
+const cold = await load.next("connected");
+const callsCold = await rpcCalls(port);
+// one message per stream so every client knows its position
+await publishRound(port, "warm");
+for (let i = 0; i < 100; i++) {
+  load.send("positions");
+  const p = await load.next("positions");
+  if (Number(p.known) >= clients) break;
+  await sleep(50);
+}
+load.send("drop");
+await load.next("dropped");
+for (let m = 0; m < missed; m++) await publishRound(port, `missed-${m}`);
+const callsBefore = await rpcCalls(port);
+load.send(`restore ${missed}`);
+const restored = await load.next("restored");
+const callsRestore = (await rpcCalls(port)) - callsBefore;
+const rssAfter = memoryOf(server.pid!).rss;
+load.send("close");
+await sleep(300);
+server.kill("SIGKILL");
+
+const withoutBroker = await idlePerClient(false);
+const withBroker = await idlePerClient(true);
+backend.proc.kill("SIGKILL");
+
+const times = (restored.times as number[]).sort((a, b) => a - b);
+const result = {
+  date: new Date().toISOString(),
+  target,
+  clients,
+  streams,
+  missedPerStream: missed,
+  coldConnectMs: Math.round(Number(cold.ms)),
+  coldRpcCalls: callsCold,
+  restored: restored.restored,
+  caughtUp: restored.caughtUp,
+  catchUpMs: {
+    p50: Math.round(percentile(times, 50)),
+    p99: Math.round(percentile(times, 99)),
+    all: Math.round(Number(restored.ms)),
+  },
+  catchUpToCold: Number((Number(restored.ms) / Number(cold.ms)).toFixed(2)),
+  restoreRpcCalls: callsRestore,
+  rssAfterRestoreMiB: Number((rssAfter / 2 ** 20).toFixed(1)),
+  idleBytesPerClient: {
+    noBroker: Math.round(withoutBroker.bytesPerClient),
+    memoryBroker: Math.round(withBroker.bytesPerClient),
+  },
+  idleMemoryRatio: Number((withBroker.bytesPerClient / withoutBroker.bytesPerClient).toFixed(2)),
+};
+console.log(JSON.stringify(result, null, 2));
+mkdirSync(values.out!, { recursive: true });
+writeFileSync(
+  join(values.out!, `restore-${target}-${result.date.replace(/[:.]/g, "-").slice(0, 19)}.json`),
+  `${JSON.stringify(result, null, 2)}\n`,
+);
+process.exit(0);
