@@ -1,6 +1,7 @@
 // Starting a benchmark target (raw Bun baseline, anycable-ts under Bun or Deno) on a free port,
 // inside bench/lib/gc_host.ts so the coordinator can force a collection before reading memory.
 import { type ChildProcess, spawn } from "node:child_process";
+import { openSync } from "node:fs";
 import { join } from "node:path";
 
 const ROOT = join(import.meta.dir, "..", "..");
@@ -55,9 +56,13 @@ export async function startTarget(
   extraArgs: string[] = [],
 ): Promise<{ proc: ChildProcess; port: number }> {
   const port = await freePort();
-  const [cmd, args, module] = serverCommand(target, port, extraArgs);
+  // For looking into a run: BENCH_SERVER_ARGS adds server flags (e.g. --log_level=debug),
+  // BENCH_SERVER_LOG keeps the server's log in a file.
+  const envArgs = process.env.BENCH_SERVER_ARGS?.split(" ").filter(Boolean) ?? [];
+  const [cmd, args, module] = serverCommand(target, port, [...extraArgs, ...envArgs]);
+  const log = process.env.BENCH_SERVER_LOG;
   const proc = spawn(cmd, args, {
-    stdio: ["ignore", "ignore", "inherit"],
+    stdio: ["ignore", log ? openSync(log, "a") : "ignore", "inherit"],
     env: { ...process.env, BENCH_SERVER_MODULE: module },
   });
   for (let i = 0; i < 200; i++) {

@@ -40,6 +40,16 @@ export type { DisconnectMode } from "./commands.ts";
  */
 export const COMMAND_SLICE_MS = 5;
 
+/**
+ * Commands queued on one session before the node stops reading from its connection, and the
+ * level it resumes at. A client cannot make the node hold more than this much of its input, as
+ * anycable-go's read loop (blocked on the command it works on) holds one frame.
+ */
+export const READ_PAUSE_AT = 256;
+export const READ_RESUME_AT = 32;
+/** Where the runtime cannot pause reading: a session this far behind is closed (1008). */
+export const MAX_QUEUED_COMMANDS = 16_384;
+
 /** The configured tuning (node/options.ts) and the parts the node works with. */
 export interface NodeOptions extends Options {
   controller: Controller;
@@ -214,6 +224,21 @@ export class Node implements Presenter {
     session.pongDeadline = 0;
     const cmd = decoded.command;
     this.enqueue(session, () => this.handleCommand(session, cmd, frame));
+    if (session.pending >= READ_PAUSE_AT && !session.readPaused) this.throttle(session);
+  }
+
+  /** The client sends faster than its commands are worked through: stop reading from it for now. */
+  private throttle(session: Session): void {
+    const socket = session.socket;
+    if (socket.pauseReading) {
+      session.readPaused = true;
+      socket.pauseReading();
+      this.log.debug("pausing reads: too many queued commands", { sid: session.sid, queued: session.pending });
+    } else if (session.pending >= MAX_QUEUED_COMMANDS && !session.closing) {
+      this.log.warn("closing connection: too many queued commands", { sid: session.sid, queued: session.pending });
+      session.closing = true;
+      this.closeSocket(session, CloseCode.policyViolation, "Too many queued commands");
+    }
   }
 
   /** The socket is gone (client closed, network error, or we closed it). */
@@ -414,6 +439,10 @@ export class Node implements Presenter {
       } catch (err) {
         this.log.warn("unhandled session error", { sid: session.sid, error: err });
       } finally {
+        if (session.readPaused && session.pending <= READ_RESUME_AT) {
+          session.readPaused = false;
+          if (session.state !== "closed") session.socket.resumeReading?.();
+        }
         if (--session.pending === 0) {
           // One snapshot per burst of commands, not one per command (a burst of N subscribes would
           // otherwise serialise N growing snapshots).

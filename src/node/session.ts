@@ -51,6 +51,8 @@ export class Session implements HubSubscriber {
   hasPresence = false;
   /** Its restorable state changed since the broker last got a snapshot of it. */
   dirty = false;
+  /** Reading from the connection is paused until its queued commands are worked through. */
+  readPaused = false;
   /** Created on first use by a call, dropped when the queue drains: aborted if the session closes. */
   private closeController: AbortController | undefined;
 

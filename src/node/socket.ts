@@ -5,6 +5,7 @@ export const CloseCode = {
   normal: 1000,
   goingAway: 1001,
   abnormal: 1006,
+  policyViolation: 1008,
   messageTooBig: 1009,
   internalError: 1011,
 } as const;
@@ -20,6 +21,13 @@ export interface ClientSocket {
   ping?(): void;
   joinTopic?(topic: string): void;
   leaveTopic?(topic: string): void;
+  /**
+   * Stops / restarts reading from the connection, so a client sending faster than its commands
+   * are worked through feels TCP backpressure (as anycable-go's blocking read loop gives it).
+   * Absent where the runtime cannot pause a WebSocket (an application's own Deno.serve).
+   */
+  pauseReading?(): void;
+  resumeReading?(): void;
 }
 
 /** The request a connection was opened with, reduced to what sessions and controllers use. */

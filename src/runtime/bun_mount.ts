@@ -15,6 +15,9 @@ interface BunSocket {
   ping(): unknown;
   subscribe(topic: string): void;
   unsubscribe(topic: string): void;
+  /** Bun 1.4+. */
+  pause?(): void;
+  resume?(): void;
 }
 
 /** The members of Bun's Server we use. */
@@ -59,6 +62,12 @@ class BunClientSocket implements ClientSocket {
   }
   leaveTopic(topic: string): void {
     this.ws.unsubscribe(topic);
+  }
+  pauseReading(): void {
+    this.ws.pause?.();
+  }
+  resumeReading(): void {
+    this.ws.resume?.();
   }
 }
 

@@ -98,6 +98,14 @@ export class SocketWebSocket<D> implements ClientSocket {
     if (this.state === OPEN) this.socket.write(encodeControl(Opcode.ping));
   }
 
+  pauseReading(): void {
+    this.socket.pause();
+  }
+
+  resumeReading(): void {
+    this.socket.resume();
+  }
+
   /** Cuts the connection at once, unsent data included. */
   destroy(): void {
     this.socket.destroy();

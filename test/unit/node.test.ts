@@ -11,7 +11,13 @@ import type {
   Controller,
   SessionEnv,
 } from "../../src/node/controller.ts";
-import { Node, type NodeOptions } from "../../src/node/node.ts";
+import {
+  MAX_QUEUED_COMMANDS,
+  Node,
+  type NodeOptions,
+  READ_PAUSE_AT,
+  READ_RESUME_AT,
+} from "../../src/node/node.ts";
 import { NullController } from "../../src/node/null_controller.ts";
 import { ChannelRouter } from "../../src/node/router.ts";
 import { NO_STATE } from "../../src/node/session.ts";
@@ -28,6 +34,16 @@ class FakeSocket implements ClientSocket {
   topics = new Set<string>();
   /** The runtime refuses frames (its own backlog limit). */
   refuse = false;
+  /** Reading paused by the node (runtimes that can: Bun, the node:http Deno server). */
+  paused = false;
+  pauses = 0;
+  pauseReading(): void {
+    this.paused = true;
+    this.pauses++;
+  }
+  resumeReading(): void {
+    this.paused = false;
+  }
   send(frame: string): number {
     if (this.refuse) return 0;
     this.frames.push(frame);
@@ -532,6 +548,31 @@ describe("Node: one session's command burst", () => {
     // closing unsubscribes everything from the hub
     node.closed(a.session);
     assert.equal(hub.streamsCount, 1);
+  });
+
+  it("stops reading from a client whose queued commands pile up, and reads again once they are worked off", async () => {
+    const { node } = makeNode();
+    const a = await connected(node, "a");
+    for (let i = 0; i < READ_PAUSE_AT - 1; i++) node.message(a.session, subscribeTo(`p${i}`), 1);
+    assert.equal(a.socket.paused, false, "below the mark");
+    node.message(a.session, subscribeTo("one-more"), 1);
+    assert.equal(a.socket.paused, true, `paused at ${READ_PAUSE_AT} queued commands`);
+    await waitFor(() => !a.socket.paused, "reading again");
+    assert.ok(a.session.pending <= READ_RESUME_AT, `resumed at ${a.session.pending} queued`);
+    await waitFor(() => a.session.pending === 0, "the burst done");
+    assert.equal(a.session.subscriptions.size, READ_PAUSE_AT, "nothing read was dropped");
+    assert.equal(a.socket.pauses, 1);
+    assert.equal(a.socket.closed, undefined);
+  });
+
+  it("closes a client with 1008 whose queue passes the cap where reading cannot pause", async () => {
+    const { node } = makeNode();
+    const a = await connected(node, "a");
+    // an application's own Deno.serve: its WebSockets cannot pause
+    Object.assign(a.socket, { pauseReading: undefined, resumeReading: undefined });
+    for (let i = 0; i < MAX_QUEUED_COMMANDS; i++) node.message(a.session, subscribeTo(`c${i}`), 1);
+    assert.deepEqual(a.socket.closed, { code: 1008, reason: "Too many queued commands" });
+    assert.equal(node.sessions.has("a"), false);
   });
 });
 
