@@ -198,10 +198,20 @@ clearInterval(heavyPublisher);
 for (const w of workers) w.send("close");
 server.kill("SIGTERM");
 
+// RSS swings by a quarter with each major collection (V8 under Deno most), so one sample against
+// another measures the collector, not a trend: compare the mean (and the floor, the post-collection
+// minimum) of minutes 5-10 with those of the last five minutes.
+const window = (from: number, to: number) => samples.filter((s) => s.t >= from && s.t < to).map((s) => s.rssMiB);
+const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+const endT = samples[samples.length - 1]!.t;
+const early = window(300, 600);
+const late = window(Math.max(600, endT - 300), endT + 1);
 const at5 = samples.find((s) => s.t >= 300) ?? samples[0]!;
 const last = samples[samples.length - 1]!;
 const verdict = {
-  rssGrowthAfter5MinPct: ((last.rssMiB - at5.rssMiB) / at5.rssMiB) * 100,
+  rssMeanGrowthPct: ((mean(late) - mean(early)) / mean(early)) * 100,
+  rssFloorGrowthPct: ((Math.min(...late) - Math.min(...early)) / Math.min(...early)) * 100,
+  rssMeanMiB: { minutes5to10: mean(early), last5: mean(late) },
   fdGrowthAfter5Min: last.fds - at5.fds,
   gaps: last.gaps,
   slowReadersDropped: last.slowDropped,

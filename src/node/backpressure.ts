@@ -12,7 +12,7 @@ import { DisconnectReason } from "../protocols/actioncable.ts";
 import type { Frame } from "../protocols/encoder.ts";
 import type { NodeCounters } from "./node_metrics.ts";
 import { type Session, UNENCODABLE } from "./session.ts";
-import { CloseCode } from "./socket.ts";
+import { CloseCode, SOCKET_CLOSING } from "./socket.ts";
 
 export interface BackpressureOptions {
   hub: Hub;
@@ -42,6 +42,7 @@ export class Backpressure {
   /** Every session's send hook (shared, so no closure per session): counts and watches each frame. */
   readonly onSend = (session: Session, frame: Frame, result: number): void => {
     const m = this.m;
+    if (result === SOCKET_CLOSING) return;
     if (result === UNENCODABLE) {
       m.failedServerMsg.inc();
       return;

@@ -233,9 +233,15 @@ export class Node implements Presenter {
     if (socket.pauseReading) {
       session.readPaused = true;
       socket.pauseReading();
-      this.log.debug("pausing reads: too many queued commands", { sid: session.sid, queued: session.pending });
+      this.log.debug("pausing reads: too many queued commands", {
+        sid: session.sid,
+        queued: session.pending,
+      });
     } else if (session.pending >= MAX_QUEUED_COMMANDS && !session.closing) {
-      this.log.warn("closing connection: too many queued commands", { sid: session.sid, queued: session.pending });
+      this.log.warn("closing connection: too many queued commands", {
+        sid: session.sid,
+        queued: session.pending,
+      });
       session.closing = true;
       this.closeSocket(session, CloseCode.policyViolation, "Too many queued commands");
     }

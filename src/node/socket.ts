@@ -10,9 +10,18 @@ export const CloseCode = {
   internalError: 1011,
 } as const;
 
+/**
+ * A send result: the socket is closing (the client's close frame arrived, the node will hear of the
+ * close next). Nothing was sent, and it says nothing about the client's speed.
+ */
+export const SOCKET_CLOSING = -3;
+
 /** What the node needs from a runtime's WebSocket; implemented in src/runtime/. */
 export interface ClientSocket {
-  /** Sends a frame (text for a string, binary for bytes). Returns -1 when it was queued behind unsent data, 0 when dropped. */
+  /**
+   * Sends a frame (text for a string, binary for bytes). Returns the bytes written, -1 when it was
+   * queued behind unsent data, 0 when the runtime dropped it (its backlog limit), SOCKET_CLOSING.
+   */
   send(frame: Frame): number;
   /** Bytes accepted by the runtime but not yet written to the network. */
   bufferedAmount(): number;

@@ -2,7 +2,7 @@
 // (deno_http.ts); mount() is for an application's own Deno.serve, with Deno.upgradeWebSocket. The
 // selected sub-protocol is set on the response by hand, because Deno's own `protocol` option only
 // splits offers on ", ".
-import type { ClientSocket } from "../node/socket.ts";
+import { type ClientSocket, SOCKET_CLOSING } from "../node/socket.ts";
 import type { Frame } from "../protocols/encoder.ts";
 import { serveNodeHttp } from "./deno_http.ts";
 import { type HandlerSpec, type MountedHandler, RUNTIME_BACKLOG_LIMIT, type Runtime } from "./types.ts";
@@ -12,7 +12,7 @@ const encoder = new TextEncoder();
 function wrap(socket: WebSocket): ClientSocket {
   return {
     send(frame) {
-      if (socket.readyState !== WebSocket.OPEN) return 0;
+      if (socket.readyState !== WebSocket.OPEN) return SOCKET_CLOSING;
       // Deno buffers without bound and never refuses: refuse past the runtimes' common limit.
       if (socket.bufferedAmount > RUNTIME_BACKLOG_LIMIT) return 0;
       socket.send(frame);

@@ -2,7 +2,7 @@
 // ws_frames.ts, writes straight into the socket, whose own buffer is the backlog the node watches.
 import type { Buffer } from "node:buffer";
 import type { Socket } from "node:net";
-import type { ClientSocket } from "../node/socket.ts";
+import { type ClientSocket, SOCKET_CLOSING } from "../node/socket.ts";
 import type { Frame } from "../protocols/encoder.ts";
 import { RUNTIME_BACKLOG_LIMIT, type WebSocketHandlers } from "./types.ts";
 import {
@@ -32,6 +32,8 @@ export class SocketWebSocket<D> implements ClientSocket {
   private state = OPEN;
   private code: number = WsClose.abnormal;
   private reason = "";
+  /** The handlers were told of the close (at the close frame, or when the connection went). */
+  private closeNotified = false;
   private readonly parser: FrameParser;
   private readonly events: WsEvent[] = [];
 
@@ -66,7 +68,7 @@ export class SocketWebSocket<D> implements ClientSocket {
   }
 
   send(frame: Frame): number {
-    if (this.state !== OPEN) return 0;
+    if (this.state !== OPEN) return SOCKET_CLOSING;
     const before = this.socket.writableLength;
     // the same bound as Bun's backpressureLimit: refused, the node lets the client go
     if (before > RUNTIME_BACKLOG_LIMIT) return 0;
@@ -149,6 +151,9 @@ export class SocketWebSocket<D> implements ClientSocket {
           this.hooks.closing(this);
           this.socket.write(encodeClose(ev.code === WsClose.noStatus ? WsClose.noStatus : ev.code));
           this.socket.end();
+          // The node learns it now, as Bun tells on the close frame: until the TCP connection is
+          // gone it would send into a closing socket and take the refusals for slowness.
+          this.notifyClosed();
         } else if (!this.socket.writableEnded) {
           // the answer to our close
           this.socket.end();
@@ -164,6 +169,12 @@ export class SocketWebSocket<D> implements ClientSocket {
     if (this.state === CLOSED) return;
     this.state = CLOSED;
     this.hooks.gone(this);
+    this.notifyClosed();
+  }
+
+  private notifyClosed(): void {
+    if (this.closeNotified) return;
+    this.closeNotified = true;
     this.handlers?.close(this.data, this.code, this.reason);
   }
 }

@@ -299,6 +299,38 @@ for (const runtime of runtimes) {
       for (const raw of slow) raw.socket.destroy();
     });
 
+    it("does not count clients that close normally while broadcasts flow as slow", async () => {
+      const port = await freePort();
+      server = await startServer(runtime, {
+        port,
+        args: ["--public", "--norpc", "--metrics_http=/metrics", `--http_broadcast_port=${port}`],
+      });
+      const s = server;
+      const ID = JSON.stringify({ channel: "$pubsub", stream_name: "closing" });
+      const clients = await Promise.all(
+        Array.from({ length: 20 }, async () => {
+          const c = await connect(s.wsUrl);
+          c.send({ command: "subscribe", identifier: ID });
+          await c.next((m) => m.type === "confirm_subscription", "subscribed");
+          return c;
+        }),
+      );
+      let stop = false;
+      const pump = (async () => {
+        for (let n = 0; !stop; n++)
+          await publish(`${s.url}/_broadcast`, { stream: "closing", data: `{"n":${n}}` });
+      })();
+      // each client closes (close handshake) while publications keep arriving for it
+      for (const c of clients) {
+        c.close();
+        await c.waitClosed();
+      }
+      await waitFor(async () => (await metric(`${s.url}/metrics`, "clients_num")) === 0, "every close seen");
+      stop = true;
+      await pump;
+      assert.equal(await metric(`${s.url}/metrics`, "disconnected_slow_clients_total"), 0);
+    });
+
     it("keeps a reader through a burst above --ws_max_pending_size; drops one that does not read", async () => {
       const port = await freePort();
       server = await startServer(runtime, {
