@@ -8,7 +8,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { memoryOf, percentile } from "./lib/proc.ts";
+import { memoryAfterGc, memoryOf, percentile } from "./lib/proc.ts";
 import { freePort } from "./lib/targets.ts";
 
 const ROOT = join(import.meta.dir, "..");
@@ -66,10 +66,16 @@ async function startServer(port: number, rpcPort: number, broker: boolean): Prom
     "--log_level=error",
     ...(broker ? ["--broker=memory"] : []),
   ];
-  const main = join(ROOT, "src", "main.ts");
+  // inside gc_host, so memory is read after a full collection (see bench/lib/gc_host.ts)
+  const host = join(ROOT, "bench", "lib", "gc_host.ts");
   const [cmd, base] =
-    target === "ts-deno" ? [join(BIN, "deno"), ["run", "-A", main]] : [join(BIN, "bun"), [main]];
-  const proc = spawn(cmd, [...base, ...args], { stdio: ["ignore", "ignore", "inherit"] });
+    target === "ts-deno"
+      ? [join(BIN, "deno"), ["run", "-A", "--v8-flags=--expose-gc", host]]
+      : [join(BIN, "bun"), [host]];
+  const proc = spawn(cmd, [...base, ...args], {
+    stdio: ["ignore", "ignore", "inherit"],
+    env: { ...process.env, BENCH_SERVER_MODULE: join(ROOT, "src", "main.ts") },
+  });
   for (let i = 0; i < 300; i++) {
     try {
       if ((await fetch(`http://127.0.0.1:${port}/health`)).ok) return proc;
@@ -80,11 +86,20 @@ async function startServer(port: number, rpcPort: number, broker: boolean): Prom
   throw new Error(`${target} did not start`);
 }
 
-async function rpcCalls(port: number): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-  let n = 0;
-  for (const m of text.matchAll(/^anycable_go_rpc_call_total(?:\{[^}]*\})? (\d+)$/gm)) n += Number(m[1]);
-  return n;
+/** Connect and subscribe calls the backend answered so far (the Disconnects of dropped sessions aside). */
+async function rpcCalls(): Promise<number> {
+  backend.send("stats");
+  const { calls } = (await backend.next("stats")) as { calls: Record<string, number> };
+  return (calls.Connect ?? 0) + (calls.subscribe ?? 0);
+}
+
+function loadgen(port: number, count: number) {
+  return child(join(BIN, "bun"), [
+    join(ROOT, "bench", "restore_client.ts"),
+    `--url=ws://127.0.0.1:${port}/cable`,
+    `--count=${count}`,
+    `--streams=${streams}`,
+  ]);
 }
 
 async function publishRound(port: number, tag: string): Promise<void> {
@@ -100,25 +115,25 @@ async function publishRound(port: number, tag: string): Promise<void> {
 }
 
 const backend = child("node", [join(ROOT, "bench", "backends", "grpc_backend.mjs")]);
-const rpcPort = Number((await backend.next()).port);
+const rpcPort = Number((await backend.next("port")).port);
 
 /** Idle memory: RSS of the server after `clients` subscribed extended-protocol clients, per client. */
 async function idlePerClient(broker: boolean): Promise<{ bytesPerClient: number; base: number }> {
   const port = await freePort();
   const server = await startServer(port, rpcPort, broker);
+  // a few clients first: the base is a server that has served (its code paths paged in)
+  const warm = loadgen(port, 20);
+  await warm.next("ready");
+  warm.send("connect");
+  await warm.next("connected");
+  warm.send("close");
   await sleep(1000);
-  const base = memoryOf(server.pid!).rss;
-  const load = child(join(BIN, "bun"), [
-    join(ROOT, "bench", "restore_client.ts"),
-    `--url=ws://127.0.0.1:${port}/cable`,
-    `--count=${clients}`,
-    `--streams=${streams}`,
-  ]);
+  const base = (await memoryAfterGc(server.pid!)).rss;
+  const load = loadgen(port, clients);
   await load.next("ready");
   load.send("connect");
   await load.next("connected");
-  await sleep(2000);
-  const rss = memoryOf(server.pid!).rss;
+  const rss = (await memoryAfterGc(server.pid!)).rss;
   load.send("close");
   await sleep(300);
   server.kill("SIGKILL");
@@ -127,17 +142,12 @@ async function idlePerClient(broker: boolean): Promise<{ bytesPerClient: number;
 
 const port = await freePort();
 const server = await startServer(port, rpcPort, true);
-const load = child(join(BIN, "bun"), [
-  join(ROOT, "bench", "restore_client.ts"),
-  `--url=ws://127.0.0.1:${port}/cable`,
-  `--count=${clients}`,
-  `--streams=${streams}`,
-]);
+const load = loadgen(port, clients);
 await load.next("ready");
 
 load.send("connect");
 const cold = await load.next("connected");
-const callsCold = await rpcCalls(port);
+const callsCold = await rpcCalls();
 // one message per stream so every client knows its position
 await publishRound(port, "warm");
 for (let i = 0; i < 100; i++) {
@@ -149,10 +159,10 @@ for (let i = 0; i < 100; i++) {
 load.send("drop");
 await load.next("dropped");
 for (let m = 0; m < missed; m++) await publishRound(port, `missed-${m}`);
-const callsBefore = await rpcCalls(port);
+const callsBefore = await rpcCalls();
 load.send(`restore ${missed}`);
 const restored = await load.next("restored");
-const callsRestore = (await rpcCalls(port)) - callsBefore;
+const callsRestore = (await rpcCalls()) - callsBefore;
 const rssAfter = memoryOf(server.pid!).rss;
 load.send("close");
 await sleep(300);

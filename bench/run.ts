@@ -7,7 +7,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { cpuMs, median, memoryOf, percentile } from "./lib/proc.ts";
+import { cpuMs, median, memoryAfterGc, memoryOf, percentile } from "./lib/proc.ts";
 import { freePort, startTarget } from "./lib/targets.ts";
 
 const ROOT = join(import.meta.dir, "..");
@@ -87,20 +87,6 @@ function startWorker(url: string, count: number, offset: number, streams: number
 interface Memory {
   rss: number;
   anon: number;
-}
-
-/** Memory after a full collection (SIGUSR2 to gc_host), the lowest of a few readings. */
-async function memoryAfterGc(pid: number): Promise<Memory> {
-  process.kill(pid, "SIGUSR2");
-  await sleep(1000);
-  const best = { rss: Number.POSITIVE_INFINITY, anon: Number.POSITIVE_INFINITY };
-  for (let i = 0; i < 4; i++) {
-    const m = memoryOf(pid);
-    best.rss = Math.min(best.rss, m.rss);
-    best.anon = Math.min(best.anon, m.anon);
-    await sleep(250);
-  }
-  return best;
 }
 
 /**

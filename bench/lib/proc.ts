@@ -35,3 +35,19 @@ export function median(values: number[]): number {
   const mid = Math.floor(s.length / 2);
   return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 }
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Memory after a full collection (SIGUSR2 to gc_host), the lowest of a few readings. */
+export async function memoryAfterGc(pid: number): Promise<{ rss: number; anon: number }> {
+  process.kill(pid, "SIGUSR2");
+  await sleep(1000);
+  const best = { rss: Number.POSITIVE_INFINITY, anon: Number.POSITIVE_INFINITY };
+  for (let i = 0; i < 4; i++) {
+    const m = memoryOf(pid);
+    best.rss = Math.min(best.rss, m.rss);
+    best.anon = Math.min(best.anon, m.anon);
+    await sleep(250);
+  }
+  return best;
+}

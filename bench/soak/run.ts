@@ -201,7 +201,8 @@ server.kill("SIGTERM");
 // RSS swings by a quarter with each major collection (V8 under Deno most), so one sample against
 // another measures the collector, not a trend: compare the mean (and the floor, the post-collection
 // minimum) of minutes 5-10 with those of the last five minutes.
-const window = (from: number, to: number) => samples.filter((s) => s.t >= from && s.t < to).map((s) => s.rssMiB);
+const window = (from: number, to: number) =>
+  samples.filter((s) => s.t >= from && s.t < to).map((s) => s.rssMiB);
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 const endT = samples[samples.length - 1]!.t;
 const early = window(300, 600);
