@@ -21,8 +21,7 @@ import type { Controller } from "../node/controller.ts";
 import { Node } from "../node/node.ts";
 import { NullController } from "../node/null_controller.ts";
 import * as nodeConfig from "../node/options.ts";
-import { LocalPubSub } from "../pubsub/local.ts";
-import * as pubsubConfig from "../pubsub/options.ts";
+import { createPubSub } from "../pubsub/factory.ts";
 import type { PubSub, PubSubHandler } from "../pubsub/pubsub.ts";
 import * as rpcConfig from "../rpc/options.ts";
 import type { HandlerSpec, Runtime } from "../runtime/types.ts";
@@ -77,14 +76,7 @@ export async function composeCable({ config, runtime, logger, embedded }: Compos
     broadcast: (m) => node.broadcast(m),
     executeCommand: (c) => node.remoteDisconnect(c.identifier, c.reconnect),
   };
-  const pubsubOpts = pubsubConfig.fromConfig(config);
-  if (pubsubOpts.adapter !== "" && pubsubOpts.adapter !== "none") {
-    // anycable-go picks Redis pub/sub by itself when Redis is configured (e.g. REDIS_URL).
-    log.warn(
-      `pub/sub adapter "${pubsubOpts.adapter}" is not served yet by anycable-ts: publications reach this node's clients only`,
-    );
-  }
-  const pubsub: PubSub = new LocalPubSub(thisNode);
+  const pubsub: PubSub = await createPubSub(config, thisNode, logger);
   hub.setStreamsListener({
     streamAdded: (s) => pubsub.subscribe(s),
     streamRemoved: (s) => pubsub.unsubscribe(s),
