@@ -2,6 +2,7 @@
 import { composeCable } from "./app/cable.ts";
 import * as appConfig from "./app/options.ts";
 import { loadConfig, unservedOptions } from "./config/index.ts";
+import { logPresets } from "./config/presets.ts";
 import { Logger } from "./log/logger.ts";
 import * as logConfig from "./log/options.ts";
 import type { Runtime } from "./runtime/types.ts";
@@ -26,6 +27,7 @@ export async function runCli(
   const logger = new Logger(logOpts.level, logOpts.format, { nodeid: config.derived.nodeId });
   const log = logger.with({ context: "main" });
   for (const w of loaded.warnings) log.warn(w);
+  logPresets(logger, config);
   if (config.debug) log.debug("🔧 🔧 🔧 Debug mode is on 🔧 🔧 🔧");
   log.info(
     `Starting AnyCable ${VERSION} (anycable-ts, anycable-go ${ANYCABLE_GO_COMPAT} compatible; runtime: ${runtime.name}, pid: ${runtime.pid()})`,

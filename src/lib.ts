@@ -8,6 +8,7 @@ import { readFileSync } from "node:fs";
 import { type Cable, composeCable } from "./app/cable.ts";
 import * as appConfig from "./app/options.ts";
 import { loadConfig } from "./config/index.ts";
+import { logPresets } from "./config/presets.ts";
 import type { Config } from "./config/schema.ts";
 import { Logger, type LogSink } from "./log/logger.ts";
 import * as logConfig from "./log/options.ts";
@@ -69,6 +70,7 @@ export function createCable(options: CableOptions = {}, extras: CreateCableExtra
   const logOpts = logConfig.fromConfig(config);
   const logger = new Logger(logOpts.level, logOpts.format, { nodeid: config.derived.nodeId }, extras.log);
   for (const w of loaded.warnings) logger.with({ context: "main" }).warn(w);
+  logPresets(logger, config);
 
   let cable: Cable | undefined;
   let starting: Promise<void> | undefined;

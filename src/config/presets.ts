@@ -1,9 +1,10 @@
 // Configuration presets (config/presets.go). anycable-go applies them after
 // the whole parse-and-derive step, comparing each value with a fresh default
 // config, so a preset only fills in what nobody set.
+import type { Logger } from "../log/logger.ts";
 import type { State } from "./derive.ts";
 import { DEFAULT_NATS_URL, nanoid } from "./derive.ts";
-import { OPTIONS } from "./schema.ts";
+import { type Config, OPTIONS } from "./schema.ts";
 
 type Env = Record<string, string | undefined>;
 
@@ -35,10 +36,15 @@ function setPubsub(state: State, adapter: string): void {
   state.d.pubsubAdapter = adapter;
 }
 
-// presets.go also moves the HTTP broadcast port to the main port (fly) or to
-// $PORT (heroku) when it is still 0, but by then anycable-go has always
-// resolved that port to a non-zero value, so those rules never fire there and
-// are left out here.
+/**
+ * The HTTP broadcast endpoint on the port the platform routes (fly: the main port, heroku: $PORT),
+ * unless --http_broadcast_port was given. anycable-go's presets.go means to do this but compares
+ * a port it has already resolved from the broadcast key with its default, so there it happens only
+ * in some setups; anycable-ts does what its documentation says.
+ */
+function broadcastOnPort(state: State, port: number): void {
+  if (state.v.http_broadcast_port === 0) state.d.broadcastPort = port;
+}
 
 function fly(state: State, env: Env): string | null {
   const { v, d } = state;
@@ -79,15 +85,23 @@ function fly(state: State, env: Env): string | null {
   }
   if (!redisEnabled && isDefault(state, "broadcast_adapter")) setAdapters(state, ["http"]);
 
-  const rpcApp = env.ANYCABLE_FLY_RPC_APP_NAME;
+  broadcastOnPort(state, v.port);
+
+  // FLY_ANYCABLE_RPC_APP_NAME is how AnyCable's Fly guide spells it (an anycable-ts extension)
+  const rpcApp = env.ANYCABLE_FLY_RPC_APP_NAME ?? env.FLY_ANYCABLE_RPC_APP_NAME;
   if (rpcApp !== undefined && isDefault(state, "rpc_host")) {
     v.rpc_host = `dns:///${region}.${rpcApp}.internal:50051`;
   }
   return null;
 }
 
-function heroku(state: State): string | null {
+function heroku(state: State, env: Env): string | null {
   if (state.v.host === "localhost") state.v.host = "0.0.0.0";
+  const port = env.PORT;
+  if (port !== undefined && port !== "") {
+    if (!/^\d+$/.test(port) || Number(port) > 65535) return `invalid PORT env: ${JSON.stringify(port)}`;
+    broadcastOnPort(state, Number(port));
+  }
   return null;
 }
 
@@ -114,11 +128,18 @@ export function applyPresets(state: State, env: Env): string | null {
   for (const preset of presets) {
     let error: string | null = null;
     if (preset === "fly") error = fly(state, env);
-    else if (preset === "heroku") error = heroku(state);
+    else if (preset === "heroku") error = heroku(state, env);
     else if (preset === "broker") error = broker(state);
     // Unknown names (including "none") are ignored, as in anycable-go.
     if (error) return `failed to load configuration presets: ${error}`;
   }
   state.d.presets = [...presets];
   return null;
+}
+
+/** anycable-go's one start-up line naming the presets applied (nothing when there are none). */
+export function logPresets(logger: Logger, config: Config): void {
+  const presets = config.derived.presets;
+  if (presets.length > 0)
+    logger.with({ context: "config" }).info("load presets", { presets: presets.join(",") });
 }

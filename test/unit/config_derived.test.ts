@@ -10,6 +10,8 @@ import {
   unservedAdapters,
   unservedOptions,
 } from "../../src/config/index.ts";
+import { logPresets } from "../../src/config/presets.ts";
+import { Logger } from "../../src/log/logger.ts";
 
 type Env = Record<string, string>;
 const load = (argv: string[], env: Env = {}, files: Record<string, string> = {}): LoadResult =>
@@ -294,7 +296,16 @@ describe("presets", () => {
     assert.deepEqual(c.enats_cluster_routes, ["nats://ams.app.internal:5222"]);
     assert.match(c.enats_server_name, /^fly-ams-1234-[A-Za-z0-9_-]{3}$/);
     assert.equal(c.rpc_host, "dns:///ams.web.internal:50051");
-    assert.equal(c.derived.broadcastPort, 8090);
+    // the broadcast endpoint shares the port Fly routes, as the docs say
+    assert.equal(c.derived.broadcastPort, 8080);
+  });
+
+  test("fly: the RPC app name as the Fly guide spells it; an explicit broadcast port is kept", () => {
+    const c = run(["--http_broadcast_port", "9000"], { ...FLY, FLY_ANYCABLE_RPC_APP_NAME: "rails" });
+    assert.equal(c.rpc_host, "dns:///ams.rails.internal:50051");
+    assert.equal(c.derived.broadcastPort, 9000);
+    const both = run([], { ...FLY, ANYCABLE_FLY_RPC_APP_NAME: "web", FLY_ANYCABLE_RPC_APP_NAME: "rails" });
+    assert.equal(both.rpc_host, "dns:///ams.web.internal:50051", "anycable-go's spelling wins");
   });
 
   test("fly with redis keeps redis pub/sub; explicit values are kept", () => {
@@ -316,6 +327,31 @@ describe("presets", () => {
     assert.deepEqual(c.derived.presets, ["heroku"]);
     assert.equal(c.host, "0.0.0.0");
     assert.equal(run([], { HEROKU_APP_ID: "a" }).host, "localhost");
+  });
+
+  test("heroku puts the broadcast endpoint on $PORT unless a port was given; a bad PORT is an error", () => {
+    const HEROKU = { HEROKU_APP_ID: "a", HEROKU_DYNO_ID: "d" };
+    assert.equal(run(["--port", "5000"], { ...HEROKU, PORT: "5000" }).derived.broadcastPort, 5000);
+    assert.equal(
+      run([], { ...HEROKU, PORT: "5000", ANYCABLE_HTTP_BROADCAST_PORT: "7000" }).derived.broadcastPort,
+      7000,
+    );
+    assert.equal(run([], HEROKU).derived.broadcastPort, 8090, "no PORT: the default");
+    const bad = load([], { ...HEROKU, PORT: "web" });
+    assert.equal(bad.kind, "error");
+    if (bad.kind === "error") assert.match(bad.message, /PORT/);
+  });
+
+  test("the applied presets are logged once, as anycable-go does", () => {
+    const lines: string[] = [];
+    const logger = new Logger("info", "text", {}, { write: (l) => lines.push(l) });
+    logPresets(logger, run([], FLY));
+    logPresets(logger, run([], {}));
+    // anycable-go names what was asked for, "none" included
+    logPresets(logger, run(["--presets", "none"], FLY));
+    assert.equal(lines.length, 2);
+    assert.match(lines[0]!, / INF load presets presets=fly .*context=config/);
+    assert.match(lines[1]!, / INF load presets presets=none /);
   });
 
   test("user presets replace detection; none disables", () => {
