@@ -7,7 +7,8 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { cpuMs, median, memoryAfterGc, memoryOf, percentile } from "./lib/proc.ts";
+import { broadcastPhase, type LatencyStats, startWorker } from "./lib/fanout.ts";
+import { median, memoryAfterGc } from "./lib/proc.ts";
 import { freePort, startTarget } from "./lib/targets.ts";
 
 const ROOT = join(import.meta.dir, "..");
@@ -36,59 +37,6 @@ const samples = Number(values.samples);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const now = () => performance.timeOrigin + performance.now();
 
-interface Worker {
-  proc: ChildProcess;
-  lines: Array<Record<string, unknown>>;
-  waitFor(type: string, timeoutMs?: number): Promise<Record<string, unknown>>;
-  send(cmd: string): void;
-}
-
-function startWorker(url: string, count: number, offset: number, streams: number): Worker {
-  const proc = spawn(
-    join(BIN, "bun"),
-    [
-      join(ROOT, "bench", "loadgen.ts"),
-      `--url=${url}`,
-      `--count=${count}`,
-      `--offset=${offset}`,
-      `--streams=${streams}`,
-    ],
-    { stdio: ["pipe", "pipe", "inherit"] },
-  );
-  const lines: Array<Record<string, unknown>> = [];
-  let buf = "";
-  proc.stdout!.on("data", (d) => {
-    buf += d.toString();
-    let nl = buf.indexOf("\n");
-    while (nl >= 0) {
-      lines.push(JSON.parse(buf.slice(0, nl)));
-      buf = buf.slice(nl + 1);
-      nl = buf.indexOf("\n");
-    }
-  });
-  return {
-    proc,
-    lines,
-    async waitFor(type, timeoutMs = 120_000) {
-      const deadline = Date.now() + timeoutMs;
-      for (;;) {
-        const i = lines.findIndex((l) => l.type === type);
-        if (i >= 0) return lines.splice(i, 1)[0]!;
-        if (Date.now() > deadline) throw new Error(`worker: no ${type} within ${timeoutMs}ms`);
-        await sleep(10);
-      }
-    },
-    send(cmd) {
-      proc.stdin!.write(`${cmd}\n`);
-    },
-  };
-}
-
-interface Memory {
-  rss: number;
-  anon: number;
-}
-
 /**
  * A few clients connect, subscribe, get a broadcast and leave before "idle" is read, so the idle
  * figure is that of a server that has served, with its code paths paged in and its pools made.
@@ -96,81 +44,9 @@ interface Memory {
 async function warmUp(port: number, pid: number, url: string): Promise<void> {
   const workers = [startWorker(url, 100, 0, 1)];
   await Promise.all(workers.map((w) => w.waitFor("ready", 60_000)));
-  await broadcastPhase(port, pid, workers, 100, 1, 3);
+  await broadcastPhase(`http://127.0.0.1:${port}/_broadcast`, [pid], workers, 100, 1, 3);
   for (const w of workers) w.send("close");
   await Promise.all(workers.map((w) => w.waitFor("closed")));
-}
-
-interface LatencyStats {
-  p50: number;
-  p95: number;
-  p99: number;
-  max: number;
-  complete: number;
-  publications: number;
-  clientCpuUsPerMsg: number;
-  serverCpuMs: number;
-}
-
-async function broadcastPhase(
-  port: number,
-  serverPid: number,
-  workers: Worker[],
-  n: number,
-  streams: number,
-  rounds: number,
-): Promise<LatencyStats> {
-  for (const w of workers) w.send("reset");
-  const url = `http://127.0.0.1:${port}/_broadcast`;
-  const perStream = n / streams;
-  const interval = Math.max(50, Math.ceil(n / 50));
-  const clientCpu0 = workers.reduce((s, w) => s + cpuMs(w.proc.pid!), 0);
-  const serverCpu0 = cpuMs(serverPid);
-  let seq = 0;
-  for (let r = 0; r < rounds; r++) {
-    const batch = [];
-    for (let s = 0; s < streams; s++) {
-      batch.push({ stream: `bench-${s}`, data: JSON.stringify({ seq: seq++, t: now() }) });
-    }
-    const body = streams === 1 ? batch[0] : batch;
-    const res = await fetch(url, { method: "POST", body: JSON.stringify(body) });
-    if (res.status !== 201) throw new Error(`broadcast status ${res.status}`);
-    await sleep(interval);
-  }
-  // wait until every publication reached all its subscribers (or give up after a while)
-  const total = seq;
-  let merged = new Map<number, [number, number]>();
-  for (let attempt = 0; attempt < 100; attempt++) {
-    merged = new Map();
-    for (const w of workers) w.send("report");
-    for (const w of workers) {
-      const rep = (await w.waitFor("report")) as { received: Array<[number, [number, number]]> };
-      for (const [s, [count, max]] of rep.received) {
-        const m = merged.get(s);
-        if (m) {
-          m[0] += count;
-          m[1] = Math.max(m[1], max);
-        } else merged.set(s, [count, max]);
-      }
-    }
-    const done = [...merged.values()].filter(([count]) => count >= perStream).length;
-    if (done === total) break;
-    await sleep(100);
-  }
-  const clientCpu = workers.reduce((s, w) => s + cpuMs(w.proc.pid!), 0) - clientCpu0;
-  const complete = [...merged.values()].filter(([count]) => count >= perStream);
-  const latencies = complete.map(([, max]) => max).sort((a, b) => a - b);
-  const delivered = [...merged.values()].reduce((s, [count]) => s + count, 0);
-  return {
-    p50: percentile(latencies, 50),
-    p95: percentile(latencies, 95),
-    p99: percentile(latencies, 99),
-    max: latencies.at(-1) ?? Number.NaN,
-    complete: complete.length,
-    publications: total,
-    clientCpuUsPerMsg: delivered ? (clientCpu * 1000) / delivered : Number.NaN,
-    serverCpuMs: cpuMs(serverPid) - serverCpu0,
-  };
 }
 
 interface RunResult {
@@ -215,7 +91,14 @@ async function runOnce(target: string, n: number, run: number): Promise<RunResul
     const connectMs = now() - started;
     const failures = ready.reduce((s, r) => s + Number(r.failures), 0);
     const { rss: rssConnected } = await memoryAfterGc(pid);
-    const oneStream = await broadcastPhase(port, pid, workers, n, 1, samples);
+    const oneStream = await broadcastPhase(
+      `http://127.0.0.1:${port}/_broadcast`,
+      [pid],
+      workers,
+      n,
+      1,
+      samples,
+    );
     for (const w of workers) w.send("close");
     await Promise.all(workers.map((w) => w.waitFor("closed")));
     const { rss: rssAfterFirstCycle } = await memoryAfterGc(pid);
@@ -225,8 +108,8 @@ async function runOnce(target: string, n: number, run: number): Promise<RunResul
     );
     await Promise.all(workers100.map((w) => w.waitFor("ready", 300_000)));
     const hundredStreams = await broadcastPhase(
-      port,
-      pid,
+      `http://127.0.0.1:${port}/_broadcast`,
+      [pid],
       workers100,
       n,
       100,

@@ -1,0 +1,135 @@
+// The fan-out measurement shared by bench/run.ts and bench/cluster.ts: load-generator workers
+// (bench/loadgen.ts, separate processes) and one broadcast phase timed until every subscriber has
+// every publication.
+import { type ChildProcess, spawn } from "node:child_process";
+import { join } from "node:path";
+import { cpuMs, percentile } from "./proc.ts";
+
+const ROOT = join(import.meta.dir, "..", "..");
+const BIN = join(ROOT, "node_modules", ".bin");
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const now = () => performance.timeOrigin + performance.now();
+
+export interface Worker {
+  proc: ChildProcess;
+  lines: Array<Record<string, unknown>>;
+  waitFor(type: string, timeoutMs?: number): Promise<Record<string, unknown>>;
+  send(cmd: string): void;
+}
+
+export function startWorker(url: string, count: number, offset: number, streams: number): Worker {
+  const proc = spawn(
+    join(BIN, "bun"),
+    [
+      join(ROOT, "bench", "loadgen.ts"),
+      `--url=${url}`,
+      `--count=${count}`,
+      `--offset=${offset}`,
+      `--streams=${streams}`,
+    ],
+    { stdio: ["pipe", "pipe", "inherit"] },
+  );
+  const lines: Array<Record<string, unknown>> = [];
+  let buf = "";
+  proc.stdout!.on("data", (d) => {
+    buf += d.toString();
+    let nl = buf.indexOf("\n");
+    while (nl >= 0) {
+      lines.push(JSON.parse(buf.slice(0, nl)));
+      buf = buf.slice(nl + 1);
+      nl = buf.indexOf("\n");
+    }
+  });
+  return {
+    proc,
+    lines,
+    async waitFor(type, timeoutMs = 120_000) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const i = lines.findIndex((l) => l.type === type);
+        if (i >= 0) return lines.splice(i, 1)[0]!;
+        if (Date.now() > deadline) throw new Error(`worker: no ${type} within ${timeoutMs}ms`);
+        await sleep(10);
+      }
+    },
+    send(cmd) {
+      proc.stdin!.write(`${cmd}\n`);
+    },
+  };
+}
+
+export interface LatencyStats {
+  p50: number;
+  p95: number;
+  p99: number;
+  max: number;
+  complete: number;
+  publications: number;
+  clientCpuUsPerMsg: number;
+  serverCpuMs: number;
+}
+
+/**
+ * `rounds` publications per stream to `url` (one HTTP batch per round), then the time until each
+ * reached all its subscribers in `workers`. Server CPU is summed over `serverPids`.
+ */
+export async function broadcastPhase(
+  url: string,
+  serverPids: number[],
+  workers: Worker[],
+  n: number,
+  streams: number,
+  rounds: number,
+): Promise<LatencyStats> {
+  for (const w of workers) w.send("reset");
+  const perStream = n / streams;
+  const interval = Math.max(50, Math.ceil(n / 50));
+  const clientCpu0 = workers.reduce((s, w) => s + cpuMs(w.proc.pid!), 0);
+  const serverCpu = () => serverPids.reduce((sum, pid) => sum + cpuMs(pid), 0);
+  const serverCpu0 = serverCpu();
+  let seq = 0;
+  for (let r = 0; r < rounds; r++) {
+    const batch = [];
+    for (let s = 0; s < streams; s++) {
+      batch.push({ stream: `bench-${s}`, data: JSON.stringify({ seq: seq++, t: now() }) });
+    }
+    const body = streams === 1 ? batch[0] : batch;
+    const res = await fetch(url, { method: "POST", body: JSON.stringify(body) });
+    if (res.status !== 201) throw new Error(`broadcast status ${res.status}`);
+    await sleep(interval);
+  }
+  // wait until every publication reached all its subscribers (or give up after a while)
+  const total = seq;
+  let merged = new Map<number, [number, number]>();
+  for (let attempt = 0; attempt < 100; attempt++) {
+    merged = new Map();
+    for (const w of workers) w.send("report");
+    for (const w of workers) {
+      const rep = (await w.waitFor("report")) as { received: Array<[number, [number, number]]> };
+      for (const [s, [count, max]] of rep.received) {
+        const m = merged.get(s);
+        if (m) {
+          m[0] += count;
+          m[1] = Math.max(m[1], max);
+        } else merged.set(s, [count, max]);
+      }
+    }
+    const done = [...merged.values()].filter(([count]) => count >= perStream).length;
+    if (done === total) break;
+    await sleep(100);
+  }
+  const clientCpu = workers.reduce((s, w) => s + cpuMs(w.proc.pid!), 0) - clientCpu0;
+  const complete = [...merged.values()].filter(([count]) => count >= perStream);
+  const latencies = complete.map(([, max]) => max).sort((a, b) => a - b);
+  const delivered = [...merged.values()].reduce((s, [count]) => s + count, 0);
+  return {
+    p50: percentile(latencies, 50),
+    p95: percentile(latencies, 95),
+    p99: percentile(latencies, 99),
+    max: latencies.at(-1) ?? Number.NaN,
+    complete: complete.length,
+    publications: total,
+    clientCpuUsPerMsg: delivered ? (clientCpu * 1000) / delivered : Number.NaN,
+    serverCpuMs: serverCpu() - serverCpu0,
+  };
+}
