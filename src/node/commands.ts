@@ -184,7 +184,8 @@ export class Commands {
   restore(session: Session, snapshot: SessionSnapshot): void {
     session.identifiers = snapshot.ids;
     if (Object.keys(snapshot.cstate).length > 0) session.env.cstate = { ...snapshot.cstate };
-    if (Object.keys(snapshot.istate).length > 0) session.env.istate = { ...snapshot.istate };
+    if (Object.keys(snapshot.istate).length > 0)
+      session.env.istate = Object.assign(Object.create(null), snapshot.istate);
     session.disconnectable = snapshot.Disconnectable;
     for (const [identifier, streams] of Object.entries(snapshot.subs)) {
       session.subscriptions.add(identifier);
@@ -268,7 +269,8 @@ export class Commands {
 
   /** Sessions start with the shared frozen NO_STATE; the first write gives them their own. */
   private ownIstate(session: Session): Record<string, Record<string, string>> {
-    if (session.env.istate === NO_STATE) session.env.istate = {};
+    // keyed by client-chosen identifiers: no prototype, so "__proto__" is a key like any other
+    if (session.env.istate === NO_STATE) session.env.istate = Object.create(null);
     return session.env.istate;
   }
 

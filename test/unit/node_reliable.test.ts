@@ -385,3 +385,47 @@ describe("presence with the memory broker", () => {
     assert.equal(metrics.counterValue("failed_client_msg_total"), 2);
   });
 });
+
+describe("client-chosen identifiers as keys", () => {
+  it('keeps the channel state of a subscription named "__proto__" (an RPC backend accepts any identifier)', async () => {
+    const controller: Controller = {
+      authenticate: async () => ({
+        status: "success",
+        identifiers: "{}",
+        transmissions: ['{"type":"welcome"}'],
+      }),
+      subscribe: async (ctx) => ({
+        status: "success",
+        transmissions: [JSON.stringify({ type: "confirm_subscription", identifier: ctx.identifier })],
+        istate: { k: "v" },
+      }),
+      unsubscribe: async () => ({ status: "success", transmissions: [] }),
+      perform: async () => ({ status: "success", transmissions: [] }),
+      disconnect: async () => {},
+    };
+    const node: Node = new Node({
+      controller,
+      hub: new Hub(),
+      broker: nodeBroker(() => node),
+      metrics: new Metrics(),
+      logger: silentLogger,
+      pongTimeoutMs: 0,
+      pingIntervalMs: 0,
+      pingPrecision: "s",
+      nativePings: false,
+      maxPendingBytes: 0,
+      writeTimeoutMs: 0,
+      disconnectMode: "auto",
+      maxSubscriptions: 0,
+    });
+    const session = node.open(
+      { sid: "p", url: "ws://x/cable", headers: {}, protocol: EXT },
+      new FakeSocket(),
+    );
+    await session.chain;
+    node.message(session, JSON.stringify({ command: "subscribe", identifier: "__proto__" }), 1);
+    await session.chain;
+    assert.deepEqual(Object.keys(session.env.istate), ["__proto__"]);
+    assert.deepEqual(Object.getOwnPropertyDescriptor(session.env.istate, "__proto__")?.value, { k: "v" });
+  });
+});
