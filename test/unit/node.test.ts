@@ -281,8 +281,8 @@ describe("Node", () => {
       node.message(session, JSON.stringify({ command: "subscribe", identifier: ID }), 1);
     }
     await Promise.all([a.session.chain, b.session.chain]);
-    assert.deepEqual(a.session.env.istate, { [ID]: { room: "a" } });
-    assert.deepEqual(b.session.env.istate, { [ID]: { room: "b" } });
+    assert.deepEqual({ ...a.session.env.istate }, { [ID]: { room: "a" } });
+    assert.deepEqual({ ...b.session.env.istate }, { [ID]: { room: "b" } });
     assert.deepEqual(a.session.env.cstate, { user: "a" });
     assert.deepEqual(NO_STATE, {});
     // a stream named twice is one subscription
