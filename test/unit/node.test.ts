@@ -292,8 +292,8 @@ describe("Node", () => {
     assert.equal(a.session.chain, b.session.chain);
     node.message(a.session, JSON.stringify({ command: "unsubscribe", identifier: ID }), 1);
     await a.session.chain;
-    assert.deepEqual(a.session.env.istate, {});
-    assert.deepEqual(b.session.env.istate, { [ID]: { room: "b" } });
+    assert.deepEqual({ ...a.session.env.istate }, {});
+    assert.deepEqual({ ...b.session.env.istate }, { [ID]: { room: "b" } });
     assert.equal(seenEnvs.length, 2);
   });
 
