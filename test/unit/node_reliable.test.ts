@@ -429,3 +429,38 @@ describe("client-chosen identifiers as keys", () => {
     assert.deepEqual(Object.getOwnPropertyDescriptor(session.env.istate, "__proto__")?.value, { k: "v" });
   });
 });
+
+describe("the extended protocol over msgpack", () => {
+  it("carries stream positions, history and restore in binary frames", async () => {
+    const { decode, encode } = await import("@msgpack/msgpack");
+    const { node, connect, broker } = setup({ memory: true });
+    const MSGPACK = "actioncable-v1-ext-msgpack";
+    const frames = (socket: FakeSocket) =>
+      (socket.frames as unknown as Uint8Array[]).map((f) => decode(f) as Record<string, unknown>);
+    const send = async (c: Awaited<ReturnType<typeof connect>>, cmd: Record<string, unknown>) => {
+      const bytes = encode(cmd);
+      node.message(c.session, bytes, bytes.byteLength);
+      await c.session.chain;
+    };
+    const c = await connect("m1", MSGPACK);
+    await send(c, { command: "subscribe", identifier: ID });
+    publish(broker, { n: 1 });
+    const live = frames(c.socket).at(-1)!;
+    assert.deepEqual([live.message, live.stream_id, live.offset], [{ n: 1 }, "chat", 1]);
+    node.closed(c.session);
+    publish(broker, { n: 2 });
+    const again = await connect("m2", MSGPACK, { restoreSid: "m1" });
+    assert.equal(frames(again.socket)[0]!.restored, true);
+    await send(again, {
+      command: "history",
+      identifier: ID,
+      history: { streams: { chat: { epoch: live.epoch, offset: 1 } } },
+    });
+    assert.deepEqual(
+      frames(again.socket)
+        .slice(1)
+        .map((m) => m.type ?? m.message),
+      [{ n: 2 }, "confirm_history"],
+    );
+  });
+});
