@@ -38,13 +38,7 @@ export async function createBroadcasters(
       // Loaded only when configured: the Redis client alone adds ~13 MiB to an idle server.
       const { RedisBroadcaster } = await import("../broadcast/redis.ts");
       const redis = redisConfig.fromConfig(config);
-      broadcasters.push(
-        new RedisBroadcaster(
-          { url: redis.url, channel: opts.redis.channel, maxReconnectAttempts: redis.maxReconnectAttempts },
-          handlers.local,
-          logger,
-        ),
-      );
+      broadcasters.push(new RedisBroadcaster({ redis, channel: opts.redis.channel }, handlers.local, logger));
     }
   }
   const log = logger.with({ context: "main" });

@@ -136,10 +136,28 @@ export const REDIS_OPTIONS = [
 ] as const satisfies readonly OptionSpec[];
 
 export interface Options {
+  /** A redis:// or rediss:// URL (the master name as host when sentinels are used). */
   url: string;
+  sentinels: string;
+  keepaliveIntervalSec: number;
+  tlsVerify: boolean;
+  tlsCaCertPath: string;
+  tlsClientCertPath: string;
+  tlsClientKeyPath: string;
+  disableCache: boolean;
   maxReconnectAttempts: number;
 }
 
 export function fromConfig(c: Config): Options {
-  return { url: c.redis_url, maxReconnectAttempts: c.redis_max_reconnect_attempts };
+  return {
+    url: c.redis_url,
+    sentinels: c.redis_sentinels,
+    keepaliveIntervalSec: c.redis_keepalive_interval,
+    tlsVerify: c.redis_tls_verify,
+    tlsCaCertPath: c.redis_tls_ca_cert_path,
+    tlsClientCertPath: c.redis_tls_client_cert_path,
+    tlsClientKeyPath: c.redis_tls_client_key_path,
+    disableCache: c.redis_disable_cache,
+    maxReconnectAttempts: c.redis_max_reconnect_attempts,
+  };
 }

@@ -42,8 +42,11 @@ describe("composeCable", () => {
       "--redis_url=redis://elsewhere:6379",
     ]);
     assert.match(log, /INF Using no-op \(legacy\) broker/);
-    assert.match(log, /WRN pub\/sub adapter "redis" is not served yet by anycable-ts/);
+    // REDIS_URL switches pub/sub to Redis, as in anycable-go: served now.
+    assert.doesNotMatch(log, /pub\/sub adapter "redis"/);
     assert.match(log, /WRN broadcast adapter "nats" is not served yet by anycable-ts/);
+    const nats = await compose(["--norpc", "--broadcast_adapter=http", "--pubsub=nats"]);
+    assert.match(nats.log, /WRN pub\/sub adapter "nats" is not served yet by anycable-ts/);
     const plain = await compose(["--norpc", "--broadcast_adapter=http"]);
     assert.doesNotMatch(plain.log, /not served yet/);
   });
