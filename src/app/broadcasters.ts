@@ -44,7 +44,7 @@ export async function createBroadcasters(
   const log = logger.with({ context: "main" });
   for (const adapter of unservedAdapters(config)) {
     log.warn(
-      `broadcast adapter "${adapter}" is not served yet by anycable-ts: only "http" and "redis" accept publications`,
+      `broadcast adapter "${adapter}" is not served yet by anycable-ts: only "http", "redis" and "redisx" accept publications`,
     );
   }
   return broadcasters;
