@@ -39,6 +39,16 @@ export async function createBroadcasters(
       const { RedisBroadcaster } = await import("../broadcast/redis.ts");
       const redis = redisConfig.fromConfig(config);
       broadcasters.push(new RedisBroadcaster({ redis, channel: opts.redis.channel }, handlers.local, logger));
+    } else if (adapter === "redisx") {
+      // One node gets each publication: through the broker and pub/sub to all (not fan-out).
+      const { RedisxBroadcaster } = await import("../broadcast/redisx.ts");
+      broadcasters.push(
+        new RedisxBroadcaster(
+          { redis: redisConfig.fromConfig(config), ...opts.redisx },
+          handlers.cluster,
+          logger,
+        ),
+      );
     }
   }
   const log = logger.with({ context: "main" });

@@ -22,6 +22,22 @@ async function compose(argv: string[]) {
 }
 
 describe("composeCable", () => {
+  it("builds the Redis parts: pub/sub (derived from redisx, as anycable-go) and each broadcaster", async () => {
+    const { cable, log } = await compose(["--norpc", "--broadcast_adapter=http,redis,redisx"]);
+    assert.deepEqual(cable.services.names, [
+      "metrics (prometheus)",
+      "pubsub (redis)",
+      "broker (none)",
+      "listeners",
+      "node",
+      "broadcaster (http)",
+      "broadcaster (redis)",
+      "broadcaster (redisx)",
+      "shutdown delay",
+    ]);
+    assert.doesNotMatch(log, /not served yet/);
+  });
+
   it("orders the services so that dependants stop before what they depend on", async () => {
     const { cable } = await compose(["--norpc", "--broadcast_adapter=http"]);
     assert.deepEqual(cable.services.names, [
