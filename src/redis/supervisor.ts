@@ -6,7 +6,7 @@
 import { createClient } from "redis";
 import { nextRetryMs } from "../broadcast/retry.ts";
 import type { LogAttrs, Logger } from "../log/logger.ts";
-import { clientOptions } from "./connection.ts";
+import { clientOptions, parseRedisUrl } from "./connection.ts";
 import type { Options } from "./options.ts";
 
 export type RedisClient = ReturnType<typeof createClient>;
@@ -44,7 +44,12 @@ export class RedisSupervisor {
     private readonly log: Logger,
     private readonly fatal: (err: Error) => void,
     private readonly opts: SupervisorOptions,
-  ) {}
+  ) {
+    const parsed = parseRedisUrl(redis.url);
+    if (parsed.ok && parsed.extraUrls > 0) {
+      log.warn("Redis Cluster is not supported yet by anycable-ts: connecting to the first URL only");
+    }
+  }
 
   get isStopped(): boolean {
     return this.stopped;
