@@ -38,10 +38,14 @@ export async function createBroadcasters(
       // Loaded only when configured: the Redis client alone adds ~13 MiB to an idle server.
       const { RedisBroadcaster } = await import("../broadcast/redis.ts");
       const redis = redisConfig.fromConfig(config);
+      broadcasters.push(new RedisBroadcaster({ redis, channel: opts.redis.channel }, handlers.local, logger));
+    } else if (adapter === "redisx") {
+      // One node gets each publication: through the broker and pub/sub to all (not fan-out).
+      const { RedisxBroadcaster } = await import("../broadcast/redisx.ts");
       broadcasters.push(
-        new RedisBroadcaster(
-          { url: redis.url, channel: opts.redis.channel, maxReconnectAttempts: redis.maxReconnectAttempts },
-          handlers.local,
+        new RedisxBroadcaster(
+          { redis: redisConfig.fromConfig(config), ...opts.redisx },
+          handlers.cluster,
           logger,
         ),
       );
@@ -50,7 +54,7 @@ export async function createBroadcasters(
   const log = logger.with({ context: "main" });
   for (const adapter of unservedAdapters(config)) {
     log.warn(
-      `broadcast adapter "${adapter}" is not served yet by anycable-ts: only "http" and "redis" accept publications`,
+      `broadcast adapter "${adapter}" is not served yet by anycable-ts: only "http", "redis" and "redisx" accept publications`,
     );
   }
   return broadcasters;

@@ -76,7 +76,7 @@ export async function composeCable({ config, runtime, logger, embedded }: Compos
     broadcast: (m) => node.broadcast(m),
     executeCommand: (c) => node.remoteDisconnect(c.identifier, c.reconnect),
   };
-  const pubsub: PubSub = await createPubSub(config, thisNode, logger);
+  const pubsub: PubSub = await createPubSub(config, thisNode, logger, metrics);
   hub.setStreamsListener({
     streamAdded: (s) => pubsub.subscribe(s),
     streamRemoved: (s) => pubsub.unsubscribe(s),

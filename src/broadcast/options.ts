@@ -66,7 +66,7 @@ export const BROADCAST_OPTIONS = [
     description: "Redis stream read by the redisx broadcasting adapter",
     hidden: false,
     deprecated: null,
-    served: false,
+    served: true,
   },
   {
     name: "redisx_group",
@@ -79,7 +79,7 @@ export const BROADCAST_OPTIONS = [
     description: "Consumer group used when reading the Redis broadcast stream",
     hidden: true,
     deprecated: null,
-    served: false,
+    served: true,
   },
   {
     name: "redisx_read_block_milliseconds",
@@ -92,7 +92,7 @@ export const BROADCAST_OPTIONS = [
     description: "How long one blocking stream read waits (milliseconds)",
     hidden: true,
     deprecated: null,
-    served: false,
+    served: true,
   },
   {
     name: "http_broadcast_port",
@@ -159,6 +159,7 @@ export interface Options {
     key: string;
   };
   redis: { channel: string };
+  redisx: { stream: string; group: string; blockMs: number };
 }
 
 export function fromConfig(c: Config): Options {
@@ -166,5 +167,6 @@ export function fromConfig(c: Config): Options {
     adapters: c.derived.broadcastAdapters,
     http: { path: c.http_broadcast_path, port: c.derived.broadcastPort, key: c.derived.broadcastKey },
     redis: { channel: c.redis_channel },
+    redisx: { stream: c.redisx_stream, group: c.redisx_group, blockMs: c.redisx_read_block_milliseconds },
   };
 }

@@ -1,24 +1,23 @@
 // The `redis` broadcast adapter: publications arrive on a Redis pub/sub channel (`__anycable__`),
 // as anycable-rb's redis broadcaster sends them. Reconnects like anycable-go: a bounded number of
 // attempts with its backoff, the counter reset once subscribed again; past the limit it is fatal.
-import { createClient } from "redis";
 import { compact, type Logger } from "../log/logger.ts";
+import { describeTarget } from "../redis/connection.ts";
+import type { Options as RedisOptions } from "../redis/options.ts";
+import { RedisSupervisor } from "../redis/supervisor.ts";
 import type { Broadcaster, PublicationHandler } from "./broadcaster.ts";
 import { parsePublication } from "./publication.ts";
-import { nextRetryMs } from "./retry.ts";
 
 export interface RedisBroadcastOptions {
-  url: string;
+  redis: RedisOptions;
   channel: string;
-  maxReconnectAttempts: number;
 }
 
 /** Every node subscribes to the channel, so each publication is delivered locally (fan-out). */
 export class RedisBroadcaster implements Broadcaster {
   readonly name = "broadcaster (redis)";
   readonly fanout = true;
-  private client?: { readonly isOpen: boolean; close(): Promise<unknown>; destroy(): void };
-  private stopped = false;
+  private supervisor?: RedisSupervisor;
   private readonly log: Logger;
 
   constructor(
@@ -34,51 +33,31 @@ export class RedisBroadcaster implements Broadcaster {
    * once when Redis stays unreachable past the attempts limit.
    */
   async start(fatal: (err: Error) => void): Promise<void> {
-    const max = this.opts.maxReconnectAttempts;
-    let subscribedOnce = false;
-    const client = createClient({
-      url: this.opts.url,
-      socket: {
-        reconnectStrategy: (retries, cause) => {
-          if (this.stopped) return false;
-          if (retries >= max) return new Error(`Redis reconnect attempts exceeded (${cause.message})`);
-          const delay = nextRetryMs(retries);
-          this.log.info(`next Redis reconnect attempt in ${delay / 1000}s`, { error: cause.message });
-          return delay;
-        },
-      },
+    const { channel } = this.opts;
+    const supervisor = new RedisSupervisor(this.opts.redis, this.log, fatal, {
+      policy: { kind: "limited", maxAttempts: this.opts.redis.maxReconnectAttempts },
+      recovered: "reconnected to Redis channel",
+      recoveredAttrs: { channel },
     });
-    this.client = client;
-    client.on("error", (err: Error) => {
-      if (!this.stopped) this.log.debug("Redis connection error", { error: err.message });
-    });
-    let failed = false;
-    const fail = (err: Error) => {
-      if (this.stopped || failed) return;
-      failed = true;
-      this.log.error("failed to connect to Redis", { error: err.message });
-      fatal(err);
-    };
-    // node-redis emits 'terminated' (not 'end') once the reconnect strategy gives up; the cause
-    // carries the strategy's error. A failed first connect also rejects connect() below.
-    client.on("terminated", (cause: unknown) =>
-      fail(cause instanceof Error ? cause : new Error("Redis reconnect attempts exceeded")),
-    );
+    this.supervisor = supervisor;
+    const client = supervisor.create("subscriber");
+    // node-redis subscribes again by itself after a reconnect. SUBSCRIBE is sent on every 'ready'
+    // (nothing is sent while disconnected; node-redis skips a channel it already has), so one that
+    // failed with its connection is retried on the next.
+    const listener = (message: string) => this.handle(message);
+    let subscribed = false;
     client.on("ready", () => {
-      if (subscribedOnce) this.log.info("reconnected to Redis channel", { channel: this.opts.channel });
+      client
+        .subscribe(channel, listener)
+        .then(() => {
+          if (subscribed) return;
+          subscribed = true;
+          this.log.info("subscribed to Redis channel", { channel });
+        })
+        .catch((err: Error) => this.log.debug("SUBSCRIBE failed", { error: err.message }));
     });
-    client
-      .connect()
-      .then(() =>
-        client
-          .subscribe(this.opts.channel, (message: string) => this.handle(message))
-          .then(() => {
-            subscribedOnce = true;
-            this.log.info("subscribed to Redis channel", { channel: this.opts.channel });
-          }),
-      )
-      .catch((err: Error) => fail(err));
-    this.log.info(`Accept broadcasts from Redis channel ${this.opts.channel}`);
+    supervisor.connect(client);
+    this.log.info(`Accept broadcasts from Redis channel ${channel} at ${describeTarget(this.opts.redis)}`);
   }
 
   private handle(message: string): void {
@@ -92,15 +71,8 @@ export class RedisBroadcaster implements Broadcaster {
   }
 
   async shutdown(): Promise<void> {
-    this.stopped = true;
-    const client = this.client;
-    this.client = undefined;
-    if (!client) return;
-    try {
-      if (client.isOpen) await client.close();
-      else client.destroy();
-    } catch {
-      // already closing: nothing to flush on a subscriber connection
-    }
+    const supervisor = this.supervisor;
+    this.supervisor = undefined;
+    await supervisor?.close();
   }
 }

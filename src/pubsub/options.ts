@@ -13,7 +13,7 @@ export const PUBSUB_OPTIONS = [
     description: "Pub/sub adapter for node-to-node messages (redis, nats); empty means single-node mode",
     hidden: false,
     deprecated: null,
-    served: false,
+    served: true,
     choices: ["none", "redis", "nats"],
   },
   {
@@ -27,7 +27,7 @@ export const PUBSUB_OPTIONS = [
     description: "Redis channel used for node-to-node pub/sub",
     hidden: true,
     deprecated: null,
-    served: false,
+    served: true,
     flag: false,
   },
   {
@@ -47,10 +47,12 @@ export const PUBSUB_OPTIONS = [
 ] as const satisfies readonly OptionSpec[];
 
 export interface Options {
-  /** "" / "none": this node only. */
+  /** "" / "none": this node only. anycable-go's rule applies: Redis configured means "redis". */
   adapter: string;
+  /** The internal channel of Redis pub/sub (with anycable-go's "-int" rule applied). */
+  redisChannel: string;
 }
 
 export function fromConfig(c: Config): Options {
-  return { adapter: c.derived.pubsubAdapter };
+  return { adapter: c.derived.pubsubAdapter, redisChannel: c.derived.redisPubsubChannel };
 }

@@ -49,10 +49,11 @@ export const REDIS_OPTIONS = [
     env: ["ANYCABLE_REDIS_KEEPALIVE_INTERVAL"],
     toml: "redis.keepalive_ping_interval",
     category: "REDIS:",
-    description: "How often to ping Redis to check the connection (seconds)",
+    description:
+      "TCP keepalive interval of the Redis connections (seconds; 0: the client default, negative: off)",
     hidden: true,
     deprecated: null,
-    served: false,
+    served: true,
   },
   {
     name: "redis_tls_verify",
@@ -65,7 +66,7 @@ export const REDIS_OPTIONS = [
     description: "Check the Redis server certificate when connecting over rediss://",
     hidden: true,
     deprecated: null,
-    served: false,
+    served: true,
   },
   {
     name: "redis_tls_ca_cert_path",
@@ -78,7 +79,7 @@ export const REDIS_OPTIONS = [
     description: "CA certificate file used to verify the Redis server",
     hidden: false,
     deprecated: null,
-    served: false,
+    served: true,
   },
   {
     name: "redis_tls_client_cert_path",
@@ -91,7 +92,7 @@ export const REDIS_OPTIONS = [
     description: "Client certificate file for mutual TLS with Redis",
     hidden: false,
     deprecated: null,
-    served: false,
+    served: true,
   },
   {
     name: "redis_tls_client_key_path",
@@ -104,7 +105,7 @@ export const REDIS_OPTIONS = [
     description: "Client private key file for mutual TLS with Redis",
     hidden: false,
     deprecated: null,
-    served: false,
+    served: true,
   },
   {
     name: "redis_disable_cache",
@@ -114,10 +115,11 @@ export const REDIS_OPTIONS = [
     env: ["ANYCABLE_REDIS_DISABLE_CACHE"],
     toml: "redis.disable_cache",
     category: "REDIS:",
-    description: "Turn off Redis client-side caching",
+    description:
+      "Turn off Redis client-side caching (anycable-ts never caches Redis replies: accepted for compatibility)",
     hidden: true,
     deprecated: null,
-    served: false,
+    served: true,
   },
   {
     name: "redis_max_reconnect_attempts",
@@ -136,10 +138,28 @@ export const REDIS_OPTIONS = [
 ] as const satisfies readonly OptionSpec[];
 
 export interface Options {
+  /** A redis:// or rediss:// URL (the master name as host when sentinels are used). */
   url: string;
+  sentinels: string;
+  keepaliveIntervalSec: number;
+  tlsVerify: boolean;
+  tlsCaCertPath: string;
+  tlsClientCertPath: string;
+  tlsClientKeyPath: string;
+  disableCache: boolean;
   maxReconnectAttempts: number;
 }
 
 export function fromConfig(c: Config): Options {
-  return { url: c.redis_url, maxReconnectAttempts: c.redis_max_reconnect_attempts };
+  return {
+    url: c.redis_url,
+    sentinels: c.redis_sentinels,
+    keepaliveIntervalSec: c.redis_keepalive_interval,
+    tlsVerify: c.redis_tls_verify,
+    tlsCaCertPath: c.redis_tls_ca_cert_path,
+    tlsClientCertPath: c.redis_tls_client_cert_path,
+    tlsClientKeyPath: c.redis_tls_client_key_path,
+    disableCache: c.redis_disable_cache,
+    maxReconnectAttempts: c.redis_max_reconnect_attempts,
+  };
 }

@@ -54,24 +54,58 @@ export interface ServiceProcess {
   restart(): Promise<ServiceProcess>;
 }
 
-export async function startRedis(port?: number): Promise<ServiceProcess> {
+export interface RedisStartOptions {
+  /** More redis-server arguments (e.g. ["--requirepass", "secret"]). */
+  args?: string[];
+  /** Serve TLS only, on the port (rediss://). */
+  tls?: { certFile: string; keyFile: string; caFile: string; authClients: boolean };
+}
+
+export async function startRedis(port?: number, opts: RedisStartOptions = {}): Promise<ServiceProcess> {
   const p = port ?? (await freePort());
   const dir = mkdtempSync(join(tmpdir(), "acts-redis-"));
+  const listen = opts.tls
+    ? [
+        "--port",
+        "0",
+        "--tls-port",
+        String(p),
+        "--tls-cert-file",
+        opts.tls.certFile,
+        "--tls-key-file",
+        opts.tls.keyFile,
+        "--tls-ca-cert-file",
+        opts.tls.caFile,
+        "--tls-auth-clients",
+        opts.tls.authClients ? "yes" : "no",
+      ]
+    : ["--port", String(p)];
   const proc = spawn(
     "redis-server",
-    ["--port", String(p), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir],
+    [
+      ...listen,
+      "--bind",
+      "127.0.0.1",
+      "--save",
+      "",
+      "--appendonly",
+      "no",
+      "--dir",
+      dir,
+      ...(opts.args ?? []),
+    ],
     { stdio: "ignore" },
   );
   const exited = new Promise<void>((resolve) => proc.on("exit", () => resolve()));
   await waitFor(() => portOpen(p), `redis-server on ${p}`);
   return {
     port: p,
-    url: `redis://127.0.0.1:${p}`,
+    url: `${opts.tls ? "rediss" : "redis"}://127.0.0.1:${p}`,
     proc,
     async stop() {
       proc.kill("SIGKILL");
       await exited;
     },
-    restart: () => startRedis(p),
+    restart: () => startRedis(p, opts),
   };
 }

@@ -22,6 +22,22 @@ async function compose(argv: string[]) {
 }
 
 describe("composeCable", () => {
+  it("builds the Redis parts: pub/sub (derived from redisx, as anycable-go) and each broadcaster", async () => {
+    const { cable, log } = await compose(["--norpc", "--broadcast_adapter=http,redis,redisx"]);
+    assert.deepEqual(cable.services.names, [
+      "metrics (prometheus)",
+      "pubsub (redis)",
+      "broker (none)",
+      "listeners",
+      "node",
+      "broadcaster (http)",
+      "broadcaster (redis)",
+      "broadcaster (redisx)",
+      "shutdown delay",
+    ]);
+    assert.doesNotMatch(log, /not served yet/);
+  });
+
   it("orders the services so that dependants stop before what they depend on", async () => {
     const { cable } = await compose(["--norpc", "--broadcast_adapter=http"]);
     assert.deepEqual(cable.services.names, [
@@ -42,8 +58,11 @@ describe("composeCable", () => {
       "--redis_url=redis://elsewhere:6379",
     ]);
     assert.match(log, /INF Using no-op \(legacy\) broker/);
-    assert.match(log, /WRN pub\/sub adapter "redis" is not served yet by anycable-ts/);
+    // REDIS_URL switches pub/sub to Redis, as in anycable-go: served now.
+    assert.doesNotMatch(log, /pub\/sub adapter "redis"/);
     assert.match(log, /WRN broadcast adapter "nats" is not served yet by anycable-ts/);
+    const nats = await compose(["--norpc", "--broadcast_adapter=http", "--pubsub=nats"]);
+    assert.match(nats.log, /WRN pub\/sub adapter "nats" is not served yet by anycable-ts/);
     const plain = await compose(["--norpc", "--broadcast_adapter=http"]);
     assert.doesNotMatch(plain.log, /not served yet/);
   });

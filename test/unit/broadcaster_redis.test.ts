@@ -7,6 +7,7 @@ import type { Broadcaster, PublicationHandler } from "../../src/broadcast/broadc
 import { RedisBroadcaster } from "../../src/broadcast/redis.ts";
 import { Logger } from "../../src/log/logger.ts";
 import { freePort } from "../support/ports.ts";
+import { redisOptions } from "../support/redis_options.ts";
 import { hasService, type ServiceProcess, startRedis } from "../support/services.ts";
 import { waitFor } from "../support/wait.ts";
 import { broadcasterContract, RecordingHandler } from "./contracts/broadcaster_contract.ts";
@@ -55,7 +56,7 @@ describe("Redis broadcaster", { skip: !hasService("redis-server") }, () => {
       },
     };
     const broadcaster = new RedisBroadcaster(
-      { url: redis.url, channel, maxReconnectAttempts: 5 },
+      { redis: redisOptions(redis.url, { maxReconnectAttempts: 5 }), channel },
       counting,
       silent,
     );
@@ -98,7 +99,7 @@ describe("Redis broadcaster", { skip: !hasService("redis-server") }, () => {
   it("leaves the channel on shutdown (Redis counts no subscriber)", async () => {
     const channel = nextChannel();
     const b: Broadcaster = new RedisBroadcaster(
-      { url: redis.url, channel, maxReconnectAttempts: 5 },
+      { redis: redisOptions(redis.url, { maxReconnectAttempts: 5 }), channel },
       new RecordingHandler(),
       silent,
     );
@@ -121,7 +122,7 @@ describe("Redis broadcaster", { skip: !hasService("redis-server") }, () => {
     const handler = new RecordingHandler();
     const fatals: Error[] = [];
     const b: Broadcaster = new RedisBroadcaster(
-      { url: own.url, channel, maxReconnectAttempts: 3 },
+      { redis: redisOptions(own.url, { maxReconnectAttempts: 3 }), channel },
       handler,
       silent,
     );
@@ -167,7 +168,7 @@ describe("Redis broadcaster", { skip: !hasService("redis-server") }, () => {
     // 2 attempts: node-redis retries a dropped connection at once, the second attempt follows after
     // nextRetryMs(1) = 2-4 s (retry.ts); then the strategy gives up and fatal is called.
     const b: Broadcaster = new RedisBroadcaster(
-      { url: own.url, channel, maxReconnectAttempts: 2 },
+      { redis: redisOptions(own.url, { maxReconnectAttempts: 2 }), channel },
       new RecordingHandler(),
       silent,
     );
@@ -196,7 +197,10 @@ describe("Redis broadcaster", { skip: !hasService("redis-server") }, () => {
     const port = await freePort(); // nothing listens there
     const fatals: Error[] = [];
     const b: Broadcaster = new RedisBroadcaster(
-      { url: `redis://127.0.0.1:${port}`, channel: nextChannel(), maxReconnectAttempts: 1 },
+      {
+        redis: redisOptions(`redis://127.0.0.1:${port}`, { maxReconnectAttempts: 1 }),
+        channel: nextChannel(),
+      },
       new RecordingHandler(),
       silent,
     );
