@@ -134,14 +134,20 @@ console.log(`${target}: ${clients} clients connected; soaking for ${minutes} min
 const seq = new Array<number>(streams).fill(0);
 let published = 0;
 let publishFailures = 0;
+/** What failed publications got (a status or an error), to tell the server's refusals from the network's. */
+const failureReasons = new Map<string, number>();
+const failed = (reason: string) => {
+  publishFailures++;
+  failureReasons.set(reason, (failureReasons.get(reason) ?? 0) + 1);
+};
 let k = 0;
 const heavy = JSON.stringify({ pad: "x".repeat(256 * 1024) });
 const publisher = setInterval(() => {
   const s = k++ % streams;
   const body = JSON.stringify({ stream: `soak-${s}`, data: JSON.stringify({ seq: seq[s]++, s }) });
   fetch(`${base}/_broadcast`, { method: "POST", body }).then(
-    (r) => (r.status === 201 ? published++ : publishFailures++),
-    () => publishFailures++,
+    (r) => (r.status === 201 ? published++ : failed(`status ${r.status}`)),
+    (e: Error) => failed(`${e.name}: ${e.message}`),
   );
 }, 1000 / rate);
 const heavyPublisher = setInterval(() => {
@@ -232,6 +238,7 @@ const verdict = {
   slowReadersStarted: Math.floor(samples.length / 6),
   published,
   publishFailures,
+  failureReasons: Object.fromEntries(failureReasons),
 };
 console.log(JSON.stringify(verdict));
 const stamp = new Date().toISOString().replace(/[:.]/g, "-").slice(0, 19);
