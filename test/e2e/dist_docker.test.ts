@@ -22,16 +22,19 @@ import {
   copyFileSync,
   existsSync,
   linkSync,
+  lstatSync,
   mkdirSync,
   mkdtempSync,
+  readdirSync,
   readFileSync,
   readlinkSync,
   rmSync,
   statSync,
+  symlinkSync,
   writeFileSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { hostBinary, sha256File, waitHealthy } from "../support/dist.ts";
 import { freePort } from "../support/ports.ts";
 import { publish } from "../support/publish.ts";
@@ -98,6 +101,15 @@ function baseLayer(dir: string): void {
   chmodSync(join(dir, "tmp"), 0o1777);
   mkdirSync(join(dir, "home", "nonroot"), { recursive: true });
   spawnSync("chown", ["65532:65532", join(dir, "home", "nonroot")]);
+}
+
+/** /usr/local/bin/anycable-ts is the release binary (0755), anycable-go a symlink to it. */
+function assertBinaries(rootfs: string): void {
+  const bin = join(rootfs, "usr", "local", "bin");
+  assert.deepEqual(readdirSync(bin).sort(), ["anycable-go", "anycable-ts"]);
+  assert.equal(sha256File(join(bin, "anycable-ts")), sha256File(hostBinary()));
+  assert.equal(statSync(join(bin, "anycable-ts")).mode & 0o777, 0o755);
+  assert.equal(readlinkSync(join(bin, "anycable-go")), "anycable-ts");
 }
 
 /** What the container runtime adds at run time: /etc/hosts, the basic /dev nodes, /proc's mount point. */
@@ -244,14 +256,22 @@ describe.if(enabled)("[binary] Docker image root filesystem", () => {
         const chmod = words.find((w) => w.startsWith("--chmod="))?.slice("--chmod=".length);
         const [src, dest] = words.filter((w) => !w.startsWith("--"));
         const from = join(context, src.replace(/\$\{TARGETPLATFORM\}/g, PLATFORM));
-        mkdirSync(join(rootfs, dirname(dest)), { recursive: true });
-        copyFileSync(from, join(rootfs, dest));
-        if (chmod) chmodSync(join(rootfs, dest), Number.parseInt(chmod, 8));
+        // a directory's entries go into dest (symlinks stay symlinks); a file goes to dest
+        const entries = statSync(from).isDirectory()
+          ? readdirSync(from).map((name) => [join(from, name), join(rootfs, dest, name)])
+          : [[from, join(rootfs, dest.endsWith("/") ? join(dest, basename(from)) : dest)]];
+        for (const [file, to] of entries) {
+          mkdirSync(dirname(to), { recursive: true });
+          if (lstatSync(file).isSymbolicLink()) symlinkSync(readlinkSync(file), to);
+          else {
+            copyFileSync(file, to);
+            if (chmod) chmodSync(to, Number.parseInt(chmod, 8));
+          }
+        }
       } else if (op === "ENTRYPOINT") entrypoint = JSON.parse(args);
       else if (op === "USER") user = args;
     }
-    assert.equal(sha256File(join(rootfs, entrypoint[0])), sha256File(hostBinary()));
-    assert.equal(statSync(join(rootfs, entrypoint[0])).mode & 0o777, 0o755);
+    assertBinaries(rootfs);
     runtimeLayer(rootfs);
     await runImage(rootfs, user, entrypoint);
   });
@@ -322,10 +342,27 @@ describe.if(enabled)("[binary] Docker image root filesystem", () => {
     const container = buildah("from", "--pull=never", "anycable-ts:test");
     const rootfs = buildah("mount", container);
     try {
-      assert.equal(sha256File(join(rootfs, "usr", "local", "bin", "anycable-ts")), sha256File(hostBinary()));
-      assert.equal(statSync(join(rootfs, "usr", "local", "bin", "anycable-ts")).mode & 0o777, 0o755);
+      assertBinaries(rootfs);
       runtimeLayer(rootfs);
       await runImage(rootfs, config.User!, config.Entrypoint!);
+      // a command override written for anycable-go's image (/proc mounted: a bun --compile binary
+      // reads itself through /proc/self/exe and prints nothing without it)
+      const asGo = spawnSync(
+        "/usr/bin/unshare",
+        [
+          "--mount",
+          "--pid",
+          "--fork",
+          `--root=${rootfs}`,
+          "--mount-proc",
+          "--setgid=65532",
+          "--setuid=65532",
+          "/usr/local/bin/anycable-go",
+          "-v",
+        ],
+        { env: {}, encoding: "utf8" },
+      );
+      assert.equal(asGo.stdout, spawnSync(hostBinary(), ["-v"], { encoding: "utf8" }).stdout, asGo.stderr);
     } finally {
       buildah("umount", container);
       buildah("rm", container);
