@@ -53,7 +53,7 @@ export const BROADCAST_OPTIONS = [
     description: "NATS subject the nats broadcasting adapter listens to",
     hidden: false,
     deprecated: null,
-    served: false,
+    served: true,
   },
   {
     name: "redisx_stream",
@@ -159,6 +159,7 @@ export interface Options {
     key: string;
   };
   redis: { channel: string };
+  nats: { channel: string };
 }
 
 export function fromConfig(c: Config): Options {
@@ -166,5 +167,6 @@ export function fromConfig(c: Config): Options {
     adapters: c.derived.broadcastAdapters,
     http: { path: c.http_broadcast_path, port: c.derived.broadcastPort, key: c.derived.broadcastKey },
     redis: { channel: c.redis_channel },
+    nats: { channel: c.nats_channel },
   };
 }

@@ -13,7 +13,7 @@ export const PUBSUB_OPTIONS = [
     description: "Pub/sub adapter for node-to-node messages (redis, nats); empty means single-node mode",
     hidden: false,
     deprecated: null,
-    served: false,
+    served: true,
     choices: ["none", "redis", "nats"],
   },
   {
@@ -41,7 +41,7 @@ export const PUBSUB_OPTIONS = [
     description: "NATS subject used for node-to-node pub/sub",
     hidden: true,
     deprecated: null,
-    served: false,
+    served: true,
     flag: false,
   },
 ] as const satisfies readonly OptionSpec[];

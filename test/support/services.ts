@@ -75,3 +75,46 @@ export async function startRedis(port?: number): Promise<ServiceProcess> {
     restart: () => startRedis(p),
   };
 }
+
+export interface NatsProcess extends ServiceProcess {
+  /** The monitoring endpoint (/connz, /subsz). */
+  monitorUrl: string;
+  restart(): Promise<NatsProcess>;
+}
+
+/** A private `nats-server -js` (JetStream in a temp dir) with a monitoring port, stopped by PID. */
+export async function startNats(port?: number, monitorPort?: number): Promise<NatsProcess> {
+  const p = port ?? (await freePort());
+  const m = monitorPort ?? (await freePort());
+  const dir = mkdtempSync(join(tmpdir(), "acts-nats-"));
+  const proc = spawn(
+    "nats-server",
+    ["-a", "127.0.0.1", "-p", String(p), "-m", String(m), "-js", "-sd", dir],
+    {
+      stdio: "ignore",
+    },
+  );
+  const exited = new Promise<void>((resolve) => proc.on("exit", () => resolve()));
+  await waitFor(() => portOpen(p), `nats-server on ${p}`);
+  await waitFor(() => portOpen(m), `nats-server monitoring on ${m}`);
+  return {
+    port: p,
+    url: `nats://127.0.0.1:${p}`,
+    monitorUrl: `http://127.0.0.1:${m}`,
+    proc,
+    async stop() {
+      proc.kill("SIGKILL");
+      await exited;
+    },
+    restart: () => startNats(p, m),
+  };
+}
+
+/** Subscriptions the NATS server holds on `subject` (all connections), read from /subsz. */
+export async function natsSubscribers(monitorUrl: string, subject: string): Promise<number> {
+  const res = await fetch(`${monitorUrl}/connz?subs=1`);
+  const body = (await res.json()) as { connections?: { subscriptions_list?: string[] }[] };
+  let n = 0;
+  for (const c of body.connections ?? []) for (const s of c.subscriptions_list ?? []) if (s === subject) n++;
+  return n;
+}

@@ -38,12 +38,12 @@ describe("composeCable", () => {
   it("announces the broker like anycable-go and says what is not served", async () => {
     const { log } = await compose([
       "--norpc",
-      "--broadcast_adapter=http,nats",
+      "--broadcast_adapter=http,redisx",
       "--redis_url=redis://elsewhere:6379",
     ]);
     assert.match(log, /INF Using no-op \(legacy\) broker/);
     assert.match(log, /WRN pub\/sub adapter "redis" is not served yet by anycable-ts/);
-    assert.match(log, /WRN broadcast adapter "nats" is not served yet by anycable-ts/);
+    assert.match(log, /WRN broadcast adapter "redisx" is not served yet by anycable-ts/);
     const plain = await compose(["--norpc", "--broadcast_adapter=http"]);
     assert.doesNotMatch(plain.log, /not served yet/);
   });
