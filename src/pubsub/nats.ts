@@ -88,12 +88,18 @@ export class NatsPubSub implements PubSub {
     if (this.link.up) this.remove(stream);
   }
 
+  /**
+   * Through NATS to every node subscribed, this one included. While NATS is down it goes to this
+   * node's clients only, at once: nothing is queued for later.
+   */
   broadcast(message: StreamMessage): void {
-    this.publish(streamSubject(message.stream), encodeStreamMessage(message));
+    if (!this.publish(streamSubject(message.stream), encodeStreamMessage(message))) {
+      this.handler.broadcast(message);
+    }
   }
 
   broadcastCommand(command: RemoteCommand): void {
-    this.publish(this.opts.channel, encodeRemoteCommand(command));
+    if (!this.publish(this.opts.channel, encodeRemoteCommand(command))) this.handler.executeCommand(command);
   }
 
   /** Connected to NATS right now. */
@@ -106,12 +112,15 @@ export class NatsPubSub implements PubSub {
     return this.link.flush();
   }
 
-  private publish(subject: string, payload: string): void {
+  /** false when NATS is not connected (nothing was sent). */
+  private publish(subject: string, payload: string): boolean {
     if (!this.link.up) {
-      this.log.debug("NATS is not connected: message dropped", { channel: subject });
-      return;
+      this.log.debug("NATS is not connected: delivering to this node only", { channel: subject });
+      return false;
     }
+    // refused by NATS (e.g. over max_payload): logged by the link, and not delivered anywhere
     this.link.publish(subject, payload);
+    return true;
   }
 
   /** After (re)connecting: the NATS subscriptions become exactly the streams wanted now. */
