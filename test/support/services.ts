@@ -83,17 +83,16 @@ export interface NatsProcess extends ServiceProcess {
 }
 
 /** A private `nats-server -js` (JetStream in a temp dir) with a monitoring port, stopped by PID. */
-export async function startNats(port?: number, monitorPort?: number): Promise<NatsProcess> {
+export async function startNats(
+  port?: number,
+  monitorPort?: number,
+  extraArgs: string[] = [],
+): Promise<NatsProcess> {
   const p = port ?? (await freePort());
   const m = monitorPort ?? (await freePort());
   const dir = mkdtempSync(join(tmpdir(), "acts-nats-"));
-  const proc = spawn(
-    "nats-server",
-    ["-a", "127.0.0.1", "-p", String(p), "-m", String(m), "-js", "-sd", dir],
-    {
-      stdio: "ignore",
-    },
-  );
+  const args = ["-a", "127.0.0.1", "-p", String(p), "-m", String(m), "-js", "-sd", dir, ...extraArgs];
+  const proc = spawn("nats-server", args, { stdio: "ignore" });
   const exited = new Promise<void>((resolve) => proc.on("exit", () => resolve()));
   await waitFor(() => portOpen(p), `nats-server on ${p}`);
   await waitFor(() => portOpen(m), `nats-server monitoring on ${m}`);
@@ -106,7 +105,7 @@ export async function startNats(port?: number, monitorPort?: number): Promise<Na
       proc.kill("SIGKILL");
       await exited;
     },
-    restart: () => startNats(p, m),
+    restart: () => startNats(p, m, extraArgs),
   };
 }
 
