@@ -55,15 +55,6 @@ export class NatsBroadcaster implements Broadcaster {
     this.handler.handle(parsed.value);
   }
 
-  /** Resolves once the subscription made so far has reached the NATS server. */
-  flush(): Promise<void> {
-    return this.link.flush();
-  }
-
-  get subscribed(): boolean {
-    return this.sub !== undefined && this.link.up;
-  }
-
   async shutdown(): Promise<void> {
     this.stopped = true;
     this.sub = undefined;

@@ -77,7 +77,7 @@ export async function startRedis(port?: number): Promise<ServiceProcess> {
 }
 
 export interface NatsProcess extends ServiceProcess {
-  /** The monitoring endpoint (/connz, /subsz). */
+  /** The monitoring endpoint (/connz). */
   monitorUrl: string;
   restart(): Promise<NatsProcess>;
 }
@@ -109,7 +109,7 @@ export async function startNats(
   };
 }
 
-/** Subscriptions the NATS server holds on `subject` (all connections), read from /subsz. */
+/** Subscriptions the NATS server holds on `subject` (all connections), read from /connz. */
 export async function natsSubscribers(monitorUrl: string, subject: string): Promise<number> {
   const res = await fetch(`${monitorUrl}/connz?subs=1`);
   const body = (await res.json()) as { connections?: { subscriptions_list?: string[] }[] };
