@@ -6,14 +6,19 @@
 
 import { afterAll, beforeAll, describe, it } from "bun:test";
 import assert from "node:assert/strict";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { connect as natsConnect } from "@nats-io/transport-node";
+import { freePort } from "../support/ports.ts";
 import { metric, publish } from "../support/publish.ts";
 import { e2eRuntimes, type ServerProcess, type ServerRuntime, startServer } from "../support/server.ts";
 import { hasService, type NatsProcess, startNats } from "../support/services.ts";
 import { waitFor } from "../support/wait.ts";
 import { connect, type RawClient } from "../support/ws_client.ts";
 
-const runtimes = e2eRuntimes(["bun", "deno"]);
+const all = e2eRuntimes(["bun", "deno", "binary"]);
+const runtimes = all.filter((r) => r !== "binary");
 const enabled = hasService("nats-server");
 const STREAM = "nats-cluster";
 const ID = JSON.stringify({ channel: "$pubsub", stream_name: STREAM });
@@ -207,3 +212,44 @@ async function sessionId(server: ServerProcess): Promise<{ sid: string; client: 
   const welcome = await client.next((m) => m.type === "welcome", "welcome");
   return { sid: String(welcome.sid), client };
 }
+
+// The NATS modules are loaded only when configured: one run of the single-file executable, from an
+// empty directory, with embedded NATS, NATS pub/sub and the nats broadcaster proves they are in
+// the bundle.
+describe.if(enabled && all.includes("binary"))("[binary] NATS pub/sub, broadcaster and embedded NATS", () => {
+  it("delivers an HTTP publication through NATS and one PUBlished to __anycable__", async () => {
+    const natsPort = await freePort();
+    const server = await startServer("binary", {
+      cwd: mkdtempSync(join(tmpdir(), "acts-bin-nats-")),
+      args: [
+        "--public",
+        "--norpc",
+        "--embed_nats",
+        `--enats_addr=nats://127.0.0.1:${natsPort}`,
+        "--pubsub=nats",
+        "--broadcast_adapter=http,nats",
+      ],
+    });
+    try {
+      await server.waitForOutput("subscribing for broadcasts");
+      const c = await subscribed(server);
+      let n = 0;
+      await waitFor(
+        async () => {
+          await publish(broadcastUrl(server), { stream: STREAM, data: JSON.stringify({ n: ++n }) });
+          return streamMessages(c).length > 0;
+        },
+        "an HTTP publication through NATS",
+        10_000,
+        200,
+      );
+      await natsPublish(`nats://127.0.0.1:${natsPort}`, "__anycable__", [
+        JSON.stringify({ stream: STREAM, data: '"from nats"' }),
+      ]);
+      await c.next((m) => m.identifier === ID && m.message === "from nats", "the NATS publication");
+      c.close();
+    } finally {
+      await server.stop("SIGTERM");
+    }
+  });
+});
