@@ -1,6 +1,6 @@
 // Real redis-server / nats-server processes for tests: private, on free loopback ports, stopped by PID.
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -104,6 +104,7 @@ export async function startNats(
     async stop() {
       proc.kill("SIGKILL");
       await exited;
+      rmSync(dir, { recursive: true, force: true });
     },
     restart: () => startNats(p, m, extraArgs),
   };
