@@ -6,6 +6,7 @@ import * as broadcastConfig from "../broadcast/options.ts";
 import { type Config, unservedAdapters } from "../config/index.ts";
 import * as listenerConfig from "../http/options.ts";
 import type { Logger } from "../log/logger.ts";
+import * as natsConfig from "../nats/options.ts";
 import * as redisConfig from "../redis/options.ts";
 import type { Routes } from "./routes.ts";
 
@@ -49,12 +50,21 @@ export async function createBroadcasters(
           logger,
         ),
       );
+    } else if (adapter === "nats") {
+      const { NatsBroadcaster } = await import("../broadcast/nats.ts");
+      broadcasters.push(
+        new NatsBroadcaster(
+          { nats: natsConfig.fromConfig(config), channel: opts.nats.channel },
+          handlers.local,
+          logger,
+        ),
+      );
     }
   }
   const log = logger.with({ context: "main" });
   for (const adapter of unservedAdapters(config)) {
     log.warn(
-      `broadcast adapter "${adapter}" is not served yet by anycable-ts: only "http", "redis" and "redisx" accept publications`,
+      `broadcast adapter "${adapter}" is not served yet by anycable-ts: only "http", "redis", "redisx" and "nats" accept publications`,
     );
   }
   return broadcasters;

@@ -8,6 +8,7 @@ import type { Broker } from "../broker/broker.ts";
 import { createBroker } from "../broker/factory.ts";
 import * as brokerConfig from "../broker/options.ts";
 import type { Config } from "../config/index.ts";
+import * as enatsConfig from "../enats/options.ts";
 import * as listenerConfig from "../http/options.ts";
 import { pathMatcher } from "../http/request.ts";
 import { Hub } from "../hub/hub.ts";
@@ -178,6 +179,12 @@ export async function composeCable({ config, runtime, logger, embedded }: Compos
   // Start order; shutdown runs it backwards (see ServiceList).
   const services = new ServiceList(log);
   services.add(prometheus);
+  // anycable-go starts its embedded NATS server before pub/sub, which may connect to it.
+  const enats = enatsConfig.fromConfig(config);
+  if (enats.enabled) {
+    const { EmbeddedNats } = await import("../enats/server.ts");
+    services.add(new EmbeddedNats(enats, logger));
+  }
   services.add(pubsub);
   services.add(broker);
   services.add(listenersService({ runtime, listener, routes, main, embedded, hub, paths: ws.paths, log }));

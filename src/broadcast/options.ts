@@ -53,7 +53,7 @@ export const BROADCAST_OPTIONS = [
     description: "NATS subject the nats broadcasting adapter listens to",
     hidden: false,
     deprecated: null,
-    served: false,
+    served: true,
   },
   {
     name: "redisx_stream",
@@ -160,6 +160,7 @@ export interface Options {
   };
   redis: { channel: string };
   redisx: { stream: string; group: string; blockMs: number };
+  nats: { channel: string };
 }
 
 export function fromConfig(c: Config): Options {
@@ -168,5 +169,6 @@ export function fromConfig(c: Config): Options {
     http: { path: c.http_broadcast_path, port: c.derived.broadcastPort, key: c.derived.broadcastKey },
     redis: { channel: c.redis_channel },
     redisx: { stream: c.redisx_stream, group: c.redisx_group, blockMs: c.redisx_read_block_milliseconds },
+    nats: { channel: c.nats_channel },
   };
 }

@@ -399,6 +399,9 @@ function embeddedNats(o: Out, s: State): void {
   o.kv("jetstream_ready_timeout", readyTimeout, v.enats_jetstream || readyTimeout !== "30");
   o.comment("\nMessage size limit (bytes)\n");
   o.kv("max_payload", String(v.enats_max_payload), v.enats_max_payload > 0, "1048576");
+  // anycable-ts only: printed when set, so the default output stays anycable-go's
+  if (v.enats_bin !== "nats-server")
+    o.comment("\nThe nats-server executable (anycable-ts)").kv("bin", q(v.enats_bin));
 }
 
 export function printToml(state: State): string {

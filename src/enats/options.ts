@@ -1,5 +1,8 @@
 // Option rows: The embedded NATS server.
-import type { OptionSpec } from "../config/schema.ts";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { nanoid } from "../config/derive.ts";
+import type { Config, OptionSpec } from "../config/schema.ts";
 
 export const ENATS_OPTIONS = [
   {
@@ -13,7 +16,7 @@ export const ENATS_OPTIONS = [
     description: "Start an embedded NATS server and use it for pub/sub",
     hidden: false,
     deprecated: null,
-    served: false,
+    served: true,
   },
   {
     name: "enats_addr",
@@ -26,7 +29,7 @@ export const ENATS_OPTIONS = [
     description: "Client listen address of the embedded NATS server",
     hidden: true,
     deprecated: null,
-    served: false,
+    served: true,
   },
   {
     name: "enats_cluster",
@@ -39,7 +42,7 @@ export const ENATS_OPTIONS = [
     description: "Cluster listen address of the embedded NATS server",
     hidden: true,
     deprecated: null,
-    served: false,
+    served: true,
   },
   {
     name: "enats_cluster_name",
@@ -52,7 +55,7 @@ export const ENATS_OPTIONS = [
     description: "Name of the embedded NATS cluster",
     hidden: false,
     deprecated: null,
-    served: false,
+    served: true,
   },
   {
     name: "enats_cluster_routes",
@@ -65,7 +68,7 @@ export const ENATS_OPTIONS = [
     description: "Comma-separated addresses of other cluster members",
     hidden: false,
     deprecated: null,
-    served: false,
+    served: true,
   },
   {
     name: "enats_gateway",
@@ -78,7 +81,7 @@ export const ENATS_OPTIONS = [
     description: "Gateway listen address of the embedded NATS server",
     hidden: true,
     deprecated: null,
-    served: false,
+    served: true,
   },
   {
     name: "enats_gateways",
@@ -91,7 +94,7 @@ export const ENATS_OPTIONS = [
     description: "Known gateways separated by semicolons, each as name:url[,url...] (e.g. a:gw1,gw2;b:gw3)",
     hidden: false,
     deprecated: null,
-    served: false,
+    served: true,
     separator: ";",
   },
   {
@@ -105,7 +108,7 @@ export const ENATS_OPTIONS = [
     description: "Gateway address advertised to other clusters",
     hidden: false,
     deprecated: null,
-    served: false,
+    served: true,
   },
   {
     name: "enats_store_dir",
@@ -118,7 +121,7 @@ export const ENATS_OPTIONS = [
     description: "Directory for JetStream data of the embedded server",
     hidden: true,
     deprecated: null,
-    served: false,
+    served: true,
   },
   {
     name: "enats_server_name",
@@ -131,7 +134,7 @@ export const ENATS_OPTIONS = [
     description: "Unique name of the embedded NATS server (JetStream needs one; generated when empty)",
     hidden: false,
     deprecated: null,
-    served: false,
+    served: true,
   },
   {
     name: "enats_debug",
@@ -144,7 +147,7 @@ export const ENATS_OPTIONS = [
     description: "Show the embedded NATS server's own logs",
     hidden: true,
     deprecated: null,
-    served: false,
+    served: true,
   },
   {
     name: "enats_trace",
@@ -157,7 +160,7 @@ export const ENATS_OPTIONS = [
     description: "Show protocol traces of the embedded NATS server",
     hidden: true,
     deprecated: null,
-    served: false,
+    served: true,
   },
   {
     name: "enats_max_payload",
@@ -170,7 +173,7 @@ export const ENATS_OPTIONS = [
     description: "Largest message the embedded NATS server accepts (bytes; 0 keeps the 1 MiB NATS default)",
     hidden: false,
     deprecated: null,
-    served: false,
+    served: true,
   },
   {
     name: "enats_jetstream",
@@ -183,7 +186,7 @@ export const ENATS_OPTIONS = [
     description: "Enable JetStream in the embedded NATS server (the nats broker turns it on)",
     hidden: true,
     deprecated: null,
-    served: false,
+    served: true,
     flag: false,
   },
   {
@@ -200,4 +203,67 @@ export const ENATS_OPTIONS = [
     served: false,
     flag: false,
   },
+  {
+    name: "enats_bin",
+    key: "enats_bin",
+    type: "string",
+    default: "nats-server",
+    env: ["ANYCABLE_ENATS_BIN"],
+    toml: "embedded_nats.bin",
+    category: "EMBEDDED NATS:",
+    description:
+      "The nats-server executable anycable-ts runs as the embedded NATS server (a path, or a name looked up on PATH)",
+    hidden: false,
+    deprecated: null,
+    served: true,
+    extension: true,
+  },
 ] as const satisfies readonly OptionSpec[];
+
+export interface Options {
+  enabled: boolean;
+  bin: string;
+  serviceAddr: string;
+  clusterAddr: string;
+  clusterName: string;
+  routes: string[];
+  gatewayAddr: string;
+  gatewayAdvertise: string;
+  gateways: string[];
+  /** As given, or generated as anycable-go generates it (unique per start). */
+  serverName: string;
+  /** JetStream's directory: as given, else <tmp>/nats-data/<server name> as anycable-go. */
+  storeDir: string;
+  /** 0 keeps the NATS default (1 MiB). */
+  maxPayload: number;
+  debug: boolean;
+  trace: boolean;
+  /** On with embedded_nats.jetstream, and whenever the nats broker is configured (as anycable-go). */
+  jetstream: boolean;
+}
+
+/** anycable-go's generated name: the service address with ':' -> '-' and '/' dropped, plus 3 random characters. */
+export function generatedServerName(serviceAddr: string): string {
+  return `${serviceAddr.replaceAll(":", "-").replaceAll("/", "")}-${nanoid(3)}`;
+}
+
+export function fromConfig(c: Config): Options {
+  const serverName = c.enats_server_name || generatedServerName(c.enats_addr);
+  return {
+    enabled: c.embed_nats,
+    bin: c.enats_bin,
+    serviceAddr: c.enats_addr,
+    clusterAddr: c.enats_cluster,
+    clusterName: c.enats_cluster_name,
+    routes: [...c.enats_cluster_routes],
+    gatewayAddr: c.enats_gateway,
+    gatewayAdvertise: c.enats_gateway_advertise,
+    gateways: [...c.enats_gateways],
+    serverName,
+    storeDir: c.enats_store_dir || join(tmpdir(), "nats-data", serverName),
+    maxPayload: c.enats_max_payload,
+    debug: c.enats_debug,
+    trace: c.enats_trace,
+    jetstream: c.enats_jetstream || c.broker === "nats",
+  };
+}

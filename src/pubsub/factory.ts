@@ -3,6 +3,7 @@
 import type { Config } from "../config/index.ts";
 import type { Logger } from "../log/logger.ts";
 import type { Metrics } from "../metrics/registry.ts";
+import * as natsConfig from "../nats/options.ts";
 import * as redisConfig from "../redis/options.ts";
 import { LocalPubSub } from "./local.ts";
 import { fromConfig } from "./options.ts";
@@ -27,6 +28,15 @@ export async function createPubSub(
         handler,
         logger,
         metrics,
+      );
+    }
+    case "nats": {
+      // Loaded only when configured, like every engine client.
+      const { NatsPubSub } = await import("./nats.ts");
+      return new NatsPubSub(
+        { nats: natsConfig.fromConfig(config), channel: config.nats_pubsub_channel },
+        handler,
+        logger,
       );
     }
     default:

@@ -41,7 +41,7 @@ export const PUBSUB_OPTIONS = [
     description: "NATS subject used for node-to-node pub/sub",
     hidden: true,
     deprecated: null,
-    served: false,
+    served: true,
     flag: false,
   },
 ] as const satisfies readonly OptionSpec[];

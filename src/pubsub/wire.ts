@@ -1,4 +1,4 @@
-// The JSON that nodes exchange over a pub/sub engine, anycable-go's field for field (common.go
+// The JSON that nodes exchange over a pub/sub engine (Redis, NATS), anycable-go's field for field (common.go
 // StreamMessage / RemoteCommandMessage, PubSubMessageFromJSON), so anycable-go and anycable-ts
 // nodes can share one engine during a rolling migration:
 //   {"stream":"s","data":"<string>","meta":{"exclude_socket":..,"broadcast_type":..,"transient":true},"offset":3,"epoch":"e"}

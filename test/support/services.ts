@@ -1,6 +1,6 @@
 // Real redis-server / nats-server processes for tests: private, on free loopback ports, stopped by PID.
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -108,4 +108,47 @@ export async function startRedis(port?: number, opts: RedisStartOptions = {}): P
     },
     restart: () => startRedis(p, opts),
   };
+}
+
+export interface NatsProcess extends ServiceProcess {
+  /** The monitoring endpoint (/connz). */
+  monitorUrl: string;
+  restart(): Promise<NatsProcess>;
+}
+
+/** A private `nats-server -js` (JetStream in a temp dir) with a monitoring port, stopped by PID. */
+export async function startNats(
+  port?: number,
+  monitorPort?: number,
+  extraArgs: string[] = [],
+): Promise<NatsProcess> {
+  const p = port ?? (await freePort());
+  const m = monitorPort ?? (await freePort());
+  const dir = mkdtempSync(join(tmpdir(), "acts-nats-"));
+  const args = ["-a", "127.0.0.1", "-p", String(p), "-m", String(m), "-js", "-sd", dir, ...extraArgs];
+  const proc = spawn("nats-server", args, { stdio: "ignore" });
+  const exited = new Promise<void>((resolve) => proc.on("exit", () => resolve()));
+  await waitFor(() => portOpen(p), `nats-server on ${p}`);
+  await waitFor(() => portOpen(m), `nats-server monitoring on ${m}`);
+  return {
+    port: p,
+    url: `nats://127.0.0.1:${p}`,
+    monitorUrl: `http://127.0.0.1:${m}`,
+    proc,
+    async stop() {
+      proc.kill("SIGKILL");
+      await exited;
+      rmSync(dir, { recursive: true, force: true });
+    },
+    restart: () => startNats(p, m, extraArgs),
+  };
+}
+
+/** Subscriptions the NATS server holds on `subject` (all connections), read from /connz. */
+export async function natsSubscribers(monitorUrl: string, subject: string): Promise<number> {
+  const res = await fetch(`${monitorUrl}/connz?subs=1`);
+  const body = (await res.json()) as { connections?: { subscriptions_list?: string[] }[] };
+  let n = 0;
+  for (const c of body.connections ?? []) for (const s of c.subscriptions_list ?? []) if (s === subject) n++;
+  return n;
 }

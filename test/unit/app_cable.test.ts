@@ -54,15 +54,14 @@ describe("composeCable", () => {
   it("announces the broker like anycable-go and says what is not served", async () => {
     const { log } = await compose([
       "--norpc",
-      "--broadcast_adapter=http,nats",
+      "--broadcast_adapter=http,redisx",
       "--redis_url=redis://elsewhere:6379",
     ]);
     assert.match(log, /INF Using no-op \(legacy\) broker/);
-    // REDIS_URL switches pub/sub to Redis, as in anycable-go: served now.
-    assert.doesNotMatch(log, /pub\/sub adapter "redis"/);
-    assert.match(log, /WRN broadcast adapter "nats" is not served yet by anycable-ts/);
-    const nats = await compose(["--norpc", "--broadcast_adapter=http", "--pubsub=nats"]);
-    assert.match(nats.log, /WRN pub\/sub adapter "nats" is not served yet by anycable-ts/);
+    // REDIS_URL switches pub/sub to Redis, as in anycable-go; Redis, redisx and NATS are served.
+    assert.doesNotMatch(log, /not served yet/);
+    const nats = await compose(["--norpc", "--broadcast_adapter=http", "--broker=nats"]);
+    assert.match(nats.log, /WRN broker "nats" is not served yet by anycable-ts/);
     const plain = await compose(["--norpc", "--broadcast_adapter=http"]);
     assert.doesNotMatch(plain.log, /not served yet/);
   });

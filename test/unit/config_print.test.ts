@@ -478,6 +478,7 @@ describe("schema", () => {
     "max_body_size",
     "broker_max_streams",
     "broker_max_sessions",
+    "enats_bin",
   ];
 
   test("has exactly anycable-go's flags, plus TOML-only settings and the marked anycable-ts ones", () => {
