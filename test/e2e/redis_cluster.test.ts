@@ -4,9 +4,9 @@
 // Redis down at startup.
 import { afterAll, afterEach, beforeAll, describe, it } from "bun:test";
 import assert from "node:assert/strict";
-import { createClient } from "redis";
 import { freePort } from "../support/ports.ts";
 import { publish } from "../support/publish.ts";
+import { numSub, type RedisProbe as Redis, redisProbe as redisClient } from "../support/redis_probe.ts";
 import { e2eRuntimes, type ServerProcess, type ServerRuntime, startServer } from "../support/server.ts";
 import { hasService, type ServiceProcess, startRedis } from "../support/services.ts";
 import { waitFor } from "../support/wait.ts";
@@ -33,20 +33,6 @@ const nodeArgs = (redisUrl: string, extra: string[] = []) => [
   "--redisx_read_block_milliseconds=500",
   ...extra,
 ];
-
-async function redisClient(url: string) {
-  const c = createClient({ url, socket: { reconnectStrategy: false } });
-  c.on("error", () => {});
-  await c.connect();
-  return c;
-}
-
-type Redis = Awaited<ReturnType<typeof redisClient>>;
-
-async function numSub(c: Redis, channel: string): Promise<number> {
-  const reply = (await c.sendCommand(["PUBSUB", "NUMSUB", channel])) as [string, number];
-  return Number(reply[1]);
-}
 
 /** anycable-rb's redisx adapter: XADD <stream> * payload <broadcast JSON>. */
 async function xadd(c: Redis, payload: unknown): Promise<void> {

@@ -2,32 +2,17 @@
 // server for this file), publishing with a separate node-redis client; plus the reconnect policy.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { createClient } from "redis";
 import type { Broadcaster, PublicationHandler } from "../../src/broadcast/broadcaster.ts";
 import { RedisBroadcaster } from "../../src/broadcast/redis.ts";
 import { Logger } from "../../src/log/logger.ts";
 import { freePort } from "../support/ports.ts";
 import { redisOptions } from "../support/redis_options.ts";
+import { redisProbe as client, numSub } from "../support/redis_probe.ts";
 import { hasService, type ServiceProcess, startRedis } from "../support/services.ts";
 import { waitFor } from "../support/wait.ts";
 import { broadcasterContract, RecordingHandler } from "./contracts/broadcaster_contract.ts";
 
 const silent = new Logger("error", "text", {}, { write() {} });
-
-async function client(url: string) {
-  const c = createClient({ url, socket: { reconnectStrategy: false } });
-  // node-redis throws an unhandled 'error' event without a listener; failures surface as rejections.
-  c.on("error", () => {});
-  await c.connect();
-  return c;
-}
-
-type Client = Awaited<ReturnType<typeof client>>;
-
-async function numSub(c: Client, channel: string): Promise<number> {
-  const reply = (await c.sendCommand(["PUBSUB", "NUMSUB", channel])) as [string, number];
-  return Number(reply[1]);
-}
 
 let channelSeq = 0;
 const nextChannel = () => `__anycable_contract_${process.pid}_${++channelSeq}__`;

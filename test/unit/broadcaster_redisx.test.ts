@@ -3,26 +3,17 @@
 // one consumer per entry, claiming a dead consumer's entries, retries, acks, leaving the group.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { createClient } from "redis";
 import type { PublicationHandler } from "../../src/broadcast/broadcaster.ts";
 import type { ParsedPublication } from "../../src/broadcast/publication.ts";
 import { RedisxBroadcaster, randomConsumerName } from "../../src/broadcast/redisx.ts";
 import { Logger } from "../../src/log/logger.ts";
 import { redisOptions } from "../support/redis_options.ts";
+import { type RedisProbe as Client, redisProbe as client } from "../support/redis_probe.ts";
 import { hasService, type ServiceProcess, startRedis } from "../support/services.ts";
 import { waitFor } from "../support/wait.ts";
 import { broadcasterContract, RecordingHandler } from "./contracts/broadcaster_contract.ts";
 
 const silent = new Logger("error", "text", {}, { write() {} });
-
-async function client(url: string) {
-  const c = createClient({ url, socket: { reconnectStrategy: false } });
-  c.on("error", () => {});
-  await c.connect();
-  return c;
-}
-
-type Client = Awaited<ReturnType<typeof client>>;
 
 let seq = 0;
 const nextStream = () => `__anycable_x_${process.pid}_${++seq}__`;

@@ -2,13 +2,13 @@
 // format and channel naming, and what happens while Redis is unreachable.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { createClient } from "redis";
 import type { StreamMessage } from "../../src/broadcast/publication.ts";
 import { Logger } from "../../src/log/logger.ts";
 import { Metrics } from "../../src/metrics/registry.ts";
 import { DROPPED_METRIC, RedisPubSub } from "../../src/pubsub/redis.ts";
 import { freePort } from "../support/ports.ts";
 import { redisOptions } from "../support/redis_options.ts";
+import { redisProbe as client, numSub } from "../support/redis_probe.ts";
 import { hasService, type ServiceProcess, startRedis } from "../support/services.ts";
 import { waitFor } from "../support/wait.ts";
 import { pubsubContract, RecordingPubSubHandler } from "./contracts/pubsub_contract.ts";
@@ -18,20 +18,6 @@ const silent = new Logger("error", "text", {}, { write() {} });
 function capturing(): { logger: Logger; lines: string[] } {
   const lines: string[] = [];
   return { logger: new Logger("debug", "text", {}, { write: (l) => lines.push(l) }), lines };
-}
-
-async function client(url: string) {
-  const c = createClient({ url, socket: { reconnectStrategy: false } });
-  c.on("error", () => {});
-  await c.connect();
-  return c;
-}
-
-type Client = Awaited<ReturnType<typeof client>>;
-
-async function numSub(c: Client, channel: string): Promise<number> {
-  const reply = (await c.sendCommand(["PUBSUB", "NUMSUB", channel])) as [string, number];
-  return Number(reply[1]);
 }
 
 let seq = 0;
