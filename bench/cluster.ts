@@ -155,7 +155,7 @@ async function runMode(mode: string): Promise<ModeResult> {
     const workers = ports.map((port, i) =>
       startWorker(`ws://127.0.0.1:${port}/cable`, Math.min(per, total - i * per), i * per, 1),
     );
-    await Promise.all(workers.map((w) => w.waitFor("ready", 300_000)));
+    await Promise.all(workers.map((w) => w.next("ready", 300_000)));
     const connectMs = performance.now() - started;
     const connected = await Promise.all(nodes.map((p) => memoryAfterGc(p.pid!)));
     const oneStream = await broadcastPhase(
@@ -167,7 +167,7 @@ async function runMode(mode: string): Promise<ModeResult> {
       samples,
     );
     for (const w of workers) w.send("close");
-    await Promise.all(workers.map((w) => w.waitFor("closed")));
+    await Promise.all(workers.map((w) => w.next("closed")));
     const rssPer1kMiB = nodes.map(
       (_, i) => (connected[i]!.rss - idle[i]!.rss) / (Math.min(per, total - i * per) / 1000) / 1048576,
     );

@@ -8,6 +8,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { jsonChild } from "./lib/child.ts";
 import { memoryAfterGc, memoryOf, percentile } from "./lib/proc.ts";
 import { freePort } from "./lib/targets.ts";
 
@@ -27,33 +28,6 @@ const clients = Number(values.clients);
 const streams = Number(values.streams);
 const missed = Number(values.missed);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** A child printing JSON lines; next(type) waits for the next line of that type. */
-function child(cmd: string, args: string[]) {
-  const proc = spawn(cmd, args, { stdio: ["pipe", "pipe", "inherit"] });
-  const lines: Array<Record<string, unknown>> = [];
-  let buf = "";
-  proc.stdout!.on("data", (d) => {
-    buf += d.toString();
-    for (let nl = buf.indexOf("\n"); nl >= 0; nl = buf.indexOf("\n")) {
-      lines.push(JSON.parse(buf.slice(0, nl)));
-      buf = buf.slice(nl + 1);
-    }
-  });
-  return {
-    proc,
-    send: (line: string) => proc.stdin!.write(`${line}\n`),
-    async next(type?: string, timeoutMs = 300_000): Promise<Record<string, unknown>> {
-      const deadline = Date.now() + timeoutMs;
-      for (;;) {
-        const i = lines.findIndex((l) => type === undefined || l.type === type);
-        if (i >= 0) return lines.splice(i, 1)[0]!;
-        if (Date.now() > deadline) throw new Error(`timed out waiting for ${type}`);
-        await sleep(10);
-      }
-    },
-  };
-}
 
 async function startServer(port: number, rpcPort: number, broker: boolean): Promise<ChildProcess> {
   const args = [
@@ -94,7 +68,7 @@ async function rpcCalls(): Promise<number> {
 }
 
 function loadgen(port: number, count: number) {
-  return child(join(BIN, "bun"), [
+  return jsonChild(join(BIN, "bun"), [
     join(ROOT, "bench", "restore_client.ts"),
     `--url=ws://127.0.0.1:${port}/cable`,
     `--count=${count}`,
@@ -114,7 +88,7 @@ async function publishRound(port: number, tag: string): Promise<void> {
   if (res.status !== 201) throw new Error(`broadcast: ${res.status}`);
 }
 
-const backend = child("node", [join(ROOT, "bench", "backends", "grpc_backend.mjs")]);
+const backend = jsonChild("node", [join(ROOT, "bench", "backends", "grpc_backend.mjs")]);
 const rpcPort = Number((await backend.next("port")).port);
 
 /** Idle memory: RSS of the server after `clients` subscribed extended-protocol clients, per client. */

@@ -43,10 +43,10 @@ const now = () => performance.timeOrigin + performance.now();
  */
 async function warmUp(port: number, pid: number, url: string): Promise<void> {
   const workers = [startWorker(url, 100, 0, 1)];
-  await Promise.all(workers.map((w) => w.waitFor("ready", 60_000)));
+  await Promise.all(workers.map((w) => w.next("ready", 60_000)));
   await broadcastPhase(`http://127.0.0.1:${port}/_broadcast`, [pid], workers, 100, 1, 3);
   for (const w of workers) w.send("close");
-  await Promise.all(workers.map((w) => w.waitFor("closed")));
+  await Promise.all(workers.map((w) => w.next("closed")));
 }
 
 interface RunResult {
@@ -87,7 +87,7 @@ async function runOnce(target: string, n: number, run: number): Promise<RunResul
     const workers = Array.from({ length: workerCount }, (_, i) =>
       startWorker(url, Math.min(per, n - i * per), i * per, 1),
     );
-    const ready = await Promise.all(workers.map((w) => w.waitFor("ready", 300_000)));
+    const ready = await Promise.all(workers.map((w) => w.next("ready", 300_000)));
     const connectMs = now() - started;
     const failures = ready.reduce((s, r) => s + Number(r.failures), 0);
     const { rss: rssConnected } = await memoryAfterGc(pid);
@@ -100,13 +100,13 @@ async function runOnce(target: string, n: number, run: number): Promise<RunResul
       samples,
     );
     for (const w of workers) w.send("close");
-    await Promise.all(workers.map((w) => w.waitFor("closed")));
+    await Promise.all(workers.map((w) => w.next("closed")));
     const { rss: rssAfterFirstCycle } = await memoryAfterGc(pid);
     // 100 streams: a second set of clients spread round-robin
     const workers100 = Array.from({ length: workerCount }, (_, i) =>
       startWorker(url, Math.min(per, n - i * per), i * per, 100),
     );
-    await Promise.all(workers100.map((w) => w.waitFor("ready", 300_000)));
+    await Promise.all(workers100.map((w) => w.next("ready", 300_000)));
     const hundredStreams = await broadcastPhase(
       `http://127.0.0.1:${port}/_broadcast`,
       [pid],
@@ -116,7 +116,7 @@ async function runOnce(target: string, n: number, run: number): Promise<RunResul
       Math.max(5, Math.floor(samples / 4)),
     );
     for (const w of workers100) w.send("close");
-    await Promise.all(workers100.map((w) => w.waitFor("closed")));
+    await Promise.all(workers100.map((w) => w.next("closed")));
     const afterClose = await memoryAfterGc(pid);
     return {
       target,

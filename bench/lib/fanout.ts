@@ -1,8 +1,8 @@
 // The fan-out measurement shared by bench/run.ts and bench/cluster.ts: load-generator workers
 // (bench/loadgen.ts, separate processes) and one broadcast phase timed until every subscriber has
 // every publication.
-import { type ChildProcess, spawn } from "node:child_process";
 import { join } from "node:path";
+import { type JsonChild, jsonChild } from "./child.ts";
 import { cpuMs, percentile } from "./proc.ts";
 
 const ROOT = join(import.meta.dir, "..", "..");
@@ -10,52 +10,17 @@ const BIN = join(ROOT, "node_modules", ".bin");
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const now = () => performance.timeOrigin + performance.now();
 
-export interface Worker {
-  proc: ChildProcess;
-  lines: Array<Record<string, unknown>>;
-  waitFor(type: string, timeoutMs?: number): Promise<Record<string, unknown>>;
-  send(cmd: string): void;
-}
+/** A bench/loadgen.ts process. */
+export type Worker = JsonChild;
 
 export function startWorker(url: string, count: number, offset: number, streams: number): Worker {
-  const proc = spawn(
-    join(BIN, "bun"),
-    [
-      join(ROOT, "bench", "loadgen.ts"),
-      `--url=${url}`,
-      `--count=${count}`,
-      `--offset=${offset}`,
-      `--streams=${streams}`,
-    ],
-    { stdio: ["pipe", "pipe", "inherit"] },
-  );
-  const lines: Array<Record<string, unknown>> = [];
-  let buf = "";
-  proc.stdout!.on("data", (d) => {
-    buf += d.toString();
-    let nl = buf.indexOf("\n");
-    while (nl >= 0) {
-      lines.push(JSON.parse(buf.slice(0, nl)));
-      buf = buf.slice(nl + 1);
-      nl = buf.indexOf("\n");
-    }
-  });
-  return {
-    proc,
-    lines,
-    async waitFor(type, timeoutMs = 120_000) {
-      const deadline = Date.now() + timeoutMs;
-      for (;;) {
-        const i = lines.findIndex((l) => l.type === type);
-        if (i >= 0) return lines.splice(i, 1)[0]!;
-        if (Date.now() > deadline) throw new Error(`worker: no ${type} within ${timeoutMs}ms`);
-        await sleep(10);
-      }
-    },
-    send(cmd) {
-      proc.stdin!.write(`${cmd}\n`);
-    },
-  };
+  return jsonChild(join(BIN, "bun"), [
+    join(ROOT, "bench", "loadgen.ts"),
+    `--url=${url}`,
+    `--count=${count}`,
+    `--offset=${offset}`,
+    `--streams=${streams}`,
+  ]);
 }
 
 export interface LatencyStats {
@@ -105,7 +70,7 @@ export async function broadcastPhase(
     merged = new Map();
     for (const w of workers) w.send("report");
     for (const w of workers) {
-      const rep = (await w.waitFor("report")) as { received: Array<[number, [number, number]]> };
+      const rep = (await w.next("report")) as { received: Array<[number, [number, number]]> };
       for (const [s, [count, max]] of rep.received) {
         const m = merged.get(s);
         if (m) {

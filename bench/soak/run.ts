@@ -1,15 +1,9 @@
-// The soak (not in CI): minutes of churn against one server, sampling its memory, descriptors and
-// delivery every 10 s. 5,000 clients on 50 streams, 10% reconnecting every minute (half without a
-// close handshake), 5% moving to another stream, 50 broadcasts/s, and one slow reader per minute
-// that subscribes to a heavy stream and never reads (it must be dropped as too_slow).
-// Writes bench/results/soak-<target>-<date>.json and .svg.
-//   bun bench/soak/run.ts --target ts-bun --minutes 30
-import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { type JsonChild, jsonChild } from "../lib/child.ts";
 import { memoryAfterGc, memoryOf } from "../lib/proc.ts";
 import { startTarget } from "../lib/targets.ts";
 import { renderSvg, type Series } from "./plot.ts";
@@ -34,46 +28,15 @@ const streams = Number(values.streams);
 const rate = Number(values.rate);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-interface Worker {
-  proc: ChildProcess;
-  next(type: string, timeoutMs?: number): Promise<Record<string, unknown>>;
-  send(cmd: string): void;
-}
-
-function startWorker(url: string, count: number, offset: number): Worker {
-  const proc = spawn(
-    join(BIN, "bun"),
-    [
-      join(import.meta.dir, "client.ts"),
-      `--url=${url}`,
-      `--count=${count}`,
-      `--offset=${offset}`,
-      `--streams=${streams}`,
-    ],
-    { stdio: ["pipe", "pipe", "inherit"] },
-  );
-  const lines: Array<Record<string, unknown>> = [];
-  let buf = "";
-  proc.stdout!.on("data", (d) => {
-    buf += d.toString();
-    for (let nl = buf.indexOf("\n"); nl >= 0; nl = buf.indexOf("\n")) {
-      lines.push(JSON.parse(buf.slice(0, nl)));
-      buf = buf.slice(nl + 1);
-    }
-  });
-  return {
-    proc,
-    send: (cmd) => proc.stdin!.write(`${cmd}\n`),
-    async next(type, timeoutMs = 120_000) {
-      const deadline = Date.now() + timeoutMs;
-      for (;;) {
-        const i = lines.findIndex((l) => l.type === type);
-        if (i >= 0) return lines.splice(i, 1)[0]!;
-        if (Date.now() > deadline) throw new Error(`worker: no ${type} within ${timeoutMs} ms`);
-        await sleep(20);
-      }
-    },
-  };
+/** A bench/soak/client.ts process. */
+function startWorker(url: string, count: number, offset: number): JsonChild {
+  return jsonChild(join(BIN, "bun"), [
+    join(import.meta.dir, "client.ts"),
+    `--url=${url}`,
+    `--count=${count}`,
+    `--offset=${offset}`,
+    `--streams=${streams}`,
+  ]);
 }
 
 /** A client that upgrades, subscribes to the heavy stream and then never reads. */
