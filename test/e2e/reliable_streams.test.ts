@@ -1096,7 +1096,7 @@ for (const runtime of runtimes) {
     });
   });
 
-  describe(`[${runtime}] --pong_timeout (--ping_interval=1 --pong_timeout=1), --sessions_ttl=0, --history_limit=3`, () => {
+  describe(`[${runtime}] --pong_timeout (--ping_interval=1 --pong_timeout=1), --sessions_ttl=0, --history_limit=3, --broker_max_streams=2`, () => {
     let server: ServerProcess;
 
     beforeAll(async () => {
@@ -1113,6 +1113,7 @@ for (const runtime of runtimes) {
           "--pong_timeout=1",
           "--sessions_ttl=0",
           "--history_limit=3",
+          "--broker_max_streams=2",
         ],
       });
     });
@@ -1185,6 +1186,33 @@ for (const runtime of runtimes) {
         live[4],
         { type: "confirm_history", identifier: id },
       ]);
+      a.c.close();
+    });
+
+    it("keeps history for --broker_max_streams streams (2): the least recently published one goes", async () => {
+      const streams = [1, 2, 3].map((n) => `bound${n}/${runtime}`);
+      for (const stream of streams)
+        assert.equal((await publish(`${server.url}/_broadcast`, { stream, data: '"kept?"' })).status, 201);
+      const a = await extClient(server.wsUrl);
+      autoPong(a.c);
+      const since = nowSec() - 60;
+      const historyOf = async (stream: string) => {
+        const id = pubId(stream);
+        a.c.send({ command: "subscribe", identifier: id, history: { since } });
+        const frames = await framesUntil(
+          a.c,
+          (m) => m.identifier === id && m.type === "confirm_history",
+          stream,
+        );
+        return frames.filter((m) => "message" in m).map((m) => m.message);
+      };
+      assert.deepEqual(
+        await historyOf(streams[0]!),
+        [],
+        "the first stream's history was dropped for the third",
+      );
+      assert.deepEqual(await historyOf(streams[1]!), ["kept?"]);
+      assert.deepEqual(await historyOf(streams[2]!), ["kept?"]);
       a.c.close();
     });
 
