@@ -24,6 +24,7 @@ import { NullController } from "../node/null_controller.ts";
 import * as nodeConfig from "../node/options.ts";
 import { createPubSub } from "../pubsub/factory.ts";
 import type { PubSub, PubSubHandler } from "../pubsub/pubsub.ts";
+import * as redisConfig from "../redis/options.ts";
 import * as rpcConfig from "../rpc/options.ts";
 import type { HandlerSpec, Runtime } from "../runtime/types.ts";
 import { buildChannelRouter } from "../streams/factory.ts";
@@ -84,12 +85,13 @@ export async function composeCable({ config, runtime, logger, embedded }: Compos
   });
   const brokerOpts = brokerConfig.fromConfig(config);
   // The broker's presence changes go to the node, built below (it needs the broker first).
-  const broker: Broker = createBroker(
-    brokerOpts,
+  const broker: Broker = createBroker(brokerOpts, {
     pubsub,
-    { presenceChanged: (s, e) => node.presenceChanged(s, e) },
+    presenter: { presenceChanged: (s, e) => node.presenceChanged(s, e) },
     log,
-  );
+    redis: redisConfig.fromConfig(config),
+    metrics,
+  });
   log.info(broker.announce());
   const node = new Node({
     controller,
