@@ -23,6 +23,10 @@ export interface Executor {
    * it itself, or both. Returns an error text for the node to count and log, or undefined.
    */
   handle(session: Session, cmd: ClientCommand, next: RunCommand): Promise<string | undefined>;
+  /** false: a session's own presence join is not sent back to it (Pusher has no member_added for oneself). */
+  readonly ownPresenceEvents?: boolean;
+  /** The WebSocket close code of a server-side disconnect in this protocol (default: the node's). */
+  closeCode?(reconnect: boolean, code: number): number;
   /** The session closed; the node has already dropped its subscriptions from the hub. */
   closed?(session: Session): void;
 }

@@ -177,9 +177,14 @@ export class Node implements Presenter {
     return this.opts.nativePings || protocolInfo(session.request.protocol).extended ? timeout : 0;
   }
 
-  /** The broker's presence changes (joins, leaves, expiries) go to the stream's subscribers on every node. */
-  presenceChanged(stream: string, event: PresenceEvent): void {
-    this.broker.handleBroadcast(presencePublication(stream, event));
+  /**
+   * The broker's presence changes (joins, leaves, expiries) go to the stream's subscribers on every
+   * node; a join is not sent back to a joiner whose protocol says so (Pusher's member_added).
+   */
+  presenceChanged(stream: string, event: PresenceEvent, sid?: string): void {
+    const joiner = sid === undefined ? undefined : this.sessions.get(sid);
+    const spare = joiner && this.executorOf(joiner)?.ownPresenceEvents === false;
+    this.broker.handleBroadcast(presencePublication(stream, event, spare ? sid : undefined));
   }
 
   /** The client is alive (a command or a native pong): no pong is awaited until the next ping. */
@@ -299,6 +304,17 @@ export class Node implements Presenter {
     }
   }
 
+  /**
+   * Gives a connected session new connection identifiers (a Pusher user who signed in), so remote
+   * disconnects by identifiers find it under them.
+   */
+  setIdentifiers(session: Session, identifiers: string): void {
+    if (session.state !== "connected") return;
+    this.unindexIdentifiers(session);
+    session.identifiers = identifiers;
+    this.indexIdentifiers(session);
+  }
+
   /** Bun's drain callback: the socket's backlog was flushed. */
   drained(session: Session): void {
     this.backpressure.drained(session);
@@ -309,7 +325,7 @@ export class Node implements Presenter {
     if (session.state === "closed" || session.closing) return;
     session.closing = true;
     session.deliver(disconnectMessage(reason, reconnect));
-    this.closeSocket(session, code, closeReason);
+    this.closeSocket(session, this.executorOf(session)?.closeCode?.(reconnect, code) ?? code, closeReason);
   }
 
   private closeSocket(session: Session, code: number, reason: string): void {

@@ -479,6 +479,8 @@ describe("schema", () => {
     "broker_max_streams",
     "broker_max_sessions",
     "enats_bin",
+    "pusher_webhook_url",
+    "pusher_webhook_events",
   ];
 
   test("has exactly anycable-go's flags, plus TOML-only settings and the marked anycable-ts ones", () => {
