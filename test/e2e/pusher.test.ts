@@ -601,3 +601,64 @@ for (const runtime of runtimes) {
     });
   });
 }
+
+for (const runtime of runtimes) {
+  describe(`[${runtime}] Pusher: --pusher_api_port, no broker`, () => {
+    let server: ServerProcess;
+    let apiPort = 0;
+    const sdk = pusherSdk(0);
+
+    beforeAll(async () => {
+      const { freePort } = await import("../support/ports.ts");
+      apiPort = await freePort();
+      server = await startServer(runtime, {
+        args: [
+          "--norpc",
+          `--pusher_app_id=${APP.appId}`,
+          `--pusher_app_key=${APP.key}`,
+          `--pusher_secret=${APP.secret}`,
+          `--pusher_api_port=${apiPort}`,
+          "--broadcast_adapter=http",
+        ],
+      });
+    });
+    afterAll(async () => {
+      await server?.stop();
+    });
+
+    it("serves the HTTP API on its own port only; presence channels need a broker", async () => {
+      assert.match(
+        server.output(),
+        new RegExp(`Handle Pusher API requests at http://127\\.0\\.0\\.1:${apiPort}/apps/4711/`),
+      );
+      assert.match(server.output(), /Pusher presence channels need a broker/);
+      const c = await connect(`ws://127.0.0.1:${server.port}/app/${APP.key}`, []);
+      const hello = await c.next(
+        (m) => m.event === "pusher:connection_established",
+        "connection_established",
+      );
+      const socketId = String(parsed(hello.data).socket_id);
+      c.send({ event: "pusher:subscribe", data: { channel: "news" } });
+      await c.next((m) => m.event === "pusher_internal:subscription_succeeded", "succeeded");
+      assert.equal((await pusherSdk(apiPort).trigger("news", "flash", "on the API port")).status, 200);
+      assert.deepEqual(await c.next((m) => m.event === "flash", "flash"), {
+        event: "flash",
+        data: "on the API port",
+        channel: "news",
+      });
+      const onMain = await pusherSdk(server.port)
+        .trigger("news", "flash", "x")
+        .catch((e) => e);
+      assert.equal(onMain.status, 404);
+      c.send({
+        event: "pusher:subscribe",
+        data: { channel: "presence-x", ...sdk.authorizeChannel(socketId, "presence-x", { user_id: "1" }) },
+      });
+      assert.deepEqual((await c.next((m) => m.event === "pusher:error", "no broker")).data, {
+        message: "Presence channels need a broker (--broker=memory, or --presets=broker)",
+        code: null,
+      });
+      c.close();
+    });
+  });
+}
