@@ -68,7 +68,8 @@ export async function authEndpoint(sdk: Pusher): Promise<{ url: string; close():
         : undefined;
       answer = sdk.authorizeChannel(signedFor, channel, member);
     }
-    res.writeHead(200, { "content-type": "application/json" });
+    // no keep-alive: a pooled socket the server closes meanwhile would fail the client's next auth
+    res.writeHead(200, { "content-type": "application/json", connection: "close" });
     res.end(JSON.stringify(answer));
   });
   const port = await listen(server);
@@ -85,32 +86,29 @@ export interface WebhookCall {
   body: { time_ms: number; events: Array<Record<string, unknown>> };
 }
 
-/** Records every webhook POST; `failNext(n)` answers the next n with 500. */
+/** Records every webhook POST; `failFor(channel)` answers the next one with events of that channel with 500. */
 export async function webhookReceiver(sdk: Pusher) {
   const calls: WebhookCall[] = [];
-  let failures = 0;
+  let failChannel: string | undefined;
   const server = createServer(async (req, res) => {
     const rawBody = await readBody(req);
     const headers: Record<string, string> = {};
     for (const [k, v] of Object.entries(req.headers)) if (typeof v === "string") headers[k] = v;
     const hook = sdk.webhook({ headers, rawBody });
-    const status = failures > 0 ? 500 : 200;
-    if (failures > 0) failures--;
-    calls.push({
-      status,
-      valid: hook.isValid(),
-      key: headers["x-pusher-key"] ?? "",
-      body: JSON.parse(rawBody),
-    });
-    res.writeHead(status);
+    const body = JSON.parse(rawBody) as WebhookCall["body"];
+    const fail = failChannel !== undefined && body.events.some((e) => e.channel === failChannel);
+    if (fail) failChannel = undefined;
+    const status = fail ? 500 : 200;
+    calls.push({ status, valid: hook.isValid(), key: headers["x-pusher-key"] ?? "", body });
+    res.writeHead(status, { connection: "close" });
     res.end();
   });
   const port = await listen(server);
   return {
     url: `http://127.0.0.1:${port}/pusher/webhooks`,
     calls,
-    failNext(n: number) {
-      failures = n;
+    failFor(channel: string) {
+      failChannel = channel;
     },
     /** Events delivered (status 200) so far, in order. */
     delivered(): Array<Record<string, unknown>> {
