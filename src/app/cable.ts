@@ -34,7 +34,7 @@ import { requestGate } from "../transports/request.ts";
 import { type SocketContext, wsCallbacks, wsUpgradeHandler } from "../transports/ws/handler.ts";
 import * as wsConfig from "../transports/ws/options.ts";
 import { createBroadcasters } from "./broadcasters.ts";
-import { delayService, listenersService, nodeService } from "./lifecycle.ts";
+import { delayService, listenersService, nodeService, type TickTask } from "./lifecycle.ts";
 import * as appConfig from "./options.ts";
 import { Routes } from "./routes.ts";
 import { ServiceList } from "./service.ts";
@@ -69,7 +69,7 @@ export async function composeCable({ config, runtime, logger, embedded }: Compos
 
   const metrics = new Metrics();
   const hub = new Hub();
-  const controller = await buildController(rpc, config, metrics, logger, runtime);
+  const { controller, tasks: controllerTasks } = await buildController(rpc, config, metrics, logger, runtime);
 
   // The pipeline of one publication: broadcaster -> handler -> broker -> pub/sub -> node -> hub.
   const thisNode: PublicationTarget & PubSubHandler = {
@@ -190,7 +190,9 @@ export async function composeCable({ config, runtime, logger, embedded }: Compos
   services.add(pubsub);
   services.add(broker);
   services.add(listenersService({ runtime, listener, routes, main, embedded, hub, paths: ws.paths, log }));
-  services.add(nodeService(node, controller, [{ everyMs: 1000, run: (now) => broker.expire(now) }]));
+  services.add(
+    nodeService(node, controller, [{ everyMs: 1000, run: (now) => broker.expire(now) }, ...controllerTasks]),
+  );
   for (const b of broadcasters) services.add(b);
   services.add(delayService(appConfig.fromConfig(config).shutdownDelayMs, log));
   return { node, hub, metrics, services, main };
@@ -202,9 +204,10 @@ async function buildController(
   metrics: Metrics,
   logger: Logger,
   runtime: Runtime,
-): Promise<Controller> {
+): Promise<{ controller: Controller; tasks: TickTask[] }> {
   const log = logger.with({ context: "main" });
   let app: Controller;
+  let tasks: TickTask[] = [];
   if (rpc.impl === "none") {
     log.info("no RPC configured");
     app = new NullController();
@@ -212,8 +215,12 @@ async function buildController(
     // Loaded only with RPC: protobuf, the generated messages and the transports weigh ~10 MiB idle.
     const { createRpcController } = await import("../rpc/factory.ts");
     // logs "RPC controller initialized: <host> (..., impl: grpc|http, ...)" once started
-    app = createRpcController(rpc, metrics, logger, { http2SessionPerCall: runtime.http2SessionPerCall });
+    const setup = createRpcController(rpc, metrics, logger, {
+      http2SessionPerCall: runtime.http2SessionPerCall,
+    });
+    app = setup.controller;
+    tasks = setup.tasks;
   }
   const routed = buildChannelRouter(app, streamsConfig.fromConfig(config), log);
-  return wrapIdentity(routed, identityConfig.fromConfig(config), log);
+  return { controller: wrapIdentity(routed, identityConfig.fromConfig(config), log), tasks };
 }

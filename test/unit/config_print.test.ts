@@ -479,6 +479,10 @@ describe("schema", () => {
     "broker_max_streams",
     "broker_max_sessions",
     "enats_bin",
+    // AnyCable Pro's adaptive concurrency bounds
+    "rpc_concurrency_initial",
+    "rpc_concurrency_min",
+    "rpc_concurrency_max",
   ];
 
   test("has exactly anycable-go's flags, plus TOML-only settings and the marked anycable-ts ones", () => {
