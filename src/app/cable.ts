@@ -191,7 +191,9 @@ export async function composeCable({ config, runtime, logger, embedded }: Compos
   services.add(broker);
   services.add(listenersService({ runtime, listener, routes, main, embedded, hub, paths: ws.paths, log }));
   services.add(
-    nodeService(node, controller, [{ everyMs: 1000, run: (now) => broker.expire(now) }, ...controllerTasks]),
+    nodeService(node, controller, [{ everyMs: 1000, run: (now) => broker.expire(now) }, ...controllerTasks], {
+      slowDrainMs: appConfig.fromConfig(config).slowDrainMs,
+    }),
   );
   for (const b of broadcasters) services.add(b);
   services.add(delayService(appConfig.fromConfig(config).shutdownDelayMs, log));

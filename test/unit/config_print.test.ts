@@ -483,6 +483,8 @@ describe("schema", () => {
     "rpc_concurrency_initial",
     "rpc_concurrency_min",
     "rpc_concurrency_max",
+    // AnyCable Pro's slow drain
+    "shutdown_slowdrain",
   ];
 
   test("has exactly anycable-go's flags, plus TOML-only settings and the marked anycable-ts ones", () => {
