@@ -168,6 +168,7 @@ export async function composeCable({ config, runtime, logger, embedded }: Compos
   const mainApp = routes.main;
   const main: HandlerSpec<SocketContext> = {
     maxMessageSize: ws.maxMessageSize,
+    compression: ws.compression,
     nativePingIntervalMs: nodeOpts.nativePings ? nodeOpts.pingIntervalMs : undefined,
     closeTimeoutMs: nodeOpts.writeTimeoutMs > 0 ? nodeOpts.writeTimeoutMs : undefined,
     handle: (req, remote) => {
