@@ -150,6 +150,55 @@ describe.if(enabled)("[binary] release workflow helpers", () => {
     );
   });
 
+  it("release/lint.ts (npm run check): passes on this tree; flags a schema error, a missing script, a shellcheck finding in a run: step and in a script", async () => {
+    let res = await run(BUN, [join(ROOT, "release", "lint.ts")], { cwd: ROOT });
+    assert.equal(res.code, 0, res.stderr);
+    assert.match(res.stdout, /^action-validator ok: \.github\/workflows\/ci\.yml$/m);
+    assert.match(res.stdout, /^action-validator ok: \.github\/workflows\/release\.yml$/m);
+    assert.match(
+      res.stdout,
+      /^shellcheck ok: .*\binstall\.sh\b.*\brelease\/heroku-buildpack\/bin\/compile\b/m,
+    );
+    assert.match(res.stdout, /^shellcheck ok: \d+ workflow run: scripts$/m);
+
+    const repo = join(tmp, "lint-repo");
+    mkdirSync(join(repo, ".github", "workflows"), { recursive: true });
+    mkdirSync(join(repo, "tools"));
+    const job = (steps: string) =>
+      `name: x\non: push\njobs:\n  a:\n    runs-on: ubuntu-24.04\n    steps:\n${steps}`;
+    writeFileSync(join(repo, ".github", "workflows", "good.yml"), job("      - run: echo ok\n"));
+    writeFileSync(join(repo, "tools", "ok.sh"), '#!/bin/sh\necho "$1"\n');
+    writeFileSync(join(repo, "tools", "run"), '#!/usr/bin/env bash\necho "$1"\n');
+    spawnSync("git", ["init", "-q", repo]);
+    const lint = () => run(BUN, [join(ROOT, "release", "lint.ts"), "--root", repo], { cwd: repo });
+    res = await lint();
+    assert.equal(res.code, 0, res.stderr);
+    assert.equal(
+      res.stdout.split("\n")[1],
+      "shellcheck ok: tools/ok.sh tools/run",
+      "scripts found by name and by shebang",
+    );
+
+    writeFileSync(
+      join(repo, ".github", "workflows", "schema.yml"),
+      job("      - run: echo ok\n        bogus: 1\n"),
+    );
+    writeFileSync(
+      join(repo, ".github", "workflows", "steps.yml"),
+      job("      - run: node release/gone.mjs\n      - name: unquoted\n        run: cp $FILE /tmp\n"),
+    );
+    writeFileSync(join(repo, "tools", "run"), "#!/usr/bin/env bash\necho $1\n");
+    res = await lint();
+    assert.equal(res.code, 1);
+    const summary = res.stderr.trim().split("\n").at(-1)!;
+    assert.equal(
+      summary,
+      "release/lint.ts failed: .github/workflows/schema.yml; .github/workflows/steps.yml runs release/gone.mjs, which does not exist; " +
+        "shellcheck (2 scripts); shellcheck: .github/workflows/steps.yml jobs.a.steps[1] (unquoted)",
+    );
+    assert.match(res.stderr, /tools\/run:2:6: note: Double quote to prevent globbing/);
+  });
+
   it("the Deno builds: one deno compile per target, assets named apart from the Bun builds", async () => {
     const res = await run(BUN, [join(ROOT, "release", "build.ts"), "--deno", "--print"], { cwd: ROOT });
     assert.equal(res.code, 0, res.stderr);
