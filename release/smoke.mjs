@@ -104,10 +104,11 @@ server = spawn(
   ],
   {
     cwd,
-    // no ANYCABLE_* from the runner; SystemRoot lets a Windows binary start
+    // no ANYCABLE_* (or anything else) from the runner; SystemRoot lets a Windows binary start.
+    // Windows spells names as it likes (Path, SystemRoot): compared upper-cased.
     env: Object.fromEntries(
       Object.entries(process.env).filter(([k]) =>
-        ["PATH", "HOME", "SystemRoot", "TMPDIR", "TEMP"].includes(k),
+        ["PATH", "HOME", "SYSTEMROOT", "TMPDIR", "TEMP", "TMP"].includes(k.toUpperCase()),
       ),
     ),
     stdio: ["ignore", "pipe", "pipe"],
