@@ -6,7 +6,7 @@
 import { createClient } from "redis";
 import { nextRetryMs } from "../broadcast/retry.ts";
 import type { LogAttrs, Logger } from "../log/logger.ts";
-import { clientOptions, parseRedisUrl } from "./connection.ts";
+import { clientOptions, describeUrl, parseRedisUrl } from "./connection.ts";
 import type { Options } from "./options.ts";
 
 export type RedisClient = ReturnType<typeof createClient>;
@@ -19,6 +19,11 @@ export type RetryPolicy =
 
 export interface SupervisorOptions {
   policy: RetryPolicy;
+  /**
+   * How to do without Redis, said in the fatal error when the policy gives up (e.g. "pass
+   * --broadcast_adapter=http if you do not use Redis"): the server's last line.
+   */
+  giveUpHint?: string;
   /** Logged at info when every connection of the burst is back. */
   recovered?: string;
   recoveredAttrs?: LogAttrs;
@@ -29,6 +34,23 @@ interface Member {
   client: RedisClient;
   /** Was ready and has not failed since: the next strategy call is a dropped connection. */
   live: boolean;
+}
+
+/** Errors that mean nothing answers at the address (as opposed to a Redis that refused us). */
+const UNREACHABLE =
+  /ECONNREFUSED|ENOTFOUND|EAI_AGAIN|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|ECONNRESET|Connection timeout|Socket closed unexpectedly/i;
+
+/**
+ * The fatal error's text once reconnecting gave up: why, and how to do without Redis, e.g.
+ * `no Redis at redis://localhost:6379; pass --broadcast_adapter=http if you do not use Redis`.
+ * The cause itself is in the ERR line logged just before.
+ */
+export function giveUpMessage(url: string, cause: Error, hint?: string): string {
+  const where = describeUrl(url);
+  const why = UNREACHABLE.test(cause.message)
+    ? `no Redis at ${where}`
+    : `Redis at ${where} failed: ${cause.message}`;
+  return hint ? `${why}; ${hint}` : why;
 }
 
 export class RedisSupervisor {
@@ -117,7 +139,7 @@ export class RedisSupervisor {
     if (this.stopped || this.fatalCalled) return;
     this.fatalCalled = true;
     this.log.error("failed to reconnect to Redis: attempts exceeded", { error: err.message });
-    this.fatal(err);
+    this.fatal(new Error(giveUpMessage(this.redis.url, err, this.opts.giveUpHint), { cause: err }));
   }
 
   /** Stops reconnecting and closes every connection (gracefully when it is up). */
