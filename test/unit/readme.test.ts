@@ -3,6 +3,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { describe, it } from "node:test";
 import { renderOptionsDoc, replaceBetweenMarkers } from "../../release/options-doc.ts";
 import { loadConfig } from "../../src/config/load.ts";
+import { commands, serverArgs, words } from "../support/readme_commands.ts";
 
 const root = new URL("../../", import.meta.url);
 const readme = readFileSync(new URL("README.md", root), "utf8");
@@ -10,67 +11,6 @@ const pkg = JSON.parse(readFileSync(new URL("package.json", root), "utf8")) as {
   scripts: Record<string, string>;
 };
 const exists = (path: string) => existsSync(new URL(path, root));
-
-/** Words of one shell command line: quotes removed, no expansion. */
-function words(line: string): string[] {
-  const out: string[] = [];
-  for (const m of line.matchAll(/'([^']*)'|"((?:\\.|[^"\\])*)"|(\S+)/g)) out.push(m[1] ?? m[2] ?? m[3]);
-  return out;
-}
-
-interface Command {
-  block: string;
-  text: string;
-  env: Record<string, string>;
-  argv: string[];
-}
-
-/**
- * The commands of README's sh / ini code blocks (indented ones too): continuation lines joined,
- * comments dropped, `a && b` and `a | b` split, leading VAR=value words taken as the environment.
- * A systemd unit (ini) is one command: ExecStart with its Environment= lines.
- */
-function commands(): Command[] {
-  const out: Command[] = [];
-  for (const m of readme.matchAll(/^( *)```(\w*)\n([\s\S]*?)^\1```$/gm)) {
-    const [, indent, lang, raw] = m;
-    const body = raw.replace(new RegExp(`^${indent}`, "gm"), "");
-    if (lang === "ini") {
-      const env = Object.fromEntries(
-        [...body.matchAll(/^Environment=([A-Z_]+)=(.*)$/gm)].map((e) => [e[1], e[2]] as [string, string]),
-      );
-      const exec = /^ExecStart=(.*)$/m.exec(body);
-      if (exec) out.push({ block: "ini", text: body, env, argv: words(exec[1]) });
-      continue;
-    }
-    if (lang !== "sh") continue;
-    for (const line of body.replace(/\\\n\s*/g, " ").split("\n")) {
-      const text = line.replace(/(^|\s)#.*$/, "").trim();
-      if (!text) continue;
-      for (const part of text.split(/\s+(?:&&|\|)\s+/)) {
-        const w = words(part);
-        const env: Record<string, string> = {};
-        while (w.length && /^[A-Z_][A-Z0-9_]*=/.test(w[0])) {
-          const [k, ...v] = w.shift()!.split("=");
-          env[k] = v.join("=");
-        }
-        out.push({ block: "sh", text: part, env, argv: w });
-      }
-    }
-  }
-  return out;
-}
-
-/** The server flags of a command that starts anycable-ts, or undefined for other commands. */
-function serverArgs(c: Command): string[] | undefined {
-  const [cmd, ...rest] = c.argv;
-  if (cmd === "npx" && rest[0] === "bun" && rest[1] === "src/main.ts") return rest.slice(2);
-  if (cmd === "npx" && rest[0] === "deno" && rest[1] === "run" && rest.includes("src/main.ts"))
-    return rest.slice(rest.indexOf("src/main.ts") + 1);
-  if (cmd === "npx" && rest[0] === "anycable-ts") return rest.slice(1);
-  if (/(^|\/)anycable-ts(-[\w-]+)?$/.test(cmd ?? "")) return rest;
-  return undefined;
-}
 
 describe("README", () => {
   it("option reference matches the schema (regenerate: npx bun release/options-doc.ts --write README.md)", () => {
