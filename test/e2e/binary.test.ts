@@ -40,6 +40,19 @@ function elfInterpreter(path: string): string | undefined {
   return undefined;
 }
 
+/** The load command types of a 64-bit Mach-O executable. */
+function machoCommands(path: string): number[] {
+  const h = header(path, 32);
+  const ncmds = h.readUInt32LE(16);
+  const table = header(path, 32 + h.readUInt32LE(20));
+  const out: number[] = [];
+  for (let i = 0, off = 32; i < ncmds; i++) {
+    out.push(table.readUInt32LE(off));
+    off += table.readUInt32LE(off + 4);
+  }
+  return out;
+}
+
 const INTERPRETERS: Record<string, string> = {
   x64: "/lib64/ld-linux-x86-64.so.2",
   arm64: "/lib/ld-linux-aarch64.so.1",
@@ -62,6 +75,8 @@ describe.if(enabled)("[binary] release binaries", () => {
       } else if (t.os === "darwin") {
         assert.equal(h.readUInt32LE(0), 0xfeedfacf);
         assert.equal(h.readUInt32LE(4), t.arch === "x64" ? 0x01000007 : 0x0100000c);
+        // signed (ad hoc): macOS on Apple silicon kills an unsigned executable at exec
+        assert.ok(machoCommands(file).includes(0x1d), "an LC_CODE_SIGNATURE load command");
       } else {
         assert.equal(h.subarray(0, 2).toString("latin1"), "MZ");
         const pe = h.readUInt32LE(0x3c);
