@@ -24,6 +24,7 @@ import { NullController } from "../node/null_controller.ts";
 import * as nodeConfig from "../node/options.ts";
 import { createPubSub } from "../pubsub/factory.ts";
 import type { PubSub, PubSubHandler } from "../pubsub/pubsub.ts";
+import * as redisConfig from "../redis/options.ts";
 import * as rpcConfig from "../rpc/options.ts";
 import type { HandlerSpec, Runtime } from "../runtime/types.ts";
 import { buildChannelRouter } from "../streams/factory.ts";
@@ -33,7 +34,7 @@ import { requestGate } from "../transports/request.ts";
 import { type SocketContext, wsCallbacks, wsUpgradeHandler } from "../transports/ws/handler.ts";
 import * as wsConfig from "../transports/ws/options.ts";
 import { createBroadcasters } from "./broadcasters.ts";
-import { delayService, listenersService, nodeService } from "./lifecycle.ts";
+import { delayService, listenersService, nodeService, type TickTask } from "./lifecycle.ts";
 import * as appConfig from "./options.ts";
 import { Routes } from "./routes.ts";
 import { ServiceList } from "./service.ts";
@@ -68,7 +69,7 @@ export async function composeCable({ config, runtime, logger, embedded }: Compos
 
   const metrics = new Metrics();
   const hub = new Hub();
-  const controller = await buildController(rpc, config, metrics, logger, runtime);
+  const { controller, tasks: controllerTasks } = await buildController(rpc, config, metrics, logger, runtime);
 
   // The pipeline of one publication: broadcaster -> handler -> broker -> pub/sub -> node -> hub.
   const thisNode: PublicationTarget & PubSubHandler = {
@@ -84,12 +85,13 @@ export async function composeCable({ config, runtime, logger, embedded }: Compos
   });
   const brokerOpts = brokerConfig.fromConfig(config);
   // The broker's presence changes go to the node, built below (it needs the broker first).
-  const broker: Broker = createBroker(
-    brokerOpts,
+  const broker: Broker = createBroker(brokerOpts, {
     pubsub,
-    { presenceChanged: (s, e) => node.presenceChanged(s, e) },
+    presenter: { presenceChanged: (s, e) => node.presenceChanged(s, e) },
     log,
-  );
+    redis: redisConfig.fromConfig(config),
+    metrics,
+  });
   log.info(broker.announce());
   const node = new Node({
     controller,
@@ -188,7 +190,11 @@ export async function composeCable({ config, runtime, logger, embedded }: Compos
   services.add(pubsub);
   services.add(broker);
   services.add(listenersService({ runtime, listener, routes, main, embedded, hub, paths: ws.paths, log }));
-  services.add(nodeService(node, controller, [{ everyMs: 1000, run: (now) => broker.expire(now) }]));
+  services.add(
+    nodeService(node, controller, [{ everyMs: 1000, run: (now) => broker.expire(now) }, ...controllerTasks], {
+      slowDrainMs: appConfig.fromConfig(config).slowDrainMs,
+    }),
+  );
   for (const b of broadcasters) services.add(b);
   services.add(delayService(appConfig.fromConfig(config).shutdownDelayMs, log));
   return { node, hub, metrics, services, main };
@@ -200,9 +206,10 @@ async function buildController(
   metrics: Metrics,
   logger: Logger,
   runtime: Runtime,
-): Promise<Controller> {
+): Promise<{ controller: Controller; tasks: TickTask[] }> {
   const log = logger.with({ context: "main" });
   let app: Controller;
+  let tasks: TickTask[] = [];
   if (rpc.impl === "none") {
     log.info("no RPC configured");
     app = new NullController();
@@ -210,8 +217,12 @@ async function buildController(
     // Loaded only with RPC: protobuf, the generated messages and the transports weigh ~10 MiB idle.
     const { createRpcController } = await import("../rpc/factory.ts");
     // logs "RPC controller initialized: <host> (..., impl: grpc|http, ...)" once started
-    app = createRpcController(rpc, metrics, logger, { http2SessionPerCall: runtime.http2SessionPerCall });
+    const setup = createRpcController(rpc, metrics, logger, {
+      http2SessionPerCall: runtime.http2SessionPerCall,
+    });
+    app = setup.controller;
+    tasks = setup.tasks;
   }
   const routed = buildChannelRouter(app, streamsConfig.fromConfig(config), log);
-  return wrapIdentity(routed, identityConfig.fromConfig(config), log);
+  return { controller: wrapIdentity(routed, identityConfig.fromConfig(config), log), tasks };
 }

@@ -1,12 +1,24 @@
 // The broker chosen from --broker, like anycable-go's broker factory in cli/runner_options.go.
 import type { Logger } from "../log/logger.ts";
+import type { Metrics } from "../metrics/registry.ts";
 import type { PubSub } from "../pubsub/pubsub.ts";
+import type { Options as RedisOptions } from "../redis/options.ts";
 import type { Broker, Presenter } from "./broker.ts";
 import { MemoryBroker } from "./memory.ts";
 import { NoBroker } from "./none.ts";
 import type { Options } from "./options.ts";
+import { RedisBroker } from "./redis.ts";
 
-export function createBroker(opts: Options, pubsub: PubSub, presenter: Presenter, log: Logger): Broker {
+export interface BrokerDeps {
+  pubsub: PubSub;
+  presenter: Presenter;
+  log: Logger;
+  redis: RedisOptions;
+  metrics?: Metrics;
+}
+
+export function createBroker(opts: Options, deps: BrokerDeps): Broker {
+  const { pubsub, presenter, log } = deps;
   switch (opts.adapter) {
     case "":
     case "none":
@@ -22,6 +34,20 @@ export function createBroker(opts: Options, pubsub: PubSub, presenter: Presenter
         maxStreams: opts.maxStreams,
         maxSessions: opts.maxSessions,
       });
+    case "redis":
+      return new RedisBroker(
+        {
+          redis: deps.redis,
+          pubsub,
+          presenter,
+          historyLimit: opts.historyLimit,
+          historyTtlSec: opts.historyTtlSec,
+          sessionsTtlSec: opts.sessionsTtlSec,
+          presenceTtlSec: opts.presenceTtlSec,
+        },
+        log,
+        deps.metrics,
+      );
     default:
       log.warn(
         `broker "${opts.adapter}" is not served yet by anycable-ts: running without a broker (no history, sessions or presence)`,

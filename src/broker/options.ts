@@ -10,11 +10,12 @@ export const BROKER_OPTIONS = [
     env: ["ANYCABLE_BROKER"],
     toml: "broker.adapter",
     category: "BROADCASTING:",
-    description: "Broker engine for streams history and sessions (memory, nats); empty disables the broker",
+    description:
+      "Broker engine for streams history, sessions and presence (memory, redis, nats); empty disables the broker",
     hidden: false,
     deprecated: null,
     served: true,
-    choices: ["none", "memory", "nats"],
+    choices: ["none", "memory", "redis", "nats"],
   },
   {
     name: "history_limit",

@@ -109,7 +109,8 @@ function broker(state: State): string | null {
   const { v, d } = state;
   const redisEnabled = !isDefault(state, "redis_url");
   const enats = v.embed_nats;
-  if (v.broker === "") v.broker = enats ? "nats" : "memory";
+  // anycable-go OSS keeps the memory broker with Redis; Pro (whose docs we follow) picks Redis.
+  if (v.broker === "") v.broker = enats ? "nats" : redisEnabled ? "redis" : "memory";
   if (isDefault(state, "broadcast_adapter")) {
     if (enats) setAdapters(state, ["http", "nats"]);
     else if (redisEnabled) setAdapters(state, ["http", "redisx", "redis"]);

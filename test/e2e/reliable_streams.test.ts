@@ -11,7 +11,22 @@ import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
 import type { Cable, Channel } from "@anycable/core";
 import { identificator } from "@anycable/serverless-js";
-import WS from "ws";
+import {
+  autoPong,
+  closeCables,
+  collect,
+  coreCable,
+  EXT,
+  extClient,
+  framesUntil,
+  Gate,
+  type Meta,
+  type Msg,
+  newWire,
+  pubId,
+  subscribeRaw,
+  unique,
+} from "../support/ext_clients.ts";
 import {
   type CommandReq,
   type CommandRes,
@@ -35,167 +50,7 @@ const SECRET = "reliable-e2e-secret";
 const derive = (phrase: string) => createHmac("sha256", SECRET).update(phrase).digest("hex");
 const BROADCAST_KEY = derive("broadcast-cable");
 const API_KEY = derive("api-cable");
-const EXT = "actioncable-v1-ext-json";
 const runtimes = e2eRuntimes(["bun", "deno"]);
-
-type Msg = Record<string, unknown>;
-interface Meta {
-  stream: string;
-  epoch: string;
-  offset: number;
-}
-
-// --- @anycable/core over a `ws` subclass that records every socket and frame
-
-/** What a cable's sockets did: the URL each was opened with, the frames in and out. */
-interface Wire {
-  urls: string[];
-  sockets: WS[];
-  inbound: Msg[][];
-  outbound: Msg[][];
-}
-
-const newWire = (): Wire => ({ urls: [], sockets: [], inbound: [], outbound: [] });
-
-function recordingWS(wire: Wire) {
-  return class RecordingWS extends WS {
-    constructor(address: string, protocols?: string | string[], options?: WS.ClientOptions) {
-      super(address, protocols, options);
-      wire.sockets.push(this);
-      wire.urls.push(address);
-      const inbound: Msg[] = [];
-      const outbound: Msg[] = [];
-      wire.inbound.push(inbound);
-      wire.outbound.push(outbound);
-      this.on("message", (data) => inbound.push(JSON.parse(data.toString()) as Msg));
-      const send = this.send.bind(this) as (...args: unknown[]) => void;
-      this.send = ((data: unknown, ...rest: unknown[]) => {
-        outbound.push(JSON.parse(String(data)) as Msg);
-        send(data, ...rest);
-      }) as WS["send"];
-    }
-  };
-}
-
-/** Holds a cable's reconnects (through its transportConfigurator) while the gate is shut. */
-class Gate {
-  reached = 0;
-  private waiting: Promise<void> | undefined;
-  private release: (() => void) | undefined;
-  shut(): void {
-    this.waiting = new Promise((r) => {
-      this.release = r;
-    });
-  }
-  open(): void {
-    this.release?.();
-    this.waiting = undefined;
-  }
-  pass = async (): Promise<void> => {
-    this.reached++;
-    await this.waiting;
-  };
-}
-
-const cables: Cable[] = [];
-
-async function coreCable(
-  url: string,
-  wire: Wire,
-  opts: { token?: string; gate?: Gate; pongs?: boolean } = {},
-): Promise<Cable> {
-  const { createCable } = await import("@anycable/core");
-  const gate = opts.gate;
-  const cable = createCable(url, {
-    websocketImplementation: recordingWS(wire),
-    protocol: EXT,
-    auth: opts.token ? { token: opts.token } : undefined,
-    logLevel: "error",
-    // reconnect quickly (the default backoff starts at one to two ping intervals)
-    reconnectStrategy: () => 100,
-    transportConfigurator: async (_transport, { initial }) => {
-      if (!initial && gate) await gate.pass();
-    },
-    protocolOptions: opts.pongs ? { pongs: true } : undefined,
-  });
-  cables.push(cable);
-  return cable;
-}
-
-function closeCables(): void {
-  for (const c of cables.splice(0)) c.disconnect();
-}
-
-interface Delivery {
-  msg: unknown;
-  meta: Meta | undefined;
-}
-
-function collect(channel: Channel): { deliveries: Delivery[]; infos: string[] } {
-  const deliveries: Delivery[] = [];
-  const infos: string[] = [];
-  channel.on("message", (msg: unknown, meta?: unknown) => {
-    deliveries.push({ msg, meta: meta as Meta | undefined });
-  });
-  channel.on("info", (ev: { type: string }) => {
-    infos.push(ev.type);
-  });
-  return { deliveries, infos };
-}
-
-/** The deliveries de-duplicated by (epoch, offset), in arrival order. */
-function unique(deliveries: Delivery[]): Delivery[] {
-  const seen = new Set<string>();
-  return deliveries.filter((d) => {
-    const key = d.meta ? `${d.meta.epoch}/${d.meta.offset}` : JSON.stringify(d.msg);
-    if (seen.has(key)) return false;
-    seen.add(key);
-    return true;
-  });
-}
-
-// --- raw clients
-
-const pubId = (stream: string) => JSON.stringify({ channel: "$pubsub", stream_name: stream });
-
-async function extClient(url: string, headers?: Record<string, string>, protocol = EXT) {
-  const c = await connect(url, protocol, headers);
-  const welcome = await c.next((m) => m.type === "welcome" || m.type === "disconnect", "welcome");
-  assert.equal(welcome.type, "welcome", JSON.stringify(welcome));
-  return { c, welcome };
-}
-
-async function subscribeRaw(c: RawClient, identifier: string, extra: Msg = {}): Promise<void> {
-  c.send({ command: "subscribe", identifier, ...extra });
-  await c.next(
-    (m) => m.identifier === identifier && m.type === "confirm_subscription",
-    `confirm ${identifier}`,
-  );
-}
-
-/** Answers every ping with a `pong` command, as an extended-protocol client should. */
-function autoPong(c: RawClient): void {
-  c.ws.on("message", (data) => {
-    if ((JSON.parse(data.toString()) as Msg).type === "ping") c.send({ command: "pong" });
-  });
-}
-
-/**
- * Every frame (pings left out) up to and including the first one `last` matches, removed from
- * the client's buffer: the exact sequence the server sent.
- */
-async function framesUntil(c: RawClient, last: (m: Msg) => boolean, what: string): Promise<Msg[]> {
-  const index = () => c.messages.findIndex((m) => typeof m === "object" && m !== null && last(m as Msg));
-  try {
-    await waitFor(() => index() >= 0, what);
-  } catch (err) {
-    // what arrived by the deadline, not by the start of the wait
-    throw new Error(`${(err as Error).message}; got ${JSON.stringify(c.messages)}`);
-  }
-  const taken = c.messages.splice(0, index() + 1) as Msg[];
-  c.raw.splice(0, taken.length);
-  return taken.filter((m) => m.type !== "ping");
-}
 
 const epochOf = (out: string): string => {
   const m = /Using in-memory broker \(epoch: ([^,]+), history limit: 100/.exec(out);

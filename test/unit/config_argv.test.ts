@@ -131,7 +131,7 @@ describe("argv errors", () => {
     assert.match(error(["--ping_timestamp_precision=us"]), /"us" for flag -ping_timestamp_precision/);
     assert.match(error(["--broadcast_adapter=http,kafka"]), /"http,kafka" for flag -broadcast_adapter/);
     assert.match(error(["--pubsub=kafka"]), /"kafka" for flag -pubsub/);
-    assert.match(error(["--broker=redis"]), /"redis" for flag -broker/);
+    assert.match(error(["--broker=kafka"]), /"kafka" for flag -broker/);
   });
 
   test("missing value", () => {

@@ -363,5 +363,8 @@ describe("presets", () => {
     const c = run(["--presets=broker", "--redis_url", "redis://r:1"]);
     assert.deepEqual(c.derived.broadcastAdapters, ["http", "redisx", "redis"]);
     assert.equal(c.derived.pubsubAdapter, "redis");
+    assert.equal(c.broker, "redis", "the Redis broker, as AnyCable Pro's docs describe");
+    const given = run(["--presets=broker", "--redis_url", "redis://r:1", "--broker=memory"]);
+    assert.equal(given.broker, "memory", "a broker given explicitly stays");
   });
 });

@@ -479,6 +479,12 @@ describe("schema", () => {
     "broker_max_streams",
     "broker_max_sessions",
     "enats_bin",
+    // AnyCable Pro's adaptive concurrency bounds
+    "rpc_concurrency_initial",
+    "rpc_concurrency_min",
+    "rpc_concurrency_max",
+    // AnyCable Pro's slow drain
+    "shutdown_slowdrain",
   ];
 
   test("has exactly anycable-go's flags, plus TOML-only settings and the marked anycable-ts ones", () => {
