@@ -171,6 +171,14 @@ function emptyHost(raw: string): boolean {
   }
 }
 
+/** The URL without credentials or database, for messages: `redis://localhost:6379`. */
+export function describeUrl(url: string): string {
+  const parsed = parseRedisUrl(url);
+  if (!parsed.ok) return redactUrl(url);
+  const { host, port, tls } = parsed.target;
+  return `${tls ? "rediss" : "redis"}://${host.includes(":") ? `[${host}]` : host}:${port}`;
+}
+
 function redactUrl(url: string): string {
   return url.replace(/\/\/[^@/]*@/, "//***@");
 }

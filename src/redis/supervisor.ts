@@ -18,6 +18,7 @@ import { nextRetryMs } from "../broadcast/retry.ts";
 import type { LogAttrs, Logger } from "../log/logger.ts";
 import {
   clientOptions,
+  describeUrl,
   hostPort,
   keepAliveOptions,
   parseRedisUrl,
@@ -38,6 +39,11 @@ export type RetryPolicy =
 
 export interface SupervisorOptions {
   policy: RetryPolicy;
+  /**
+   * How to do without Redis, said in the fatal error when the policy gives up (e.g. "pass
+   * --broadcast_adapter=http if you do not use Redis"): the server's last line.
+   */
+  giveUpHint?: string;
   /** Logged at info when every connection of the burst is back. */
   recovered?: string;
   recoveredAttrs?: LogAttrs;
@@ -74,6 +80,23 @@ interface SentinelState {
   setup: SentinelSetup;
   monitor: SentinelMonitor;
   members: SentinelMember[];
+}
+
+/** Errors that mean nothing answers at the address (as opposed to a Redis that refused us). */
+const UNREACHABLE =
+  /ECONNREFUSED|ENOTFOUND|EAI_AGAIN|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|ECONNRESET|Connection timeout|Socket closed unexpectedly/i;
+
+/**
+ * The fatal error's text once reconnecting gave up: why, and how to do without Redis, e.g.
+ * `no Redis at redis://localhost:6379; pass --broadcast_adapter=http if you do not use Redis`.
+ * The cause itself is in the ERR line logged just before.
+ */
+export function giveUpMessage(url: string, cause: Error, hint?: string): string {
+  const where = describeUrl(url);
+  const why = UNREACHABLE.test(cause.message)
+    ? `no Redis at ${where}`
+    : `Redis at ${where} failed: ${cause.message}`;
+  return hint ? `${why}; ${hint}` : why;
 }
 
 export class RedisSupervisor {
@@ -361,7 +384,7 @@ export class RedisSupervisor {
     if (this.stopped || this.fatalCalled) return;
     this.fatalCalled = true;
     this.log.error("failed to reconnect to Redis: attempts exceeded", { error: err.message });
-    this.fatal(err);
+    this.fatal(new Error(giveUpMessage(this.redis.url, err, this.opts.giveUpHint), { cause: err }));
   }
 
   /** Stops reconnecting and closes every connection (gracefully when it is up). */

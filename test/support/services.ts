@@ -11,6 +11,7 @@ import { waitFor } from "./wait.ts";
 const INSTALL_HINT: Record<string, string> = {
   "redis-server": "sudo apt-get install redis-server",
   "nats-server": "sudo apt-get install nats-server",
+  ruby: "sudo apt-get install ruby",
 };
 
 function installed(bin: string): boolean {
@@ -23,7 +24,7 @@ const announced = new Set<string>();
  * Whether tests needing `bin` can run. Under CI=true a missing service throws (CI must not skip);
  * elsewhere the suite skips those tests after one loud line saying how to install it.
  */
-export function hasService(bin: "redis-server" | "nats-server"): boolean {
+export function hasService(bin: "redis-server" | "nats-server" | "ruby"): boolean {
   if (installed(bin)) return true;
   if (process.env.CI === "true") throw new Error(`${bin} is required under CI=true but is not installed`);
   if (!announced.has(bin)) {
