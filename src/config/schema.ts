@@ -53,6 +53,8 @@ export interface OptionSpec {
   readonly unsigned?: boolean;
   /** Smallest accepted int (anycable-ts validation: anycable-go takes values it then misbehaves on). */
   readonly min?: number;
+  /** Largest accepted int (ports: 65535), checked before anything starts. */
+  readonly max?: number;
   /** false for settings that only the TOML file can set (no flag, no env var). */
   readonly flag?: false;
   /**

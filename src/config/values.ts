@@ -83,6 +83,9 @@ export function valueProblem(row: OptionSpec, value: OptionValue): string | null
   if (row.min !== undefined && typeof value === "number" && value < row.min) {
     return `must be at least ${row.min}`;
   }
+  if (row.max !== undefined && typeof value === "number" && value > row.max) {
+    return `must be at most ${row.max}`;
+  }
   const choices = row.choices;
   if (!choices) return null;
   const items = typeof value === "string" ? [value] : Array.isArray(value) ? (value as string[]) : [];

@@ -105,6 +105,8 @@ export const METRICS_OPTIONS = [
     hidden: false,
     deprecated: null,
     served: true,
+    min: 0,
+    max: 65535,
   },
   {
     name: "metrics_tags",

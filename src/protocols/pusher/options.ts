@@ -53,5 +53,7 @@ export const PUSHER_OPTIONS = [
     hidden: false,
     deprecated: null,
     served: false,
+    min: 0,
+    max: 65535,
   },
 ] as const satisfies readonly OptionSpec[];
