@@ -138,8 +138,8 @@ interface Known {
 
 interface LocalPresence extends Timed {
   sid: string;
-  /** stream -> presence id */
-  streams: Map<string, string>;
+  /** stream -> the presence id and info this session added there */
+  streams: Map<string, { pid: string; info: unknown }>;
 }
 
 export class NatsBroker implements Broker {
@@ -155,6 +155,8 @@ export class NatsBroker implements Broker {
   private readonly sessionsTtlMs: number;
   private readonly presenceTtlMs: number;
   private readonly heartbeatMs: number;
+  /** anycable-go's epoch bucket TTL: 10 × the larger of the history and sessions TTLs. */
+  private readonly epochTtlMs: number;
   private readonly errors: Counter | undefined;
 
   private jsm?: JetStreamManager;
@@ -175,6 +177,9 @@ export class NatsBroker implements Broker {
   private stopped = false;
   private started = false;
   private lastVerify = 0;
+  private rotating?: Promise<void>;
+  /** The revision of this node's last heartbeat (0: none written to the current bucket). */
+  private heartbeatRevision = 0;
 
   private readonly pending: Slot[] = [];
   private pendingHead = 0;
@@ -197,6 +202,7 @@ export class NatsBroker implements Broker {
     this.historyTtlSec = o.historyTtlSec;
     this.sessionsTtlMs = o.sessionsTtlSec * 1000;
     this.presenceTtlMs = o.presenceTtlSec * 1000;
+    this.epochTtlMs = 10 * Math.max(o.historyTtlSec, o.sessionsTtlSec) * 1000;
     this.heartbeatMs = Math.min(5000, Math.max(1000, Math.floor(this.presenceTtlMs / 3)));
     this.errors = metrics?.counter(
       ERRORS_METRIC,
@@ -330,6 +336,8 @@ export class NatsBroker implements Broker {
     const now = Date.now();
     const cached = this.known.get(jsName);
     if (cached && cached.until > now) return cached;
+    // re-inserted, so the map stays in order of expiry (maintain() drops from the front)
+    this.known.delete(jsName);
     const known: Known = {
       until: now + Math.max(60, this.historyTtlSec) * 1000,
       epoch: this._epoch,
@@ -540,9 +548,14 @@ export class NatsBroker implements Broker {
    * over, so the cluster moves to a new epoch (unless it already did).
    */
   private async streamLost(epoch: string, jsName: string, how: string): Promise<void> {
+    // several publications (or readers) may find the same loss: one new epoch for all of them
+    while (this.rotating) await this.rotating;
     if (epoch !== this._epoch) return;
     this.log.warn(`JetStream stream ${how}: starting a new epoch`, { stream: jsName });
-    await this.rotateEpoch();
+    this.rotating = this.rotateEpoch().finally(() => {
+      this.rotating = undefined;
+    });
+    await this.rotating;
   }
 
   // --- sessions
@@ -628,27 +641,32 @@ export class NatsBroker implements Broker {
   ): Promise<PresenceEvent | undefined | BrokerError> {
     const problem = presenceProblem(pid, info);
     if (problem) return problem;
-    let session = this.local.get(sid);
-    const known = session?.streams.get(stream);
+    const known = this.local.get(sid)?.streams.get(stream)?.pid;
     if (known !== undefined && known !== pid) return { error: "presence ID mismatch" };
     let added: boolean;
     try {
       added = await this.timed(this.addRecord(stream, sid, pid, info));
     } catch (err) {
+      // a change that timed out may still land: tracked, so this node's expiry takes it out again
+      if (err instanceof Timeout) this.track(sid, stream, pid, info);
       return this.brokerFailed("presence add", err as Error);
     }
-    // Tracked here only once NATS has it: this node expires it (and tells the leave) later.
-    session = this.local.get(sid);
+    // This node expires what it added (and tells the leave) --presence_ttl after the last touch.
+    this.track(sid, stream, pid, info);
+    if (!added) return undefined;
+    const event = withInfo<PresenceEvent>({ type: "join", id: pid }, info);
+    this.tell(stream, event);
+    return event;
+  }
+
+  private track(sid: string, stream: string, pid: string, info: unknown): void {
+    let session = this.local.get(sid);
     if (!session) {
       session = { sid, streams: new Map(), deadline: Date.now() + this.presenceTtlMs, slot: -1 };
       this.local.set(sid, session);
       this.deadlines.push(session);
     }
-    session.streams.set(stream, pid);
-    if (!added) return undefined;
-    const event = withInfo<PresenceEvent>({ type: "join", id: pid }, info);
-    this.tell(stream, event);
-    return event;
+    session.streams.set(stream, { pid, info });
   }
 
   /** Adds this session to the record of `pid`: true when the record is new (a join). */
@@ -685,7 +703,7 @@ export class NatsBroker implements Broker {
 
   async presenceRemove(stream: string, sid: string): Promise<PresenceEvent | undefined | BrokerError> {
     const session = this.local.get(sid);
-    const pid = session?.streams.get(stream);
+    const pid = session?.streams.get(stream)?.pid;
     if (!session || pid === undefined) return { error: "presence info not found" };
     let left: boolean;
     try {
@@ -826,7 +844,12 @@ export class NatsBroker implements Broker {
       this.verifySoon(false);
       await this.sweepDeadNodes(nowMs).catch((err: Error) => this.failed("presence sweep", err));
     }
-    const idle = nowMs - Math.max(60, this.historyTtlSec) * 1000;
+    const now = Date.now();
+    for (const [name, known] of this.known) {
+      if (known.until > now) break;
+      this.known.delete(name);
+    }
+    const idle = now - Math.max(60, this.historyTtlSec) * 1000;
     for (const [stream, copy] of this.copies) {
       if (copy.usedAt >= idle) break;
       if (!copy.inflight) this.copies.delete(stream);
@@ -844,10 +867,11 @@ export class NatsBroker implements Broker {
     if (due.length === 0) return;
     const kv = this.presence;
     const leaves: Array<[string, PresenceEvent]> = [];
-    const retry = new Map<LocalPresence, Array<[string, string]>>();
+    const retry = new Map<LocalPresence, Array<[string, { pid: string; info: unknown }]>>();
     await Promise.all(
       due.flatMap((s) =>
-        [...s.streams].map(async ([stream, pid]) => {
+        [...s.streams].map(async ([stream, added]) => {
+          const { pid } = added;
           try {
             if (!kv || !this.available) throw new Error("NATS is not available");
             if (await this.timed(this.removeFrom(kv, presenceKey(stream, pid), (sid) => sid === s.sid))) {
@@ -856,7 +880,7 @@ export class NatsBroker implements Broker {
           } catch (err) {
             this.failed("presence expiry", err as Error);
             const list = retry.get(s) ?? [];
-            list.push([stream, pid]);
+            list.push([stream, added]);
             retry.set(s, list);
           }
         }),
@@ -877,11 +901,45 @@ export class NatsBroker implements Broker {
     for (const [stream, event] of leaves) this.tell(stream, event);
   }
 
+  /**
+   * Writes this node's heartbeat, compare-and-set on the last one written: when that fails, a
+   * survivor took this node for dead (NATS was out of reach longer than the presence TTL) and
+   * swept its records, so this node adds its live sessions' records again (joins told as usual).
+   */
   private async heartbeat(nowMs: number): Promise<void> {
     const nodes = this.nodes;
     if (!nodes) return;
-    const value: NodeValue = { exp: nowMs + this.presenceTtlMs + 2 * this.heartbeatMs };
-    await this.timed(nodes.put(keyToken(this.nodeId), JSON.stringify(value)));
+    const key = keyToken(this.nodeId);
+    const value = JSON.stringify({
+      exp: nowMs + this.presenceTtlMs + 2 * this.heartbeatMs,
+    } satisfies NodeValue);
+    if (this.heartbeatRevision > 0) {
+      try {
+        this.heartbeatRevision = await this.timed(nodes.update(key, value, this.heartbeatRevision));
+        return;
+      } catch (err) {
+        if (!isWrongSequence(err)) throw err;
+      }
+      this.heartbeatRevision = await this.timed(nodes.put(key, value));
+      this.log.warn("this node was taken for dead (its presence swept): adding its presence again");
+      await this.reassert();
+      return;
+    }
+    this.heartbeatRevision = await this.timed(nodes.put(key, value));
+  }
+
+  private async reassert(): Promise<void> {
+    for (const session of [...this.local.values()]) {
+      for (const [stream, { pid, info }] of session.streams) {
+        try {
+          if (await this.timed(this.addRecord(stream, session.sid, pid, info))) {
+            this.tell(stream, withInfo<PresenceEvent>({ type: "join", id: pid }, info));
+          }
+        } catch (err) {
+          this.failed("presence add", err as Error);
+        }
+      }
+    }
   }
 
   /**
@@ -999,8 +1057,7 @@ export class NatsBroker implements Broker {
     const js = jsm.jetstream();
     const kvm = new Kvm(js);
     const sessions = await this.bucket(kvm, jsm, SESSIONS_BUCKET, this.sessionsTtlMs);
-    const epochTtl = 10 * Math.max(this.historyTtlSec, this.sessionsTtlMs / 1000) * 1000;
-    const epochKv = await this.bucket(kvm, jsm, EPOCH_BUCKET, epochTtl);
+    const epochKv = await this.bucket(kvm, jsm, EPOCH_BUCKET, this.epochTtlMs);
     const presence = await this.bucket(kvm, jsm, PRESENCE_BUCKET, 0);
     const nodes = await this.bucket(kvm, jsm, PRESENCE_NODES_BUCKET, 0);
     if (this.stopped) return;
@@ -1015,10 +1072,13 @@ export class NatsBroker implements Broker {
     await this.loadEpoch(epochKv);
     this.known.clear();
     this.nextHeartbeat = 0;
+    this.heartbeatRevision = 0;
     await this.heartbeat(Date.now());
     this.watchEpoch(epochKv);
     this.phase = "ready";
     this.wakeWaiters();
+    // set up again (a server that lost its data): this node's live sessions are present again
+    if (this.local.size > 0) void this.reassert();
     this.log.info("NATS broker is ready", { epoch: this._epoch });
   }
 
@@ -1072,6 +1132,42 @@ export class NatsBroker implements Broker {
     if (epoch === this._epoch) return;
     if (this._epoch !== "") this.log.warn("epoch updated", { epoch });
     this._epoch = epoch;
+  }
+
+  /**
+   * Follows the stored epoch, and keeps it stored: anycable-go lets the key expire 10 TTLs after it
+   * was written, and the next node to start then picks a new epoch for everyone although no history
+   * was lost (JetStream streams keep their sequences). Here a node writes the same value again
+   * (compare-and-set) once it is half that old, and stores it again if it expired; a key deleted on
+   * purpose (a delete marker) does give a new epoch.
+   */
+  private async keepEpoch(kv: KV): Promise<void> {
+    const entry = await kv.get(EPOCH_KEY);
+    if (!entry) {
+      if (this._epoch === "") return this.loadEpoch(kv);
+      try {
+        this.adoptEpoch(this._epoch, await kv.create(EPOCH_KEY, this._epoch));
+      } catch (err) {
+        if (!isWrongSequence(err)) throw err;
+        await this.loadEpoch(kv);
+      }
+      return;
+    }
+    if (entry.operation !== "PUT") return this.loadEpoch(kv);
+    const value = decodeOr(entry.value);
+    if (value === undefined || !isEpoch(value)) return this.loadEpoch(kv);
+    this.adoptEpoch(value, entry.revision);
+    if (
+      this.epochTtlMs > 0 &&
+      value === this._epoch &&
+      Date.now() - entry.created.getTime() > this.epochTtlMs / 2
+    ) {
+      try {
+        this.adoptEpoch(value, await kv.update(EPOCH_KEY, value, entry.revision));
+      } catch (err) {
+        if (!isWrongSequence(err)) throw err;
+      }
+    }
   }
 
   /** A new epoch for the cluster (compare-and-set: when several nodes try, one wins and all adopt it). */
@@ -1134,14 +1230,7 @@ export class NatsBroker implements Broker {
       : [EPOCH_BUCKET];
     this.timed(Promise.all(buckets.map((b) => jsm.streams.info(`KV_${b}`))))
       .then(async () => {
-        const entry = await this.timed(kv.get(EPOCH_KEY));
-        if (entry?.operation !== "PUT") {
-          // expired (10 TTLs without a new epoch) or deleted: settle a new one
-          await this.timed(this.loadEpoch(kv));
-        } else {
-          const value = decodeOr(entry.value);
-          if (value !== undefined && isEpoch(value)) this.adoptEpoch(value, entry.revision);
-        }
+        await this.timed(this.keepEpoch(kv));
         if (full) this.watchEpoch(kv);
       })
       .catch((err: Error) => {

@@ -358,6 +358,35 @@ describe("NATS broker", { skip: !available }, () => {
   });
 
   describe("faults", () => {
+    it("adds its presence again after a survivor took it for dead and swept it", async () => {
+      await wipe();
+      const a = await build();
+      const b = await build();
+      await a.broker.presenceAdd("room", "sa", "ann", { n: 1 });
+      // node B's clock far ahead: node A's heartbeat looks run out, B claims A and sweeps it
+      await b.broker.expireNow(Date.now() + 60_000);
+      assert.deepEqual(
+        b.presenter.events.map((e) => [e.stream, e.event]),
+        [["room", { type: "leave", id: "ann" }]],
+      );
+      assert.deepEqual(await a.broker.presenceInfo("room", { returnRecords: false }), {
+        type: "info",
+        total: 0,
+      });
+      a.broker.touchPresence(["sa"]);
+      await a.broker.expireNow(Date.now() + 2500); // node A's next heartbeat finds its key taken
+      assert.deepEqual(a.presenter.events.at(-1), {
+        stream: "room",
+        event: { type: "join", id: "ann", info: { n: 1 } },
+      });
+      assert.deepEqual(await b.broker.presenceInfo("room", { returnRecords: true }), {
+        type: "info",
+        total: 1,
+        records: [{ id: "ann", info: { n: 1 } }],
+      });
+      await stopAll();
+    });
+
     it("starts a new epoch when a stream it knows is deleted mid-run; the old one is refused", async () => {
       await wipe();
       const a = await build();
@@ -377,6 +406,40 @@ describe("NATS broker", { skip: !available }, () => {
       const fresh = await b.broker.historyFrom("doomed", third.epoch!, 1);
       assert.ok(!isHistoryError(fresh));
       assert.deepEqual(fresh, []);
+      await stopAll();
+    });
+
+    it("keeps the epoch stored when its key expires; a key deleted on purpose gives a new one", async () => {
+      await wipe();
+      const a = await build();
+      const epoch = a.broker.epoch;
+      const kvm = new Kvm(probe);
+      const epochs = await kvm.open("_anycable_epoch_");
+      const entry = await epochs.get("_epoch_");
+      // what the bucket's MaxAge does: the message goes, no delete marker stays
+      await jsm.streams.deleteMessage("KV__anycable_epoch_", entry!.revision, false);
+      assert.equal(await epochs.get("_epoch_"), null);
+      await waitFor(
+        async () => {
+          await a.broker.expireNow(Date.now() + 3_600_000);
+          return (await epochs.get("_epoch_"))?.string() === epoch;
+        },
+        "the epoch stored again",
+        8000,
+        250,
+      );
+      const b = await build();
+      assert.equal(b.broker.epoch, epoch, "a node starting later joins it");
+      await epochs.delete("_epoch_");
+      await waitFor(
+        async () => {
+          await a.broker.expireNow(Date.now() + 3_600_000);
+          return a.broker.epoch !== epoch && b.broker.epoch === a.broker.epoch;
+        },
+        "a new epoch on both nodes",
+        8000,
+        250,
+      );
       await stopAll();
     });
 
