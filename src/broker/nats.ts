@@ -119,8 +119,16 @@ interface Copy {
   /** The epoch current when `created` was first seen (a stream lost within it needs a new one). */
   epoch: string;
   exists: boolean;
+  /** In order; every kept message with a sequence in from..lastSeq is here. */
   entries: Entry[];
+  /** The lowest sequence kept (JetStream's first, raised by this node's limit and TTL). */
+  firstSeq: number;
+  /** The highest sequence JetStream had at the last refresh. */
   lastSeq: number;
+  /** The lowest sequence the entries cover (Infinity: none yet). */
+  from: number;
+  /** The lowest sequence the callers waiting for the next refresh need. */
+  wanted?: number;
   inflight?: Promise<void>;
   queued?: Promise<void>;
   usedAt: number;
@@ -377,16 +385,16 @@ export class NatsBroker implements Broker {
     if (typeof epoch !== "string" || epoch === "") return { error: `unknown epoch: ${epoch}` };
     let copy: Copy;
     try {
-      copy = await this.timed(this.read(stream));
+      // the message at the client's offset too: it must itself be kept (anycable-go's rule)
+      copy = await this.timed(this.read(stream, offset));
     } catch (err) {
       return this.historyFailed(err as Error);
     }
     if (epoch !== this._epoch) return { error: `unknown epoch: ${epoch}, current: ${this._epoch}` };
     if (!copy.exists) return { error: "stream not found" };
     const entries = this.kept(copy);
-    if (entries.length === 0) return { error: "stream is empty" };
-    const low = entries[0].seq;
-    // anycable-go's rule: the client's own offset must still be kept
+    const low = copy.firstSeq;
+    if (low > copy.lastSeq) return { error: "stream is empty" };
     if (low > offset) return { error: `requested offset couldn't be found: ${offset}, lowest: ${low}` };
     if (offset > copy.lastSeq) {
       return { error: `requested offset couldn't be found: ${offset}, latest: ${copy.lastSeq}` };
@@ -401,7 +409,7 @@ export class NatsBroker implements Broker {
     if (Number.isNaN(sinceUnixSec)) return { error: "invalid since" };
     let copy: Copy;
     try {
-      copy = await this.timed(this.read(stream));
+      copy = await this.timed(this.read(stream, 0));
     } catch (err) {
       return this.historyFailed(err as Error);
     }
@@ -412,13 +420,19 @@ export class NatsBroker implements Broker {
     );
   }
 
-  /** Entries within the history TTL by this node's clock (JetStream's MaxAge may lag a moment). */
+  /**
+   * Entries within the history TTL by this node's clock (JetStream's MaxAge may lag a moment);
+   * what expired raises the lowest kept sequence (ages grow with sequences).
+   */
   private kept(copy: Copy): Entry[] {
     if (this.historyTtlSec <= 0) return copy.entries;
     const expiredBefore = Math.floor(Date.now() / 1000) - this.historyTtlSec;
     let i = 0;
     while (i < copy.entries.length && copy.entries[i].atSec < expiredBefore) i++;
-    if (i > 0) copy.entries = copy.entries.slice(i);
+    if (i > 0) {
+      copy.firstSeq = Math.max(copy.firstSeq, copy.entries[i - 1].seq + 1);
+      copy.entries = copy.entries.slice(i);
+    }
     return copy.entries;
   }
 
@@ -427,8 +441,11 @@ export class NatsBroker implements Broker {
     return entries.map((e) => ({ stream, dataJson: e.dataJson, offset: e.seq, epoch }));
   }
 
-  /** The stream's memory copy, brought up to date after this call was made. */
-  private async read(stream: string): Promise<Copy> {
+  /**
+   * The stream's memory copy, brought up to date after this call was made, holding every kept
+   * message from sequence `need` on (0: all of them).
+   */
+  private async read(stream: string, need: number): Promise<Copy> {
     await this.jetstreamReady();
     let copy = this.copies.get(stream);
     if (copy) {
@@ -440,19 +457,23 @@ export class NatsBroker implements Broker {
         epoch: this._epoch,
         exists: false,
         entries: [],
+        firstSeq: 1,
         lastSeq: 0,
+        from: Number.POSITIVE_INFINITY,
         usedAt: 0,
       };
     }
     copy.usedAt = Date.now();
     this.copies.set(stream, copy);
+    copy.wanted = Math.min(copy.wanted ?? Number.POSITIVE_INFINITY, need);
     await this.fresh(copy);
     return copy;
   }
 
   /**
    * One refresh at a time per stream; a caller arriving while one runs waits for the next, which
-   * starts after its arrival (so it sees every message acknowledged before it asked).
+   * starts after its arrival (so it sees every message acknowledged before it asked) and fetches
+   * what the callers waiting for it need.
    */
   private fresh(copy: Copy): Promise<void> {
     if (!copy.inflight) {
@@ -471,7 +492,13 @@ export class NatsBroker implements Broker {
     return copy.queued;
   }
 
+  /**
+   * One stream-info request, then only the messages the copy lacks: those above what it covers,
+   * and those below it that a caller needs (a client's missed messages, not the whole history).
+   */
   private async refresh(copy: Copy): Promise<void> {
+    const need = copy.wanted ?? Number.POSITIVE_INFINITY;
+    copy.wanted = undefined;
     const jsm = this.jsm;
     if (!jsm) throw new Error("JetStream is not ready");
     let info: StreamInfo;
@@ -480,47 +507,65 @@ export class NatsBroker implements Broker {
     } catch (err) {
       if (!isStreamNotFound(err)) throw err;
       if (copy.exists) await this.streamLost(copy.epoch, copy.jsName, "deleted");
-      copy.exists = false;
-      copy.created = undefined;
-      copy.entries = [];
-      copy.lastSeq = 0;
-      copy.epoch = this._epoch;
+      Object.assign(copy, { exists: false, created: undefined, epoch: this._epoch });
+      resetCopy(copy);
       return;
     }
     if (copy.created !== undefined && copy.created !== info.created) {
       await this.streamLost(copy.epoch, copy.jsName, "recreated");
-      copy.entries = [];
+      resetCopy(copy);
     }
     if (copy.created !== info.created) {
       copy.created = info.created;
       copy.epoch = this._epoch;
     }
     copy.exists = true;
-    const first = info.state.first_seq;
     const last = info.state.last_seq;
+    // a stream made with a higher limit by another node: what this node's limit keeps
+    const first = Math.max(info.state.first_seq, last - this.o.historyLimit + 1, 1);
+    if (copy.lastSeq > last) resetCopy(copy);
     let entries = copy.entries;
-    if (entries.length > 0 && entries[entries.length - 1].seq > last) entries = [];
     let drop = 0;
     while (drop < entries.length && entries[drop].seq < first) drop++;
     if (drop > 0) entries = entries.slice(drop);
-    const have = entries.length > 0 ? entries[entries.length - 1].seq : 0;
-    // a stream made with a higher limit by another node: keep what this node's limit says
-    const from = Math.max(first, have + 1, last - this.o.historyLimit + 1);
-    for (let start = from; start <= last; start += FETCH_WINDOW) {
+    copy.firstSeq = Math.max(first, copy.firstSeq);
+    let from = Math.max(copy.from, first);
+    // 0: everything kept; below the kept ones: nothing (that offset is refused anyway)
+    const wantFrom = need <= 0 ? copy.firstSeq : need < copy.firstSeq ? Number.POSITIVE_INFINITY : need;
+    const below: Entry[] = [];
+    const above: Entry[] = [];
+    if (from > copy.lastSeq + 1) {
+      // nothing covered yet
+      from = Math.min(last + 1, wantFrom);
+      await this.fetchRange(copy.jsName, from, last, above);
+      entries = [];
+    } else {
+      const lo = Math.min(wantFrom, from);
+      if (lo < from) await this.fetchRange(copy.jsName, lo, from - 1, below);
+      from = lo;
+      await this.fetchRange(copy.jsName, copy.lastSeq + 1, last, above);
+    }
+    copy.entries = below.length + above.length === 0 ? entries : [...below, ...entries, ...above];
+    copy.from = from;
+    copy.lastSeq = last;
+  }
+
+  /** Messages first..last of a JetStream stream, FETCH_WINDOW requests at a time. */
+  private async fetchRange(jsName: string, first: number, last: number, out: Entry[]): Promise<void> {
+    const jsm = this.jsm;
+    if (!jsm) throw new Error("JetStream is not ready");
+    for (let start = first; start <= last; start += FETCH_WINDOW) {
       const end = Math.min(last, start + FETCH_WINDOW - 1);
       const batch: Promise<StoredMsg | null>[] = [];
       for (let seq = start; seq <= end; seq++) {
-        batch.push(jsm.streams.getMessage(copy.jsName, { seq }).catch((err) => this.missing(err)));
+        batch.push(jsm.streams.getMessage(jsName, { seq }).catch((err) => this.missing(err)));
       }
       for (const m of await Promise.all(batch)) {
         if (!m) continue;
-        const entry = this.entryOf(copy.jsName, m);
-        if (entry) entries.push(entry);
+        const entry = this.entryOf(jsName, m);
+        if (entry) out.push(entry);
       }
     }
-    if (entries.length > this.o.historyLimit) entries = entries.slice(entries.length - this.o.historyLimit);
-    copy.entries = entries;
-    copy.lastSeq = last;
   }
 
   /** A message gone between the stream info and its read (expired, trimmed) is skipped. */
@@ -1379,6 +1424,13 @@ function decodeOr(bytes: Uint8Array): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+function resetCopy(copy: Copy): void {
+  copy.entries = [];
+  copy.firstSeq = 1;
+  copy.lastSeq = 0;
+  copy.from = Number.POSITIVE_INFINITY;
 }
 
 async function listKeys(kv: KV, filter?: string): Promise<string[]> {

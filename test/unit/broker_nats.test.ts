@@ -275,6 +275,39 @@ describe("NATS broker", { skip: !available }, () => {
       await stopAll();
     });
 
+    it("fetches a client's missed messages (and its own offset's), not the whole history", async () => {
+      await wipe();
+      const a = await build({ historyLimit: 100 });
+      const b = await build({ historyLimit: 100 });
+      for (let i = 1; i <= 100; i++) a.broker.handleBroadcast(pub("long", i));
+      const epoch = (await a.pubsub.count(100, "100 publications"))[0].epoch!;
+      const gets: string[] = [];
+      const sub = probe.subscribe("$JS.API.STREAM.MSG.GET.>", {
+        callback: (_e, m) => {
+          gets.push(m.string());
+        },
+      });
+      await probe.flush();
+      const missed = async (offset: number) => {
+        const r = await b.broker.historyFrom("long", epoch, offset);
+        assert.ok(!isHistoryError(r), JSON.stringify(r));
+        return r.map((m) => m.offset);
+      };
+      assert.deepEqual(await missed(95), [96, 97, 98, 99, 100]);
+      await probe.flush();
+      assert.equal(gets.length, 6, "messages 95..100");
+      assert.deepEqual(await missed(90), [91, 92, 93, 94, 95, 96, 97, 98, 99, 100]);
+      await probe.flush();
+      assert.equal(gets.length, 6 + 5, "then 90..94 only");
+      const all = await b.broker.historySince("long", 0);
+      assert.ok(!isHistoryError(all));
+      assert.equal(all.length, 100);
+      await probe.flush();
+      assert.equal(gets.length, 100, "and the rest once, for a since request");
+      sub.unsubscribe();
+      await stopAll();
+    });
+
     it("restores on node B a session committed on node A; touches keep it, a newer commit wins", async () => {
       await wipe();
       const a = await build();
