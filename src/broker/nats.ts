@@ -186,6 +186,8 @@ export class NatsBroker implements Broker {
   private started = false;
   private lastVerify = 0;
   private rotating?: Promise<void>;
+  /** The epoch some publications were delivered in without being kept: the next kept one ends it. */
+  private gapEpoch?: string;
   /** The revision of this node's last heartbeat (0: none written to the current bucket). */
   private heartbeatRevision = 0;
 
@@ -281,6 +283,7 @@ export class NatsBroker implements Broker {
     const slot: Slot = { publication, at: performance.now() };
     this.pending.push(slot);
     if (publication.transient || this.stopped || !this.link.up || this.phase === "unavailable") {
+      if (!publication.transient && !this.stopped) this.gapEpoch ??= this._epoch;
       slot.message = publication;
       this.drain();
       return;
@@ -292,6 +295,8 @@ export class NatsBroker implements Broker {
       },
       (err: Error) => {
         this.failed("publish", err);
+        // not kept (a timeout may still have been): history past it would have a hole
+        if (!(err instanceof Timeout)) this.gapEpoch ??= this._epoch;
         slot.message ??= publication;
         this.drain();
       },
@@ -305,6 +310,15 @@ export class NatsBroker implements Broker {
   /** Stores one message in its stream's JetStream stream: its sequence is the offset. */
   private async append(stream: string, dataJson: string): Promise<{ seq: number; epoch: string }> {
     await this.jetstreamReady();
+    const gap = this.gapEpoch;
+    if (gap !== undefined) {
+      // Publications went out without being kept: a client resuming across them would get the
+      // later ones and never know it missed those. A new epoch (unless the cluster moved to one
+      // meanwhile) makes that a clean reject_history.
+      this.gapEpoch = undefined;
+      await this.epochLost(gap, "publications were delivered without offsets (JetStream was unavailable)");
+    }
+    while (this.rotating) await this.rotating;
     const jsName = jetstreamName(stream);
     for (let attempt = 0; ; attempt++) {
       const known = this.ensureStream(jsName);
@@ -592,11 +606,16 @@ export class NatsBroker implements Broker {
    * A JetStream stream this node saw within `epoch` is gone or was made again: its offsets start
    * over, so the cluster moves to a new epoch (unless it already did).
    */
-  private async streamLost(epoch: string, jsName: string, how: string): Promise<void> {
+  private streamLost(epoch: string, jsName: string, how: string): Promise<void> {
+    return this.epochLost(epoch, `a JetStream stream was ${how}`, { stream: jsName });
+  }
+
+  /** History of `epoch` has a hole: a new epoch for the cluster, unless it has one already. */
+  private async epochLost(epoch: string, why: string, attrs: Record<string, string> = {}): Promise<void> {
     // several publications (or readers) may find the same loss: one new epoch for all of them
     while (this.rotating) await this.rotating;
     if (epoch !== this._epoch) return;
-    this.log.warn(`JetStream stream ${how}: starting a new epoch`, { stream: jsName });
+    this.log.warn(`${why}: starting a new epoch`, attrs);
     this.rotating = this.rotateEpoch().finally(() => {
       this.rotating = undefined;
     });
@@ -1143,14 +1162,15 @@ export class NatsBroker implements Broker {
   }
 
   /** The cluster's epoch: this node's new one if it creates the key first, else the one stored. */
-  private async loadEpoch(kv: KV): Promise<void> {
+  /** True when this node made the epoch (none was stored). */
+  private async loadEpoch(kv: KV): Promise<boolean> {
     for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
       const entry = await kv.get(EPOCH_KEY);
       if (entry && entry.operation === "PUT") {
         const value = decodeOr(entry.value);
         if (value !== undefined && isEpoch(value)) {
           this.adoptEpoch(value, entry.revision);
-          return;
+          return false;
         }
         this.failed("read epoch", new Error("replacing a foreign epoch value"));
       }
@@ -1160,7 +1180,7 @@ export class NatsBroker implements Broker {
           ? await kv.update(EPOCH_KEY, epoch, entry.revision)
           : await kv.create(EPOCH_KEY, epoch);
         this.adoptEpoch(epoch, revision);
-        return;
+        return true;
       } catch (err) {
         if (!isWrongSequence(err)) throw err;
       }
@@ -1189,7 +1209,10 @@ export class NatsBroker implements Broker {
   private async keepEpoch(kv: KV): Promise<void> {
     const entry = await kv.get(EPOCH_KEY);
     if (!entry) {
-      if (this._epoch === "") return this.loadEpoch(kv);
+      if (this._epoch === "") {
+        await this.loadEpoch(kv);
+        return;
+      }
       try {
         this.adoptEpoch(this._epoch, await kv.create(EPOCH_KEY, this._epoch));
       } catch (err) {
@@ -1198,9 +1221,11 @@ export class NatsBroker implements Broker {
       }
       return;
     }
-    if (entry.operation !== "PUT") return this.loadEpoch(kv);
-    const value = decodeOr(entry.value);
-    if (value === undefined || !isEpoch(value)) return this.loadEpoch(kv);
+    const value = entry.operation === "PUT" ? decodeOr(entry.value) : undefined;
+    if (value === undefined || !isEpoch(value)) {
+      await this.loadEpoch(kv);
+      return;
+    }
     this.adoptEpoch(value, entry.revision);
     if (
       this.epochTtlMs > 0 &&

@@ -8,6 +8,9 @@
 // that much time pass — the passage of time is what those tests are about — then runs the
 // broker's expiry as the cable's ticker would.
 import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { type JetStreamManager, jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
@@ -500,6 +503,34 @@ describe("NATS broker", { skip: !available }, () => {
       await broker.expireNow(Date.now() + 10_000);
       assert.ok(metrics.counterValue(ERRORS_METRIC) > before, "a foreign node value counted");
       await stopAll();
+    });
+
+    it("after publications went out unkept (NATS away, its data kept), continues under a new epoch", async () => {
+      const dir = mkdtempSync(join(tmpdir(), "acts-nats-kept-"));
+      let own = await startNats(undefined, undefined, ["-sd", dir]);
+      try {
+        const { broker, pubsub } = await build({ nats: parseServers(own.url) });
+        broker.handleBroadcast(pub("gap", "kept"));
+        const [kept] = await pubsub.count(1, "the first");
+        await own.stop();
+        await waitFor(() => !broker.available, "the broker noticing");
+        broker.handleBroadcast(pub("gap", "unkept"));
+        const [, unkept] = await pubsub.count(2, "the one while NATS is away");
+        assert.equal(unkept.offset, undefined);
+        own = await own.restart();
+        await waitFor(() => broker.available, "NATS back", 15_000);
+        assert.equal(broker.epoch, kept.epoch, "the stored epoch is still there");
+        broker.handleBroadcast(pub("gap", "after"));
+        const [, , after] = await pubsub.count(3, "the one after");
+        assert.equal(after.offset, 2, "the stream kept its sequence");
+        assert.notEqual(after.epoch, kept.epoch, "a new epoch: resuming across the hole is refused");
+        const r = await broker.historyFrom("gap", kept.epoch!, 1);
+        assert.ok(isHistoryError(r) && /unknown epoch/.test(r.error), JSON.stringify(r));
+        await stopAll();
+      } finally {
+        await own.stop();
+        rmSync(dir, { recursive: true, force: true });
+      }
     });
 
     it("with NATS away: errors at once, broadcasts without offsets in order; then recovers", async () => {
