@@ -18,6 +18,7 @@ import type { Logger } from "../log/logger.ts";
 import * as metricsConfig from "../metrics/options.ts";
 import { PrometheusSink } from "../metrics/prometheus.ts";
 import { Metrics } from "../metrics/registry.ts";
+import * as natsConfig from "../nats/options.ts";
 import type { Controller } from "../node/controller.ts";
 import { Node } from "../node/node.ts";
 import { NullController } from "../node/null_controller.ts";
@@ -90,6 +91,7 @@ export async function composeCable({ config, runtime, logger, embedded }: Compos
     presenter: { presenceChanged: (s, e) => node.presenceChanged(s, e) },
     log,
     redis: redisConfig.fromConfig(config),
+    nats: natsConfig.fromConfig(config),
     metrics,
   });
   log.info(broker.announce());
