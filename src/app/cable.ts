@@ -68,7 +68,7 @@ export async function composeCable({ config, runtime, logger, embedded }: Compos
   const api = apiConfig.fromConfig(config);
   const nodeOpts = nodeConfig.fromConfig(config);
 
-  const metrics = new Metrics();
+  const metrics = new Metrics(metricsOpts.tags);
   const hub = new Hub();
   const { controller, tasks: controllerTasks } = await buildController(rpc, config, metrics, logger, runtime);
 

@@ -1,5 +1,9 @@
 // Option rows: Metrics and their sinks.
-import type { Config, OptionSpec } from "../config/schema.ts";
+import type { Config, OptionSpec, OptionValue } from "../config/schema.ts";
+
+/** --statsd_tags_format: go-statsd's TagFormatDatadog, TagFormatInfluxDB, TagFormatGraphite. */
+export const TAGS_FORMATS = ["datadog", "influxdb", "graphite"] as const;
+export type TagsFormat = (typeof TAGS_FORMATS)[number];
 
 export const METRICS_OPTIONS = [
   {
@@ -20,6 +24,7 @@ export const METRICS_OPTIONS = [
     key: "metrics_rotate_interval",
     type: "int",
     default: 15,
+    min: 0,
     env: ["ANYCABLE_METRICS_ROTATE_INTERVAL"],
     toml: "metrics.rotate_interval",
     category: "METRICS:",
@@ -119,13 +124,15 @@ export const METRICS_OPTIONS = [
     description: "Comma-separated key:value tags added to every metric",
     hidden: false,
     deprecated: null,
-    served: false,
+    served: true,
+    check: tagsProblem,
   },
   {
     name: "stats_refresh_interval",
     key: "stats_refresh_interval",
     type: "int",
     default: 5,
+    min: 0,
     env: ["ANYCABLE_STATS_REFRESH_INTERVAL"],
     toml: "app.stats_refresh_interval",
     category: "METRICS:",
@@ -146,6 +153,7 @@ export const METRICS_OPTIONS = [
     hidden: false,
     deprecated: null,
     served: false,
+    check: (v) => (v === "" ? null : typeof v === "string" ? (parseHostPort(v).problem ?? null) : null),
   },
   {
     name: "statsd_prefix",
@@ -185,9 +193,52 @@ export const METRICS_OPTIONS = [
     hidden: false,
     deprecated: null,
     served: false,
-    choices: ["datadog", "influxdb", "graphite"],
+    choices: TAGS_FORMATS,
   },
 ] as const satisfies readonly OptionSpec[];
+
+/**
+ * Characters that would break a metric line in one of the sinks (Prometheus label syntax, the
+ * StatsD tag separators of the three formats, logfmt): a tag containing one is refused at start.
+ */
+const TAG_UNSAFE = /[\s"\\,:|#=;{}]/;
+
+/** `--metrics_tags` items are "key:value" (anycable-go splits on ":" and takes the second part). */
+function tagsProblem(value: OptionValue): string | null {
+  if (!Array.isArray(value)) return null;
+  for (const item of value as readonly string[]) {
+    const at = item.indexOf(":");
+    if (at < 0) return "expected comma-separated key:value pairs";
+    const [key, val] = [item.slice(0, at), item.slice(at + 1)];
+    if (key === "") return `tag "${item}" has an empty name`;
+    if (TAG_UNSAFE.test(key) || TAG_UNSAFE.test(val)) {
+      return `tag "${item}": names and values cannot contain whitespace or any of " \\ , : | # = ; { }`;
+    }
+  }
+  return null;
+}
+
+/** "host:port" or "[v6]:port", as Go's net.Dial takes it. */
+export function parseHostPort(
+  s: string,
+): { host: string; port: number; problem?: undefined } | { problem: string } {
+  const m = /^(?:\[([^\]]+)\]|([^:[\]]*)):(\d+)$/.exec(s);
+  if (!m) return { problem: `expected host:port, got "${s}"` };
+  const host = m[1] ?? m[2] ?? "";
+  const port = Number(m[3]);
+  if (port < 1 || port > 65535) return { problem: `port ${m[3]} is out of range 1-65535` };
+  // Go dials "localhost" for an empty host
+  return { host: host === "" ? "localhost" : host, port };
+}
+
+export interface StatsdSettings {
+  readonly address: string;
+  readonly host: string;
+  readonly port: number;
+  readonly prefix: string;
+  readonly maxPacketSize: number;
+  readonly tagsFormat: TagsFormat;
+}
 
 export interface Options {
   /** Prometheus path ("" = not served). */
@@ -195,8 +246,40 @@ export interface Options {
   /** Own listener host when it differs from the server's ("" = the server's). */
   host: string;
   port: number;
+  /** --metrics_tags */
+  tags: Readonly<Record<string, string>>;
+  /** --metrics_log; its filter (empty: every metric). */
+  log: boolean;
+  logFilter: readonly string[];
+  /** How often the push sinks (log, StatsD) are written, seconds (0 means anycable-go's 15). */
+  rotateIntervalSec: number;
+  /** undefined without --statsd_host */
+  statsd: StatsdSettings | undefined;
+  /** --stats_refresh_interval (seconds; 0: the process gauges are not sampled). */
+  statsRefreshSec: number;
 }
 
 export function fromConfig(c: Config): Options {
-  return { path: c.metrics_http, host: c.metrics_host, port: c.derived.metricsPort };
+  const hp = c.statsd_host === "" ? undefined : parseHostPort(c.statsd_host);
+  return {
+    path: c.metrics_http,
+    host: c.metrics_host,
+    port: c.derived.metricsPort,
+    tags: c.derived.metricsTags,
+    log: c.metrics_log,
+    logFilter: c.metrics_log_filter,
+    rotateIntervalSec: c.derived.metricsRotateInterval > 0 ? c.derived.metricsRotateInterval : 15,
+    statsd:
+      hp && hp.problem === undefined
+        ? {
+            address: c.statsd_host,
+            host: hp.host,
+            port: hp.port,
+            prefix: c.statsd_prefix,
+            maxPacketSize: c.statsd_max_packet_size,
+            tagsFormat: c.statsd_tags_format as TagsFormat,
+          }
+        : undefined,
+    statsRefreshSec: c.stats_refresh_interval,
+  };
 }
