@@ -17,6 +17,7 @@ import * as identityConfig from "../identity/options.ts";
 import type { Logger } from "../log/logger.ts";
 import * as metricsConfig from "../metrics/options.ts";
 import { PrometheusSink } from "../metrics/prometheus.ts";
+import { pushMetrics } from "../metrics/push.ts";
 import { Metrics } from "../metrics/registry.ts";
 import * as natsConfig from "../nats/options.ts";
 import type { Controller } from "../node/controller.ts";
@@ -181,9 +182,13 @@ export async function composeCable({ config, runtime, logger, embedded }: Compos
     websocket: wsCallbacks(node),
   };
 
+  // StatsD / log sinks (written every rotate interval by the ticker) and the process gauges
+  const pushed = pushMetrics(metricsOpts, metrics, logger);
+
   // Start order; shutdown runs it backwards (see ServiceList).
   const services = new ServiceList(log);
   services.add(prometheus);
+  for (const sink of pushed.sinks) services.add(sink);
   // anycable-go starts its embedded NATS server before pub/sub, which may connect to it.
   const enats = enatsConfig.fromConfig(config);
   if (enats.enabled) {
@@ -194,9 +199,12 @@ export async function composeCable({ config, runtime, logger, embedded }: Compos
   services.add(broker);
   services.add(listenersService({ runtime, listener, routes, main, embedded, hub, paths: ws.paths, log }));
   services.add(
-    nodeService(node, controller, [{ everyMs: 1000, run: (now) => broker.expire(now) }, ...controllerTasks], {
-      slowDrainMs: appConfig.fromConfig(config).slowDrainMs,
-    }),
+    nodeService(
+      node,
+      controller,
+      [{ everyMs: 1000, run: (now) => broker.expire(now) }, ...controllerTasks, ...pushed.tasks],
+      { slowDrainMs: appConfig.fromConfig(config).slowDrainMs },
+    ),
   );
   for (const b of broadcasters) services.add(b);
   services.add(delayService(appConfig.fromConfig(config).shutdownDelayMs, log));

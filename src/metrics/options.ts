@@ -17,7 +17,7 @@ export const METRICS_OPTIONS = [
     description: "Write metrics to the log (info level)",
     hidden: false,
     deprecated: null,
-    served: false,
+    served: true,
   },
   {
     name: "metrics_rotate_interval",
@@ -31,7 +31,7 @@ export const METRICS_OPTIONS = [
     description: "How often metrics are flushed to their writers such as the log or StatsD (seconds)",
     hidden: false,
     deprecated: null,
-    served: false,
+    served: true,
   },
   {
     name: "metrics_log_interval",
@@ -44,7 +44,7 @@ export const METRICS_OPTIONS = [
     description: "[Deprecated] Old name of metrics_rotate_interval (seconds)",
     hidden: true,
     deprecated: "metrics_rotate_interval",
-    served: false,
+    served: true,
   },
   {
     name: "metrics_log_filter",
@@ -57,7 +57,7 @@ export const METRICS_OPTIONS = [
     description: "Comma-separated metric names to include in the log (all when empty)",
     hidden: false,
     deprecated: null,
-    served: false,
+    served: true,
   },
   {
     name: "metrics_log_formatter",
@@ -142,6 +142,21 @@ export const METRICS_OPTIONS = [
     served: true,
   },
   {
+    name: "memory_metrics",
+    key: "memory_metrics",
+    type: "bool",
+    default: false,
+    env: ["ANYCABLE_MEMORY_METRICS"],
+    toml: null,
+    category: "METRICS:",
+    description:
+      "Report heap gauges too (heap_sys_bytes, heap_alloc_total, heap_idle_bytes); anycable-go reads only the env var",
+    hidden: false,
+    deprecated: null,
+    served: true,
+    extension: true,
+  },
+  {
     name: "statsd_host",
     key: "statsd_host",
     type: "string",
@@ -152,7 +167,7 @@ export const METRICS_OPTIONS = [
     description: "StatsD server (host:port) to send metrics to",
     hidden: false,
     deprecated: null,
-    served: false,
+    served: true,
     check: (v) => (v === "" ? null : typeof v === "string" ? (parseHostPort(v).problem ?? null) : null),
   },
   {
@@ -166,7 +181,7 @@ export const METRICS_OPTIONS = [
     description: "Prefix added to StatsD metric names",
     hidden: false,
     deprecated: null,
-    served: false,
+    served: true,
   },
   {
     name: "statsd_max_packet_size",
@@ -179,7 +194,7 @@ export const METRICS_OPTIONS = [
     description: "Largest UDP packet the StatsD client sends (bytes)",
     hidden: true,
     deprecated: null,
-    served: false,
+    served: true,
   },
   {
     name: "statsd_tags_format",
@@ -192,7 +207,7 @@ export const METRICS_OPTIONS = [
     description: "Tag syntax for StatsD (datadog, influxdb, graphite)",
     hidden: false,
     deprecated: null,
-    served: false,
+    served: true,
     choices: TAGS_FORMATS,
   },
 ] as const satisfies readonly OptionSpec[];
@@ -257,6 +272,8 @@ export interface Options {
   statsd: StatsdSettings | undefined;
   /** --stats_refresh_interval (seconds; 0: the process gauges are not sampled). */
   statsRefreshSec: number;
+  /** ANYCABLE_MEMORY_METRICS=1 */
+  memoryMetrics: boolean;
 }
 
 export function fromConfig(c: Config): Options {
@@ -281,5 +298,6 @@ export function fromConfig(c: Config): Options {
           }
         : undefined,
     statsRefreshSec: c.stats_refresh_interval,
+    memoryMetrics: c.memory_metrics,
   };
 }

@@ -475,6 +475,7 @@ describe("schema", () => {
   // Options anycable-go does not have (documented as anycable-ts only).
   const TS_FLAGS = [
     "max_subscriptions_per_connection",
+    "memory_metrics",
     "max_body_size",
     "broker_max_streams",
     "broker_max_sessions",
