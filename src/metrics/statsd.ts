@@ -166,6 +166,12 @@ export class StatsdSink implements MetricsSink, Service {
         new Promise<void>((resolve) => deadline.addEventListener("abort", () => resolve(), { once: true })),
       ]);
     }
+    if (this.packetsFailed > 0) {
+      this.log.warn("some StatsD metrics were not sent", {
+        failed_packets: this.packetsFailed,
+        sent_packets: this.packetsSent,
+      });
+    }
     for (const s of this.sockets.values()) {
       try {
         s.close();

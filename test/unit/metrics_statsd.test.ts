@@ -2,73 +2,28 @@
 // listener; the exact lines of each format (go-statsd's), packet splitting at the maximum size,
 // and a StatsD host that cannot be resolved (counted and logged, never thrown).
 import assert from "node:assert/strict";
-import { createSocket, type Socket } from "node:dgram";
 import { before, describe, it } from "node:test";
 import { Logger } from "../../src/log/logger.ts";
 import type { TagsFormat } from "../../src/metrics/options.ts";
 import { parseHostPort } from "../../src/metrics/options.ts";
 import type { MetricsSink, MetricsSnapshot } from "../../src/metrics/sink.ts";
 import { packLines, StatsdSink, statsdLines } from "../../src/metrics/statsd.ts";
+import { listenStatsd, parseStatsdLine, type StatsdListener } from "../support/statsd.ts";
 import { waitFor } from "../support/wait.ts";
 import { metricsSinkContract, type SinkReading } from "./contracts/metrics_sink_contract.ts";
 
 const PREFIX = "anycable_go.";
 
-interface Listener {
-  socket: Socket;
-  port: number;
-  packets: string[];
+async function listen() {
+  return listenStatsd();
 }
 
-async function listen(): Promise<Listener> {
-  const socket = createSocket("udp4");
-  const packets: string[] = [];
-  socket.on("message", (m) => packets.push(m.toString("utf8")));
-  await new Promise<void>((resolve) => socket.bind(0, "127.0.0.1", () => resolve()));
-  return { socket, port: socket.address().port, packets };
+function closeListener(l: StatsdListener): Promise<void> {
+  return l.close();
 }
 
-function closeListener(l: Listener): Promise<void> {
-  return new Promise((resolve) => l.socket.close(() => resolve()));
-}
-
-/** Parses one StatsD line of the given tag format back into a reading. */
-export function parseLine(line: string, format: TagsFormat, prefix = PREFIX): SinkReading {
-  assert.ok(line.startsWith(prefix), `${line} has the prefix ${prefix}`);
-  const rest = line.slice(prefix.length);
-  let head: string;
-  let tagText = "";
-  let valueType: string;
-  if (format === "datadog") {
-    const m = /^([^:|#]+):(-?\d+)\|(c|g)(?:\|#(.*))?$/.exec(rest);
-    assert.ok(m, `a datadog line: ${line}`);
-    head = m[1]!;
-    valueType = `${m[2]}|${m[3]}`;
-    tagText = m[4] ?? "";
-  } else {
-    const m = /^([^:]+):(-?\d+)\|(c|g)$/.exec(rest);
-    assert.ok(m, `an ${format} line: ${line}`);
-    head = m[1]!;
-    valueType = `${m[2]}|${m[3]}`;
-  }
-  const sep = format === "graphite" ? ";" : ",";
-  const kv = format === "datadog" ? ":" : "=";
-  let name = head;
-  if (format !== "datadog") {
-    const parts = head.split(sep);
-    name = parts[0]!;
-    tagText = parts.slice(1).join(sep);
-  }
-  const tags: Record<string, string> = {};
-  if (tagText !== "") {
-    for (const pair of tagText.split(sep)) {
-      const at = pair.indexOf(kv);
-      assert.ok(at > 0, `a tag: ${pair} in ${line}`);
-      tags[pair.slice(0, at)] = pair.slice(at + 1);
-    }
-  }
-  const [value, type] = valueType.split("|");
-  return { name, type: type === "c" ? "counter" : "gauge", value: Number(value), tags };
+function parseLine(line: string, format: TagsFormat): SinkReading {
+  return parseStatsdLine(line, format, PREFIX);
 }
 
 const silent = () => new Logger("error", "text", {}, { write() {} });
@@ -273,6 +228,10 @@ describe("StatsD server unreachable", () => {
     assert.match(errors[0]!, /packets=1 failed_packets_total=1/);
     assert.deepEqual(fatals, []);
     await sink.shutdown(AbortSignal.timeout(1000));
+    assert.match(
+      lines.at(-1)!,
+      /WRN some StatsD metrics were not sent failed_packets=2 sent_packets=0 service=statsd$/,
+    );
     await sink.shutdown(AbortSignal.timeout(1000));
     sink.write(snap()); // after shutdown: ignored
     assert.equal(sink.packetsWritten, 2);
