@@ -2,7 +2,9 @@
 // an empty INFO message, metrics sorted by name), the filter and its warning, the interval
 // snapshot the push sinks get, the rotation task, the process gauges and the tag checks.
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { describe, it } from "node:test";
+import { withMetricsTable } from "../../scripts/metrics-doc.ts";
 import { composeCable } from "../../src/app/cable.ts";
 import { loadConfig } from "../../src/config/index.ts";
 import { Logger } from "../../src/log/logger.ts";
@@ -339,6 +341,12 @@ describe("metrics catalog", () => {
     assert.equal(new Set(names).size, names.length);
     assert.ok(names.includes("rpc_timeout_total") && !names.includes("rpc_timeouts_total"));
     const table = renderMetricsTable();
+    const readme = readFileSync(new URL("../../README.md", import.meta.url), "utf8");
+    assert.equal(
+      withMetricsTable(readme),
+      readme,
+      "README's table (bun scripts/metrics-doc.ts --write README.md)",
+    );
     for (const n of names) assert.match(table, new RegExp(`\\| \`${n}\` \\|`));
   });
 });
