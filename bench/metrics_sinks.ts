@@ -5,7 +5,7 @@
 // them sent back to back: deliveries/s from the first send to the last arrival, and server CPU per
 // delivered message (from /proc/<pid>/stat, not client-bound). A UDP listener here is the StatsD
 // server (its packet count shows the sink was on).
-//   bun bench/metrics_sinks.ts [--n 5000] [--runs 3] [--bursts 30] [--runtimes bun,deno]
+//   bun bench/metrics_sinks.ts [--n 5000] [--runs 5] [--bursts 100] [--runtimes bun,deno]
 import { createSocket } from "node:dgram";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -18,8 +18,8 @@ const ROOT = join(import.meta.dir, "..");
 const { values } = parseArgs({
   options: {
     n: { type: "string", default: "5000" },
-    runs: { type: "string", default: "3" },
-    bursts: { type: "string", default: "30" },
+    runs: { type: "string", default: "5" },
+    bursts: { type: "string", default: "100" },
     runtimes: { type: "string", default: "bun,deno" },
     workers: { type: "string", default: "2" },
     out: { type: "string", default: join(ROOT, "bench", "results") },
