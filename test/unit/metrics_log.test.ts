@@ -381,6 +381,7 @@ describe("metrics a cable registers", () => {
       [["--rpc_host=localhost:50051"], { ANYCABLE_MEMORY_METRICS: "1" }],
       [["--rpc_host=http://localhost:3000/_anycable", "--rpc_concurrency=0"]],
       [["--norpc", "--broker=redis", "--pubsub=redis"]],
+      [["--norpc", "--broker=nats", "--pubsub=nats"]],
     ];
     const seen = new Set<string>();
     for (const [argv, env] of configs) {
