@@ -17,7 +17,9 @@ import * as identityConfig from "../identity/options.ts";
 import type { Logger } from "../log/logger.ts";
 import * as metricsConfig from "../metrics/options.ts";
 import { PrometheusSink } from "../metrics/prometheus.ts";
+import { pushMetrics } from "../metrics/push.ts";
 import { Metrics } from "../metrics/registry.ts";
+import * as natsConfig from "../nats/options.ts";
 import type { Controller } from "../node/controller.ts";
 import { Node } from "../node/node.ts";
 import { NullController } from "../node/null_controller.ts";
@@ -36,7 +38,7 @@ import { requestGate } from "../transports/request.ts";
 import { type SocketContext, wsCallbacks, wsUpgradeHandler } from "../transports/ws/handler.ts";
 import * as wsConfig from "../transports/ws/options.ts";
 import { createBroadcasters } from "./broadcasters.ts";
-import { delayService, listenersService, nodeService } from "./lifecycle.ts";
+import { delayService, listenersService, nodeService, type TickTask } from "./lifecycle.ts";
 import * as appConfig from "./options.ts";
 import { Routes } from "./routes.ts";
 import { ServiceList } from "./service.ts";
@@ -69,9 +71,9 @@ export async function composeCable({ config, runtime, logger, embedded }: Compos
   const api = apiConfig.fromConfig(config);
   const nodeOpts = nodeConfig.fromConfig(config);
 
-  const metrics = new Metrics();
+  const metrics = new Metrics(metricsOpts.tags);
   const hub = new Hub();
-  const controller = await buildController(rpc, config, metrics, logger, runtime);
+  const { controller, tasks: controllerTasks } = await buildController(rpc, config, metrics, logger, runtime);
 
   // The pipeline of one publication: broadcaster -> handler -> broker -> pub/sub -> node -> hub.
   const thisNode: PublicationTarget & PubSubHandler = {
@@ -96,6 +98,7 @@ export async function composeCable({ config, runtime, logger, embedded }: Compos
     },
     log,
     redis: redisConfig.fromConfig(config),
+    nats: natsConfig.fromConfig(config),
     metrics,
   });
   log.info(broker.announce());
@@ -199,6 +202,7 @@ export async function composeCable({ config, runtime, logger, embedded }: Compos
   const mainApp = routes.main;
   const main: HandlerSpec<SocketContext> = {
     maxMessageSize: ws.maxMessageSize,
+    compression: ws.compression,
     nativePingIntervalMs: nodeOpts.nativePings ? nodeOpts.pingIntervalMs : undefined,
     closeTimeoutMs: nodeOpts.writeTimeoutMs > 0 ? nodeOpts.writeTimeoutMs : undefined,
     handle: (req, remote) => {
@@ -210,9 +214,13 @@ export async function composeCable({ config, runtime, logger, embedded }: Compos
     websocket: wsCallbacks(node),
   };
 
+  // StatsD / log sinks (written every rotate interval by the ticker) and the process gauges
+  const pushed = pushMetrics(metricsOpts, metrics, logger);
+
   // Start order; shutdown runs it backwards (see ServiceList).
   const services = new ServiceList(log);
   services.add(prometheus);
+  for (const sink of pushed.sinks) services.add(sink);
   // anycable-go starts its embedded NATS server before pub/sub, which may connect to it.
   const enats = enatsConfig.fromConfig(config);
   if (enats.enabled) {
@@ -223,7 +231,14 @@ export async function composeCable({ config, runtime, logger, embedded }: Compos
   services.add(broker);
   if (pusher?.webhooks) services.add(pusher.webhooks);
   services.add(listenersService({ runtime, listener, routes, main, embedded, hub, paths: ws.paths, log }));
-  services.add(nodeService(node, controller, [{ everyMs: 1000, run: (now) => broker.expire(now) }]));
+  services.add(
+    nodeService(
+      node,
+      controller,
+      [{ everyMs: 1000, run: (now) => broker.expire(now) }, ...controllerTasks, ...pushed.tasks],
+      { slowDrainMs: appConfig.fromConfig(config).slowDrainMs },
+    ),
+  );
   for (const b of broadcasters) services.add(b);
   services.add(delayService(appConfig.fromConfig(config).shutdownDelayMs, log));
   return { node, hub, metrics, services, main };
@@ -235,9 +250,10 @@ async function buildController(
   metrics: Metrics,
   logger: Logger,
   runtime: Runtime,
-): Promise<Controller> {
+): Promise<{ controller: Controller; tasks: TickTask[] }> {
   const log = logger.with({ context: "main" });
   let app: Controller;
+  let tasks: TickTask[] = [];
   if (rpc.impl === "none") {
     log.info("no RPC configured");
     app = new NullController();
@@ -245,8 +261,12 @@ async function buildController(
     // Loaded only with RPC: protobuf, the generated messages and the transports weigh ~10 MiB idle.
     const { createRpcController } = await import("../rpc/factory.ts");
     // logs "RPC controller initialized: <host> (..., impl: grpc|http, ...)" once started
-    app = createRpcController(rpc, metrics, logger, { http2SessionPerCall: runtime.http2SessionPerCall });
+    const setup = createRpcController(rpc, metrics, logger, {
+      http2SessionPerCall: runtime.http2SessionPerCall,
+    });
+    app = setup.controller;
+    tasks = setup.tasks;
   }
   const routed = buildChannelRouter(app, streamsConfig.fromConfig(config), log);
-  return wrapIdentity(routed, identityConfig.fromConfig(config), log);
+  return { controller: wrapIdentity(routed, identityConfig.fromConfig(config), log), tasks };
 }

@@ -381,15 +381,47 @@ export class Node implements Presenter {
   }
 
   /** Disconnects every client with `server_restart` (close 1001), then stops the controller. */
-  async shutdown(): Promise<void> {
+  /**
+   * Tells every client `server_restart` and closes it, then lets the controller flush. With
+   * `drainMs` (--shutdown_slowdrain) the disconnects are spread over that period, at most
+   * DRAIN_MAX_STEP_MS apart, so reconnects do not stampede the other nodes and the RPC backend;
+   * `signal` aborting (the shutdown deadline) closes whoever is left at once.
+   */
+  async shutdown(opts: { drainMs?: number; signal?: AbortSignal } = {}): Promise<void> {
     if (this.shuttingDown) return;
     this.shuttingDown = true;
-    const active = this.sessions.size;
-    if (active > 0) this.log.info("closing active connections", { num: active });
-    for (const session of [...this.sessions.values()]) {
-      this.disconnect(session, DisconnectReason.serverRestart, true, CloseCode.goingAway, "Server restart");
+    const sessions = [...this.sessions.values()];
+    const drainMs = opts.drainMs ?? 0;
+    if (sessions.length > 1 && drainMs > 0) {
+      this.log.info(
+        `Draining ${sessions.length} active connections slowly for ${(drainMs / 1000).toFixed(1)}s`,
+      );
+      await this.drain(sessions, drainMs, opts.signal);
+    } else {
+      if (sessions.length > 0) this.log.info("closing active connections", { num: sessions.length });
+      for (const session of sessions) this.restartDisconnect(session);
     }
     await this.opts.controller.shutdown?.();
+  }
+
+  private async drain(sessions: Session[], drainMs: number, signal?: AbortSignal): Promise<void> {
+    // One timer for the whole drain: a step every few ms closes a batch, so thousands of clients
+    // spread evenly without a timer each.
+    const stepMs = Math.min(DRAIN_MAX_STEP_MS, Math.max(DRAIN_MIN_STEP_MS, drainMs / sessions.length));
+    const perStep = Math.max(1, Math.ceil((sessions.length * stepMs) / drainMs));
+    let next = 0;
+    while (next < sessions.length && !signal?.aborted) {
+      for (const end = Math.min(sessions.length, next + perStep); next < end; next++) {
+        this.restartDisconnect(sessions[next]!);
+      }
+      if (next < sessions.length) await abortableSleep(stepMs, signal);
+    }
+    for (; next < sessions.length; next++) this.restartDisconnect(sessions[next]!);
+  }
+
+  private restartDisconnect(session: Session): void {
+    if (session.isClosed) return;
+    this.disconnect(session, DisconnectReason.serverRestart, true, CloseCode.goingAway, "Server restart");
   }
 
   /** Whether a live session has this id (cached ones are checked in authenticate, see freeClientSid). */
@@ -638,4 +670,20 @@ export class Node implements Presenter {
       if (entry.size === 0) this.byIdentifiers.delete(key);
     }
   }
+}
+
+/** anycable-go Pro's cap on the pause between two slow-drain disconnects. */
+const DRAIN_MAX_STEP_MS = 500;
+const DRAIN_MIN_STEP_MS = 10;
+
+function abortableSleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener("abort", done, { once: true });
+  });
 }

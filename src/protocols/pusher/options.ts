@@ -63,6 +63,8 @@ export const PUSHER_OPTIONS = [
     hidden: false,
     deprecated: null,
     served: true,
+    min: 0,
+    max: 65535,
   },
   {
     name: "pusher_webhook_url",
