@@ -12,6 +12,7 @@ const INSTALL_HINT: Record<string, string> = {
   "redis-server": "sudo apt-get install redis-server",
   "nats-server": "sudo apt-get install nats-server",
   ruby: "sudo apt-get install ruby",
+  chromium: "sudo apt-get install chromium",
 };
 
 function installed(bin: string): boolean {
@@ -24,7 +25,7 @@ const announced = new Set<string>();
  * Whether tests needing `bin` can run. Under CI=true a missing service throws (CI must not skip);
  * elsewhere the suite skips those tests after one loud line saying how to install it.
  */
-export function hasService(bin: "redis-server" | "nats-server" | "ruby"): boolean {
+export function hasService(bin: "redis-server" | "nats-server" | "ruby" | "chromium"): boolean {
   if (installed(bin)) return true;
   if (process.env.CI === "true") throw new Error(`${bin} is required under CI=true but is not installed`);
   if (!announced.has(bin)) {
