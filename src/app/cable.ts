@@ -31,12 +31,16 @@ import type { PubSub, PubSubHandler } from "../pubsub/pubsub.ts";
 import * as redisConfig from "../redis/options.ts";
 import * as rpcConfig from "../rpc/options.ts";
 import type { HandlerSpec, Runtime } from "../runtime/types.ts";
+import { createStatusApp, STATUS_DISABLED_LINE, statusEnabled, statusStartupLines } from "../status/index.ts";
+import * as statusConfig from "../status/options.ts";
+import { StatusSampler } from "../status/sampler.ts";
 import { buildChannelRouter } from "../streams/factory.ts";
 import * as streamsConfig from "../streams/options.ts";
 import * as transportConfig from "../transports/options.ts";
 import { requestGate } from "../transports/request.ts";
 import { type SocketContext, wsCallbacks, wsUpgradeHandler } from "../transports/ws/handler.ts";
 import * as wsConfig from "../transports/ws/options.ts";
+import { VERSION_STRING } from "../version.ts";
 import { createBroadcasters } from "./broadcasters.ts";
 import { delayService, listenersService, nodeService, type TickTask } from "./lifecycle.ts";
 import * as appConfig from "./options.ts";
@@ -179,6 +183,29 @@ export async function composeCable({ config, runtime, logger, embedded }: Compos
     routes.announce(() => [`Serve metrics at ${routes.address(metricsOpts.port, host)}${metricsOpts.path}`]);
   }
 
+  // The live status page (anycable-ts only): on the main port, sampled once a second by the ticker.
+  const status = statusConfig.fromConfig(config);
+  let statusSampler: StatusSampler | undefined;
+  if (status.path !== "" && statusEnabled(status)) {
+    statusSampler = new StatusSampler(metrics);
+    routes.main.route(
+      "/",
+      createStatusApp({
+        status,
+        sampler: statusSampler,
+        publisher: clusterHandler,
+        wsPath: ws.paths[0] ?? "/cable",
+        pubsubChannel: streamsConfig.fromConfig(config).pubsubChannel || "$pubsub",
+        version: VERSION_STRING,
+        nodeId: appConfig.fromConfig(config).nodeId,
+        logger,
+      }),
+    );
+    routes.announce(() => statusStartupLines(status, routes.address(listener.port)));
+  } else if (status.path !== "") {
+    log.warn(STATUS_DISABLED_LINE);
+  }
+
   const isWsPath = pathMatcher(ws.paths);
   const gate = requestGate(transportConfig.fromConfig(config), node);
   const upgrade = wsUpgradeHandler(gate, logger);
@@ -235,7 +262,12 @@ export async function composeCable({ config, runtime, logger, embedded }: Compos
     nodeService(
       node,
       controller,
-      [{ everyMs: 1000, run: (now) => broker.expire(now) }, ...controllerTasks, ...pushed.tasks],
+      [
+        { everyMs: 1000, run: (now) => broker.expire(now) },
+        ...controllerTasks,
+        ...pushed.tasks,
+        ...(statusSampler ? [statusSampler.task()] : []),
+      ],
       { slowDrainMs: appConfig.fromConfig(config).slowDrainMs },
     ),
   );

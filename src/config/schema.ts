@@ -17,6 +17,7 @@ import { PUSHER_OPTIONS } from "../protocols/pusher/options.ts";
 import { PUBSUB_OPTIONS } from "../pubsub/options.ts";
 import { REDIS_OPTIONS } from "../redis/options.ts";
 import { RPC_OPTIONS } from "../rpc/options.ts";
+import { STATUS_OPTIONS } from "../status/options.ts";
 import { STREAMS_OPTIONS } from "../streams/options.ts";
 import { DS_OPTIONS } from "../transports/ds/options.ts";
 import { TRANSPORT_OPTIONS } from "../transports/options.ts";
@@ -80,6 +81,7 @@ export const OPTIONS = [
   ...RPC_OPTIONS,
   ...LOG_OPTIONS,
   ...METRICS_OPTIONS,
+  ...STATUS_OPTIONS,
   ...NODE_OPTIONS,
   ...IDENTITY_OPTIONS,
   ...STREAMS_OPTIONS,
