@@ -61,9 +61,9 @@ export function renderStatusPage(s: PageSettings): string {
   .chart h2 .v { font-variant-numeric: tabular-nums; }
   .legend { font-size: 12px; color: var(--muted); display: flex; gap: 10px; flex-wrap: wrap; }
   .legend i { display: inline-block; width: 10px; height: 3px; vertical-align: middle; margin-right: 4px; }
-  svg { width: 100%; height: 110px; display: block; }
+  svg { width: 100%; height: 100px; display: block; }
   svg .grid { stroke: var(--grid); stroke-width: 1; }
-  svg text { fill: var(--muted); font-size: 10px; }
+  .axis { font-size: 10px; color: var(--muted); display: flex; justify-content: space-between; }
   svg polyline { fill: none; stroke-width: 1.6; vector-effect: non-scaling-stroke; }
   #tryit { grid-column: 1 / -1; }
   #tryit small { font-weight: 400; color: var(--muted); }
@@ -107,7 +107,7 @@ ${tryIt}
     { id: "mem", title: "Memory", fmt: bytes, series: [["memBytes", "mem_sys_bytes (RSS)", "#828282"]] },
   ];
   const NS = "http://www.w3.org/2000/svg";
-  const W = 600, H = 110, PAD = 18;
+  const W = 600, H = 100;
   const root = document.getElementById("charts");
   const tryit = document.getElementById("tryit");
   for (const c of CHARTS) {
@@ -119,28 +119,32 @@ ${tryIt}
     el.dataset.peak = "0";
     const legend = c.series.map(([, label, color]) => '<span><i style="background:' + color + '"></i>' + label + "</span>").join("");
     el.innerHTML = '<h2><span>' + c.title + '</span><span class="v">–</span></h2>' +
+      '<div class="axis"><span class="top">max</span></div>' +
       '<svg viewBox="0 0 ' + W + " " + H + '" preserveAspectRatio="none" role="img" aria-label="' + c.title + '"></svg>' +
+      '<div class="axis"><span class="from">−5 min</span><span>now</span></div>' +
       '<div class="legend">' + legend + "</div>";
     root.insertBefore(el, tryit);
     c.el = el;
   }
+  const ago = (ms) => (ms >= 60000 ? "−" + Math.round(ms / 60000) + " min" : "−" + Math.round(ms / 1000) + " s");
   function draw(c, samples, now) {
     const fmt = c.fmt || num;
     const svg = c.el.querySelector("svg");
     let max = 0;
     for (const s of samples) for (const [k] of c.series) max = Math.max(max, s[k]);
     const top = max > 0 ? max * 1.1 : 1;
-    const x = (t) => PAD + ((t - (now - WINDOW_MS)) / WINDOW_MS) * (W - PAD);
-    const y = (v) => H - 12 - (v / top) * (H - 20);
+    // The last 5 minutes; while the server is younger, the time it has run (at least a minute).
+    const span = samples.length ? Math.min(WINDOW_MS, Math.max(60000, now - samples[0].t)) : WINDOW_MS;
+    const x = (t) => ((t - (now - span)) / span) * W;
+    const y = (v) => H - 2 - (v / top) * (H - 6);
     let out = "";
     for (const f of [0, 0.5, 1]) {
-      const gy = y(top * f);
-      out += '<line class="grid" x1="' + PAD + '" x2="' + W + '" y1="' + gy + '" y2="' + gy + '"/>';
+      const gy = y(max > 0 ? max * f : f);
+      out += '<line class="grid" x1="0" x2="' + W + '" y1="' + gy + '" y2="' + gy + '"/>';
     }
-    out += '<text x="' + (PAD + 2) + '" y="10">' + fmt(top) + "</text>";
-    out += '<text x="' + (PAD + 2) + '" y="' + (H - 1) + '">−5 min</text>';
-    out += '<text x="' + (W - 22) + '" y="' + (H - 1) + '">now</text>';
     svg.innerHTML = out;
+    c.el.querySelector(".top").textContent = "max " + fmt(max);
+    c.el.querySelector(".from").textContent = ago(span);
     for (const [k, , color] of c.series) {
       const pl = document.createElementNS(NS, "polyline");
       pl.setAttribute("stroke", color);
