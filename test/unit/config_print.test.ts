@@ -486,6 +486,8 @@ describe("schema", () => {
     "rpc_concurrency_max",
     // AnyCable Pro's slow drain
     "shutdown_slowdrain",
+    // the live status page
+    "status_path",
     "pusher_webhook_url",
     "pusher_webhook_events",
   ];
