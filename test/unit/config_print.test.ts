@@ -10,6 +10,7 @@ import {
   type OptionSpec,
   unservedOptions,
 } from "../../src/config/index.ts";
+import { POSTGRES_OPTIONS } from "../../src/postgres/options.ts";
 
 const ROWS = OPTIONS as readonly OptionSpec[];
 const FIXTURES = new URL("./fixtures/", import.meta.url);
@@ -485,6 +486,8 @@ describe("schema", () => {
     "rpc_concurrency_max",
     // AnyCable Pro's slow drain
     "shutdown_slowdrain",
+    // anycable's open "Postgres signalling" PR (anycable/anycable#306): not in anycable-go 1.6
+    ...POSTGRES_OPTIONS.map((r) => r.name),
   ];
 
   test("has exactly anycable-go's flags, plus TOML-only settings and the marked anycable-ts ones", () => {
