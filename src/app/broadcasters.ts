@@ -15,6 +15,8 @@ export interface Handlers {
   cluster: PublicationHandler;
   /** For fan-out broadcasters: this node's clients only. */
   local: PublicationHandler;
+  /** Resolves once what `cluster` was handed so far is stored by pub/sub (see PubSub.drained). */
+  delivered?: () => Promise<void>;
 }
 
 export async function createBroadcasters(
@@ -55,7 +57,11 @@ export async function createBroadcasters(
       const { PostgresBroadcaster } = await import("../broadcast/postgres.ts");
       const postgresConfig = await import("../postgres/options.ts");
       broadcasters.push(
-        new PostgresBroadcaster({ postgres: postgresConfig.fromConfig(config) }, handlers.cluster, logger),
+        new PostgresBroadcaster(
+          { postgres: postgresConfig.fromConfig(config), delivered: handlers.delivered },
+          handlers.cluster,
+          logger,
+        ),
       );
     } else if (adapter === "nats") {
       const { NatsBroadcaster } = await import("../broadcast/nats.ts");

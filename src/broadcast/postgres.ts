@@ -34,6 +34,11 @@ import { randomConsumerName } from "./redisx.ts";
 export interface PostgresBroadcastOptions {
   postgres: PostgresOptions;
   connection?: AcquireOptions;
+  /**
+   * Resolves once what was handed on is stored downstream (postgres pub/sub: committed): rows are
+   * deleted only then, so a node dying in between loses nothing (its rows are claimed again).
+   */
+  delivered?: () => Promise<void>;
 }
 
 interface Claimed {
@@ -232,6 +237,9 @@ export class PostgresBroadcaster implements Broadcaster {
       }
     }
     if (done.length > 0) {
+      // A broker may hand on asynchronously: let it, then wait for pub/sub to have stored it.
+      await Promise.resolve();
+      await this.o.delivered?.();
       try {
         await sql`DELETE FROM ${t} WHERE id = ANY(${done}::bigint[]) AND claimed_by = ${me}`;
       } catch (err) {

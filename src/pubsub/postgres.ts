@@ -77,6 +77,10 @@ export class PostgresPubSub implements PubSub {
   private cleanupTimer?: ReturnType<typeof setInterval>;
   private retryTimer?: ReturnType<typeof setTimeout>;
   private writeErrors = 0;
+  /** Messages queued / written (or dropped) since start: what drained() compares. */
+  private enqueued = 0;
+  private settledCount = 0;
+  private readonly drainWaiters: Array<{ target: number; resolve: () => void }> = [];
   private readonly q: ReturnType<typeof queries>;
 
   constructor(
@@ -147,6 +151,7 @@ export class PostgresPubSub implements PubSub {
       });
       this.queue.length = this.queuedBytes = 0;
     }
+    this.settle(0); // wakes every drained() waiter: nothing more will be written
     await settle(Promise.all([this.reading, this.writing]), deadline);
     await this.lease?.release();
   }
@@ -297,8 +302,26 @@ export class PostgresPubSub implements PubSub {
     }
   }
 
+  async drained(): Promise<void> {
+    if (this.stopped || this.settledCount >= this.enqueued) return;
+    const target = this.enqueued;
+    await new Promise<void>((resolve) => this.drainWaiters.push({ target, resolve }));
+  }
+
+  private settle(n: number): void {
+    this.settledCount += n;
+    for (let i = this.drainWaiters.length - 1; i >= 0; i--) {
+      const w = this.drainWaiters[i];
+      if (this.stopped || this.settledCount >= w.target) {
+        this.drainWaiters.splice(i, 1);
+        w.resolve();
+      }
+    }
+  }
+
   private publish(stream: string, payload: string): void {
     if (this.stopped) return;
+    this.enqueued++;
     this.queue.push({ stream, payload });
     this.queuedBytes += payload.length;
     let dropped = 0;
@@ -310,7 +333,10 @@ export class PostgresPubSub implements PubSub {
       if (oldest) this.queuedBytes -= oldest.payload.length;
       dropped++;
     }
-    if (dropped > 0) this.dropped?.inc(dropped);
+    if (dropped > 0) {
+      this.dropped?.inc(dropped);
+      this.settle(dropped);
+    }
     this.write();
   }
 
@@ -374,6 +400,7 @@ export class PostgresPubSub implements PubSub {
 
   private splice(n: number): void {
     for (const b of this.queue.splice(0, n)) this.queuedBytes -= b.payload.length;
+    this.settle(n);
   }
 
   private cleanup(): void {
