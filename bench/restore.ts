@@ -6,7 +6,7 @@
 // Issue 14 adds cluster modes: two nodes sharing a Redis (or NATS) broker and pub/sub, the clients
 // dropped from node A reconnecting to node B, beside the one-node memory broker in the same run.
 //   bun bench/restore.ts [--target ts-bun|ts-deno] [--clients 2000] [--streams 10] [--missed 10]
-//                        [--modes memory-1,redis-2]
+//                        [--modes memory-1,redis-2,nats-2]
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -24,7 +24,7 @@ const { values } = parseArgs({
     clients: { type: "string", default: "2000" },
     streams: { type: "string", default: "10" },
     missed: { type: "string", default: "10" },
-    modes: { type: "string", default: "memory-1,redis-2" },
+    modes: { type: "string", default: "memory-1,redis-2,nats-2" },
     out: { type: "string", default: join(ROOT, "bench", "results") },
   },
 });
@@ -172,10 +172,23 @@ async function restoreRun(mode: string): Promise<RunResult> {
   const nodes = Number(nodesText);
   let redis: Awaited<ReturnType<typeof startRedis>> | undefined;
   let brokerArgs: string[];
+  const extra: ChildProcess[] = [];
   if (broker === "memory") brokerArgs = ["--broker=memory"];
   else if (broker === "redis") {
     redis = await startRedis();
     brokerArgs = ["--broker=redis", "--pubsub=redis", `--redis_url=${redis.url}`];
+  } else if (broker === "nats") {
+    const natsPort = await freePort();
+    const nats = spawn(
+      "nats-server",
+      ["-a", "127.0.0.1", "-p", String(natsPort), "-js", "-sd", mkdtempSync(join(tmpdir(), "bench-js-"))],
+      {
+        stdio: "ignore",
+      },
+    );
+    extra.push(nats);
+    await sleep(500);
+    brokerArgs = ["--broker=nats", "--pubsub=nats", `--nats_servers=nats://127.0.0.1:${natsPort}`];
   } else throw new Error(`unknown mode ${mode}`);
   const ports = [await freePort(), await freePort()].slice(0, nodes);
   const servers = await Promise.all(ports.map((p) => startServer(p, rpcPort, brokerArgs)));
@@ -208,6 +221,7 @@ async function restoreRun(mode: string): Promise<RunResult> {
   await sleep(300);
   for (const s of servers) s.kill("SIGKILL");
   redis?.proc.kill("SIGKILL");
+  for (const p of extra) p.kill("SIGKILL");
   const times = (restored.times as number[]).sort((a, b) => a - b);
   return {
     mode,

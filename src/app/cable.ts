@@ -17,11 +17,15 @@ import * as identityConfig from "../identity/options.ts";
 import type { Logger } from "../log/logger.ts";
 import * as metricsConfig from "../metrics/options.ts";
 import { PrometheusSink } from "../metrics/prometheus.ts";
+import { pushMetrics } from "../metrics/push.ts";
 import { Metrics } from "../metrics/registry.ts";
+import * as natsConfig from "../nats/options.ts";
 import type { Controller } from "../node/controller.ts";
 import { Node } from "../node/node.ts";
 import { NullController } from "../node/null_controller.ts";
 import * as nodeConfig from "../node/options.ts";
+import * as pusherConfig from "../protocols/pusher/index.ts";
+import { PUSHER_PROTOCOL } from "../protocols/pusher/protocol.ts";
 import { createPubSub } from "../pubsub/factory.ts";
 import type { PubSub, PubSubHandler } from "../pubsub/pubsub.ts";
 import * as redisConfig from "../redis/options.ts";
@@ -67,7 +71,7 @@ export async function composeCable({ config, runtime, logger, embedded }: Compos
   const api = apiConfig.fromConfig(config);
   const nodeOpts = nodeConfig.fromConfig(config);
 
-  const metrics = new Metrics();
+  const metrics = new Metrics(metricsOpts.tags);
   const hub = new Hub();
   const { controller, tasks: controllerTasks } = await buildController(rpc, config, metrics, logger, runtime);
 
@@ -87,12 +91,22 @@ export async function composeCable({ config, runtime, logger, embedded }: Compos
   // The broker's presence changes go to the node, built below (it needs the broker first).
   const broker: Broker = createBroker(brokerOpts, {
     pubsub,
-    presenter: { presenceChanged: (s, e) => node.presenceChanged(s, e) },
+    presenter: {
+      presenceChanged: (s, e, sid) => {
+        if (!pusher?.presenceChanged(s, e)) node.presenceChanged(s, e, sid);
+      },
+    },
     log,
     redis: redisConfig.fromConfig(config),
+    nats: natsConfig.fromConfig(config),
     metrics,
   });
   log.info(broker.announce());
+  // --- Pusher (protocols/pusher): an executor for the node, an endpoint, an API, webhooks
+  const pusherOpts = pusherConfig.fromConfig(config);
+  const pusher = pusherOpts.enabled
+    ? new pusherConfig.Pusher(pusherOpts, { broker, logger, maxBodyBytes: listener.maxBodyBytes })
+    : undefined;
   const node = new Node({
     controller,
     hub,
@@ -105,7 +119,9 @@ export async function composeCable({ config, runtime, logger, embedded }: Compos
     sessionsTouchMs: brokerOpts.sessionsTtlSec * 500,
     presenceTouchMs: brokerOpts.presenceTtlSec * 500,
     cancellableCalls: rpc.impl !== "none",
+    executors: pusher ? new Map([[PUSHER_PROTOCOL, pusher.executor]]) : undefined,
   });
+  pusher?.attach(node);
   const clusterHandler = new ForwardingHandler(broker, node);
 
   const routes = new Routes(listener);
@@ -168,7 +184,25 @@ export async function composeCable({ config, runtime, logger, embedded }: Compos
   }
 
   const isWsPath = pathMatcher(ws.paths);
-  const upgrade = wsUpgradeHandler(requestGate(transportConfig.fromConfig(config), node), logger);
+  const gate = requestGate(transportConfig.fromConfig(config), node);
+  const upgrade = wsUpgradeHandler(gate, logger);
+  const pusherUpgrade = pusher?.upgradeHandler(gate);
+  if (pusher) {
+    pusher.warnings();
+    const api = pusher.apiHandler(clusterHandler);
+    if (api) {
+      const prefix = `${pusher.apiPath}/`;
+      routes
+        .on(pusherOpts.apiPort)
+        .use("*", (c, next) => (c.req.path.startsWith(prefix) ? api(c.req.raw) : next()));
+    }
+    routes.announce(() => [
+      `Handle Pusher WebSocket connections at ${routes.address(listener.port)}${pusher.wsPath}`,
+      api
+        ? `Handle Pusher API requests at ${routes.address(pusherOpts.apiPort)}${pusher.apiPath}/`
+        : "Pusher API is not served: no secret to verify requests with",
+    ]);
+  }
   const mainApp = routes.main;
   const main: HandlerSpec<SocketContext> = {
     maxMessageSize: ws.maxMessageSize,
@@ -178,14 +212,19 @@ export async function composeCable({ config, runtime, logger, embedded }: Compos
     handle: (req, remote) => {
       const url = new URL(req.url);
       if (isWsPath(url.pathname)) return upgrade(req, url, remote);
+      if (pusherUpgrade && url.pathname === pusher?.wsPath) return pusherUpgrade(req, url, remote);
       return mainApp.fetch(req);
     },
     websocket: wsCallbacks(node),
   };
 
+  // StatsD / log sinks (written every rotate interval by the ticker) and the process gauges
+  const pushed = pushMetrics(metricsOpts, metrics, logger);
+
   // Start order; shutdown runs it backwards (see ServiceList).
   const services = new ServiceList(log);
   services.add(prometheus);
+  for (const sink of pushed.sinks) services.add(sink);
   // anycable-go starts its embedded NATS server before pub/sub, which may connect to it.
   const enats = enatsConfig.fromConfig(config);
   if (enats.enabled) {
@@ -194,11 +233,15 @@ export async function composeCable({ config, runtime, logger, embedded }: Compos
   }
   services.add(pubsub);
   services.add(broker);
+  if (pusher?.webhooks) services.add(pusher.webhooks);
   services.add(listenersService({ runtime, listener, routes, main, embedded, hub, paths: ws.paths, log }));
   services.add(
-    nodeService(node, controller, [{ everyMs: 1000, run: (now) => broker.expire(now) }, ...controllerTasks], {
-      slowDrainMs: appConfig.fromConfig(config).slowDrainMs,
-    }),
+    nodeService(
+      node,
+      controller,
+      [{ everyMs: 1000, run: (now) => broker.expire(now) }, ...controllerTasks, ...pushed.tasks],
+      { slowDrainMs: appConfig.fromConfig(config).slowDrainMs },
+    ),
   );
   for (const b of broadcasters) services.add(b);
   services.add(delayService(appConfig.fromConfig(config).shutdownDelayMs, log));

@@ -170,7 +170,7 @@ export class RedisPubSub implements PubSub {
     const sub = this.sub;
     if (!sub) return;
     this.track(
-      sub.unsubscribe(channels).then(() => {
+      sub.unsubscribe(channels, this.listener).then(() => {
         for (const c of channels) if (!this.wanted(c)) this.issued.delete(c);
       }),
     );

@@ -476,6 +476,7 @@ describe("schema", () => {
   // Options anycable-go does not have (documented as anycable-ts only).
   const TS_FLAGS = [
     "max_subscriptions_per_connection",
+    "memory_metrics",
     "max_body_size",
     "broker_max_streams",
     "broker_max_sessions",
@@ -488,6 +489,8 @@ describe("schema", () => {
     "shutdown_slowdrain",
     // anycable's open "Postgres signalling" PR (anycable/anycable#306): not in anycable-go 1.6
     ...POSTGRES_OPTIONS.map((r) => r.name),
+    "pusher_webhook_url",
+    "pusher_webhook_events",
   ];
 
   test("has exactly anycable-go's flags, plus TOML-only settings and the marked anycable-ts ones", () => {
