@@ -1,16 +1,22 @@
 // The cluster scenario (issue 12): N subscribers of one stream split across two anycable-ts nodes,
 // publications made over HTTP to node A, timed until every subscriber on both nodes has each one;
-// through Redis pub/sub (also with the Redis broker: redis-broker), NATS pub/sub and embedded
-// NATS, beside one node holding all N in the
+// through Redis pub/sub (also with the Redis broker: redis-broker), NATS pub/sub, embedded NATS
+// and PostgreSQL pub/sub (postgres: HTTP to node A, rows of the pub/sub table between the nodes;
+// postgres-sql: published by SELECT anycable_publish(...) into the broadcasts table, claimed by one
+// node, through the pub/sub table to both), beside one node holding all N in the
 // same run. Also RSS per connection per node, against one node holding half the clients (the same
 // count per node: a server's first connections cost more than later ones, so per-connection
 // figures are only comparable at equal counts). Redis and NATS are real servers on free ports.
-//   bun bench/cluster.ts [--runtime bun|deno] [--clients 5000] [--samples 40] [--modes single,redis,nats,enats]
+// Then a throughput phase: --burst publications sent back to back (HTTP, or SQL one per
+// transaction), publications/s until the last one reached every subscriber.
+//   bun bench/cluster.ts [--runtime bun|deno] [--clients 5000] [--samples 40] [--burst 300]
+//                        [--modes single,redis,nats,enats,postgres,postgres-sql]
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import type { Worker } from "./lib/fanout.ts";
 import { broadcastPhase, type LatencyStats, startWorker } from "./lib/fanout.ts";
 import { memoryAfterGc } from "./lib/proc.ts";
 import { freePort } from "./lib/targets.ts";
@@ -22,6 +28,7 @@ const { values } = parseArgs({
     runtime: { type: "string", default: "bun" },
     clients: { type: "string", default: "5000" },
     samples: { type: "string", default: "40" },
+    burst: { type: "string", default: "300" },
     modes: { type: "string", default: "single,single-half,redis,nats,enats" },
     out: { type: "string", default: join(ROOT, "bench", "results") },
   },
@@ -29,6 +36,7 @@ const { values } = parseArgs({
 const runtime = values.runtime!;
 const clients = Number(values.clients);
 const samples = Number(values.samples);
+const burst = Number(values.burst);
 const modes = values.modes!.split(",");
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -114,16 +122,87 @@ interface ModeResult {
   oneStream: LatencyStats;
   /** RSS per 1k connections, per node. */
   rssPer1kMiB: number[];
+  /** Publications per second, sent back to back until the last reached every subscriber. */
+  pubsPerSec: number;
+}
+
+/**
+ * `count` publications on one stream sent back to back through `send`, then the time until the
+ * last reached all `total` subscribers (from each publication's send time and its slowest delivery).
+ */
+async function throughputPhase(
+  send: (body: string) => Promise<void>,
+  workers: Worker[],
+  total: number,
+  count: number,
+): Promise<number> {
+  for (const w of workers) w.send("reset");
+  const clock = () => performance.timeOrigin + performance.now();
+  const sent: number[] = [];
+  const t0 = clock();
+  for (let seq = 0; seq < count; seq++) {
+    const t = clock();
+    sent.push(t);
+    await send(JSON.stringify({ stream: "bench-0", data: JSON.stringify({ seq, t }) }));
+  }
+  for (let attempt = 0; attempt < 600; attempt++) {
+    const merged = new Map<number, [number, number]>();
+    for (const w of workers) w.send("report");
+    for (const w of workers) {
+      const rep = (await w.next("report")) as { received: Array<[number, [number, number]]> };
+      for (const [s, [n, max]] of rep.received) {
+        const m = merged.get(s);
+        if (m) {
+          m[0] += n;
+          m[1] = Math.max(m[1], max);
+        } else merged.set(s, [n, max]);
+      }
+    }
+    const done = [...merged.values()].filter(([n]) => n >= total).length;
+    if (done >= count) {
+      const arrivals = [...merged.entries()]
+        .filter(([s, [, max]]) => s < count && Number.isFinite(max))
+        .map(([s, [, max]]) => (sent[s] ?? t0) + max);
+      const last = Math.max(...arrivals);
+      return (count * 1000) / (last - t0);
+    }
+    await sleep(100);
+  }
+  return Number.NaN; // some subscriber never got every publication (dropped as too slow)
 }
 
 async function runMode(mode: string): Promise<ModeResult> {
   const procs: ChildProcess[] = [];
+  let cleanup = async () => {};
   try {
     const single = mode === "single" || mode === "single-half";
     const total = mode === "single-half" ? Math.ceil(clients / 2) : clients;
     const ports = single ? [await freePort()] : [await freePort(), await freePort()];
     let argsFor: (i: number) => string[] = () => [];
-    if (mode === "redis" || mode === "redis-broker") {
+    let send: ((body: string) => Promise<void>) | undefined;
+    if (mode === "postgres" || mode === "postgres-sql") {
+      const { startPostgres } = await import("../test/support/services.ts");
+      const pg = await startPostgres();
+      const broadcasters = mode === "postgres-sql" ? "http,postgres" : "http";
+      argsFor = () => [
+        `--broadcast_adapter=${broadcasters}`,
+        "--pubsub=postgres",
+        `--postgres_url=${pg.url}`,
+      ];
+      let sql: import("postgres").Sql | undefined;
+      if (mode === "postgres-sql") {
+        const postgres = (await import("postgres")).default;
+        const client = postgres(pg.url, { max: 1, onnotice: () => {} });
+        sql = client;
+        send = async (body) => {
+          await client`SELECT anycable_publish('bench-0', ${body})`;
+        };
+      }
+      cleanup = async () => {
+        await sql?.end({ timeout: 1 });
+        await pg.destroy();
+      };
+    } else if (mode === "redis" || mode === "redis-broker") {
       const redis = await engine("redis");
       procs.push(redis.proc);
       // redis-broker (issue 14): every publication also takes its offset in Redis
@@ -161,23 +240,31 @@ async function runMode(mode: string): Promise<ModeResult> {
     await Promise.all(workers.map((w) => w.next("ready", 300_000)));
     const connectMs = performance.now() - started;
     const connected = await Promise.all(nodes.map((p) => memoryAfterGc(p.pid!)));
+    const broadcastUrl = `http://127.0.0.1:${ports[0]}/_broadcast`;
     const oneStream = await broadcastPhase(
-      `http://127.0.0.1:${ports[0]}/_broadcast`,
+      broadcastUrl,
       nodes.map((p) => p.pid!),
       workers,
       total,
       1,
       samples,
+      send,
     );
+    const http = async (body: string) => {
+      const res = await fetch(broadcastUrl, { method: "POST", body });
+      if (res.status !== 201) throw new Error(`broadcast status ${res.status}`);
+    };
+    const pubsPerSec = await throughputPhase(send ?? http, workers, total, burst);
     for (const w of workers) w.send("close");
     await Promise.all(workers.map((w) => w.next("closed")));
     const rssPer1kMiB = nodes.map(
       (_, i) => (connected[i]!.rss - idle[i]!.rss) / (Math.min(per, total - i * per) / 1000) / 1048576,
     );
-    return { mode, nodes: nodes.length, clients: total, connectMs, oneStream, rssPer1kMiB };
+    return { mode, nodes: nodes.length, clients: total, connectMs, oneStream, rssPer1kMiB, pubsPerSec };
   } finally {
     for (const p of procs.reverse()) p.kill("SIGKILL");
     await sleep(300);
+    await cleanup();
   }
 }
 
@@ -187,15 +274,16 @@ for (const mode of modes) {
   results.push(r);
   console.log(
     `${runtime} ${mode} (${r.nodes} node${r.nodes > 1 ? "s" : ""}, ${clients} clients): p50/p99 ${r.oneStream.p50.toFixed(1)}/${r.oneStream.p99.toFixed(1)} ms, ` +
-      `complete ${r.oneStream.complete}/${r.oneStream.publications}, RSS/1k ${r.rssPer1kMiB.map((x) => x.toFixed(2)).join(" + ")} MiB`,
+      `complete ${r.oneStream.complete}/${r.oneStream.publications}, RSS/1k ${r.rssPer1kMiB.map((x) => x.toFixed(2)).join(" + ")} MiB, ` +
+      `${r.pubsPerSec.toFixed(0)} publications/s`,
   );
 }
 // latency against one node with every client; memory against one node with as many per node
 const single = results.find((r) => r.mode === "single");
 const half = results.find((r) => r.mode === "single-half");
 const table = [
-  "| mode | nodes | clients | p50 ms | p99 ms | ×single p99 | complete | server CPU µs/delivery | RSS MiB/1k per node | ×single-half |",
-  "|---|---|---|---|---|---|---|---|---|---|",
+  "| mode | nodes | clients | p50 ms | p99 ms | ×single p99 | complete | server CPU µs/delivery | RSS MiB/1k per node | ×single-half | publications/s |",
+  "|---|---|---|---|---|---|---|---|---|---|---|",
   ...results.map((r) => {
     const p99x = single ? (r.oneStream.p99 / single.oneStream.p99).toFixed(2) : "";
     const rssx = half ? (Math.max(...r.rssPer1kMiB) / half.rssPer1kMiB[0]!).toFixed(2) : "";
@@ -203,7 +291,7 @@ const table = [
       (r.oneStream.serverCpuMs * 1000) /
       Math.max(1, r.oneStream.publications * r.clients)
     ).toFixed(2);
-    return `| ${r.mode} | ${r.nodes} | ${r.clients} | ${r.oneStream.p50.toFixed(1)} | ${r.oneStream.p99.toFixed(1)} | ${p99x} | ${r.oneStream.complete}/${r.oneStream.publications} | ${cpu} | ${r.rssPer1kMiB.map((x) => x.toFixed(2)).join(", ")} | ${rssx} |`;
+    return `| ${r.mode} | ${r.nodes} | ${r.clients} | ${r.oneStream.p50.toFixed(1)} | ${r.oneStream.p99.toFixed(1)} | ${p99x} | ${r.oneStream.complete}/${r.oneStream.publications} | ${cpu} | ${r.rssPer1kMiB.map((x) => x.toFixed(2)).join(", ")} | ${rssx} | ${Number.isNaN(r.pubsPerSec) ? "incomplete" : r.pubsPerSec.toFixed(0)} |`;
   }),
 ].join("\n");
 console.log(`\n${table}`);

@@ -45,6 +45,8 @@ export async function broadcastPhase(
   n: number,
   streams: number,
   rounds: number,
+  /** Sends one body (default: POST to `url`); the postgres-sql cluster mode sends it through SQL. */
+  send?: (body: string) => Promise<void>,
 ): Promise<LatencyStats> {
   for (const w of workers) w.send("reset");
   const perStream = n / streams;
@@ -59,8 +61,11 @@ export async function broadcastPhase(
       batch.push({ stream: `bench-${s}`, data: JSON.stringify({ seq: seq++, t: now() }) });
     }
     const body = streams === 1 ? batch[0] : batch;
-    const res = await fetch(url, { method: "POST", body: JSON.stringify(body) });
-    if (res.status !== 201) throw new Error(`broadcast status ${res.status}`);
+    if (send) await send(JSON.stringify(body));
+    else {
+      const res = await fetch(url, { method: "POST", body: JSON.stringify(body) });
+      if (res.status !== 201) throw new Error(`broadcast status ${res.status}`);
+    }
     await sleep(interval);
   }
   // wait until every publication reached all its subscribers (or give up after a while)

@@ -15,6 +15,8 @@ export interface Handlers {
   cluster: PublicationHandler;
   /** For fan-out broadcasters: this node's clients only. */
   local: PublicationHandler;
+  /** Resolves once what `cluster` was handed so far is stored by pub/sub (see PubSub.drained). */
+  delivered?: () => Promise<void>;
 }
 
 export async function createBroadcasters(
@@ -50,6 +52,17 @@ export async function createBroadcasters(
           logger,
         ),
       );
+    } else if (adapter === "postgres") {
+      // One node gets each row: through the broker and pub/sub to all (not fan-out).
+      const { PostgresBroadcaster } = await import("../broadcast/postgres.ts");
+      const postgresConfig = await import("../postgres/options.ts");
+      broadcasters.push(
+        new PostgresBroadcaster(
+          { postgres: postgresConfig.fromConfig(config), delivered: handlers.delivered },
+          handlers.cluster,
+          logger,
+        ),
+      );
     } else if (adapter === "nats") {
       const { NatsBroadcaster } = await import("../broadcast/nats.ts");
       broadcasters.push(
@@ -64,7 +77,7 @@ export async function createBroadcasters(
   const log = logger.with({ context: "main" });
   for (const adapter of unservedAdapters(config)) {
     log.warn(
-      `broadcast adapter "${adapter}" is not served yet by anycable-ts: only "http", "redis", "redisx" and "nats" accept publications`,
+      `broadcast adapter "${adapter}" is not served yet by anycable-ts: only "http", "redis", "redisx", "nats" and "postgres" accept publications`,
     );
   }
   return broadcasters;

@@ -132,7 +132,11 @@ export async function composeCable({ config, runtime, logger, embedded }: Compos
   routes.main.all(listener.healthPath, (c) => c.text(HEALTH_BODY));
   const broadcasters = await createBroadcasters(
     config,
-    { cluster: clusterHandler, local: new ForwardingHandler(thisNode, node) },
+    {
+      cluster: clusterHandler,
+      local: new ForwardingHandler(thisNode, node),
+      delivered: () => pubsub.drained?.() ?? Promise.resolve(),
+    },
     routes,
     logger,
   );

@@ -10,11 +10,11 @@ export const BROADCAST_OPTIONS = [
     env: ["ANYCABLE_BROADCAST_ADAPTER"],
     toml: "broadcast_adapters",
     category: "BROADCASTING:",
-    description: "Comma-separated broadcasting adapters to enable (http, redisx, redis, nats)",
+    description: "Comma-separated broadcasting adapters to enable (http, redisx, redis, nats, postgres)",
     hidden: false,
     deprecated: null,
     served: true,
-    choices: ["http", "redis", "redisx", "nats"],
+    choices: ["http", "redis", "redisx", "nats", "postgres"],
   },
   {
     name: "broadcast_key",

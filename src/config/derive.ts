@@ -83,6 +83,8 @@ export function deriveState({ v, provided, configPath }: DeriveInput): State {
   ) {
     pubsub = "redis";
   }
+  // anycable's Postgres signalling PR: table-backed broadcasts reach every node through Postgres.
+  if (pubsub === "" && adapters.includes("postgres")) pubsub = "postgres";
 
   let redisPubsubChannel = v.redis_pubsub_channel;
   if (adapters.includes("redis") && redisPubsubChannel === v.redis_channel) {

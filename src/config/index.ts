@@ -24,7 +24,7 @@ export function unservedOptions(config: Config): string[] {
     .map((row) => row.key);
 }
 
-const SERVED_ADAPTERS = new Set(["http", "redis", "redisx", "nats"]);
+const SERVED_ADAPTERS = new Set(["http", "redis", "redisx", "nats", "postgres"]);
 
 /** Enabled broadcast adapters that are not implemented yet. */
 export function unservedAdapters(config: Config): string[] {

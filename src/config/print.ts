@@ -4,6 +4,7 @@
 import { BROKER_OPTIONS } from "../broker/options.ts";
 import { DEFAULT_MAX_BODY_BYTES } from "../http/body.ts";
 import { NODE_OPTIONS } from "../node/options.ts";
+import { POSTGRES_OPTIONS } from "../postgres/options.ts";
 import { WEBHOOK_EVENTS } from "../protocols/pusher/options.ts";
 import type { State } from "./derive.ts";
 
@@ -413,6 +414,20 @@ function embeddedNats(o: Out, s: State): void {
     o.comment("\nThe nats-server executable (anycable-ts)").kv("bin", q(v.enats_bin));
 }
 
+// anycable's Postgres signalling PR's [postgres] section (anycable-ts only until it lands): written
+// when Postgres is in use or a setting differs, so the default output stays anycable-go's.
+function postgres(o: Out, s: State): void {
+  const values = s.v as unknown as Record<string, string | number | boolean>;
+  const used = s.d.broadcastAdapters.includes("postgres") || s.d.pubsubAdapter === "postgres";
+  if (!used && POSTGRES_OPTIONS.every((r) => values[r.key] === r.default)) return;
+  o.section("PostgreSQL signalling (anycable-ts only; anycable/anycable#306)", "postgres");
+  for (const row of POSTGRES_OPTIONS) {
+    const value = values[row.key];
+    o.kv(row.toml.replace(/^postgres\./, ""), typeof value === "string" ? q(value) : String(value));
+  }
+  o.blank();
+}
+
 export function printToml(state: State): string {
   const o = new Out();
   for (const w of state.warnings) o.comment(w);
@@ -433,6 +448,7 @@ export function printToml(state: State): string {
     redis,
     nats,
     broadcasters,
+    postgres,
     metrics,
     app,
     embeddedNats,

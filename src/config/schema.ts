@@ -13,6 +13,7 @@ import { LOG_OPTIONS } from "../log/options.ts";
 import { METRICS_OPTIONS } from "../metrics/options.ts";
 import { NATS_OPTIONS } from "../nats/options.ts";
 import { NODE_OPTIONS } from "../node/options.ts";
+import { POSTGRES_OPTIONS } from "../postgres/options.ts";
 import { PUSHER_OPTIONS } from "../protocols/pusher/options.ts";
 import { PUBSUB_OPTIONS } from "../pubsub/options.ts";
 import { REDIS_OPTIONS } from "../redis/options.ts";
@@ -78,6 +79,7 @@ export const OPTIONS = [
   ...PUBSUB_OPTIONS,
   ...REDIS_OPTIONS,
   ...NATS_OPTIONS,
+  ...POSTGRES_OPTIONS,
   ...RPC_OPTIONS,
   ...LOG_OPTIONS,
   ...METRICS_OPTIONS,

@@ -39,6 +39,11 @@ export async function createPubSub(
         logger,
       );
     }
+    case "postgres": {
+      const { PostgresPubSub } = await import("./postgres.ts");
+      const postgresConfig = await import("../postgres/options.ts");
+      return new PostgresPubSub({ postgres: postgresConfig.fromConfig(config) }, handler, logger, metrics);
+    }
     default:
       logger
         .with({ context: "main" })

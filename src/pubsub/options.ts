@@ -10,11 +10,12 @@ export const PUBSUB_OPTIONS = [
     env: ["ANYCABLE_PUBSUB"],
     toml: "pubsub_adapter",
     category: "BROADCASTING:",
-    description: "Pub/sub adapter for node-to-node messages (redis, nats); empty means single-node mode",
+    description:
+      "Pub/sub adapter for node-to-node messages (redis, nats, postgres); empty means single-node mode",
     hidden: false,
     deprecated: null,
     served: true,
-    choices: ["none", "redis", "nats"],
+    choices: ["none", "redis", "nats", "postgres"],
   },
   {
     name: "redis_pubsub_channel",

@@ -17,4 +17,9 @@ export interface PubSub extends Service {
   unsubscribe(stream: string): void;
   broadcast(message: StreamMessage): void;
   broadcastCommand(command: RemoteCommand): void;
+  /**
+   * Resolves once what was broadcast so far is stored in the engine (postgres: its rows
+   * committed), so a broadcaster can acknowledge its source only then. Absent: nothing to wait for.
+   */
+  drained?(): Promise<void>;
 }

@@ -1,7 +1,7 @@
-// Real redis-server / nats-server processes (and Redis Sentinel deployments) for tests: private,
-// on free loopback ports, stopped by PID.
+// Real redis-server / nats-server / PostgreSQL processes (and Redis Sentinel deployments) for
+// tests: private, on free loopback ports, stopped by PID.
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -13,9 +13,21 @@ const INSTALL_HINT: Record<string, string> = {
   "nats-server": "sudo apt-get install nats-server",
   ruby: "sudo apt-get install ruby",
   chromium: "sudo apt-get install chromium",
+  postgres: "sudo apt-get install postgresql",
 };
 
+/** Debian's PostgreSQL server binaries (not on PATH): the newest /usr/lib/postgresql/<v>/bin. */
+export function postgresBinDir(): string | undefined {
+  const root = "/usr/lib/postgresql";
+  if (!existsSync(root)) return undefined;
+  const versions = readdirSync(root)
+    .filter((v) => existsSync(join(root, v, "bin", "postgres")))
+    .sort((a, b) => Number(b) - Number(a));
+  return versions.length > 0 ? join(root, versions[0], "bin") : undefined;
+}
+
 function installed(bin: string): boolean {
+  if (bin === "postgres") return postgresBinDir() !== undefined && installed("psql");
   return spawnSync("sh", ["-c", `command -v ${bin}`], { stdio: "ignore" }).status === 0;
 }
 
@@ -25,7 +37,7 @@ const announced = new Set<string>();
  * Whether tests needing `bin` can run. Under CI=true a missing service throws (CI must not skip);
  * elsewhere the suite skips those tests after one loud line saying how to install it.
  */
-export function hasService(bin: "redis-server" | "nats-server" | "ruby" | "chromium"): boolean {
+export function hasService(bin: "redis-server" | "nats-server" | "ruby" | "chromium" | "postgres"): boolean {
   if (installed(bin)) return true;
   if (process.env.CI === "true") throw new Error(`${bin} is required under CI=true but is not installed`);
   if (!announced.has(bin)) {
@@ -303,6 +315,127 @@ export async function startSentinelSet(opts: SentinelSetOptions = {}): Promise<S
     },
     async stop() {
       await Promise.all([...sentinels, ...nodes].map((p) => p.stop()));
+    },
+  };
+}
+
+export interface PostgresProcess extends ServiceProcess {
+  /** The data directory: kept across restart() (a restart loses nothing committed). */
+  dataDir: string;
+  /** Stops it: "fast" disconnects clients and shuts down cleanly, "immediate" is a crash. */
+  stop(mode?: "fast" | "immediate"): Promise<void>;
+  restart(): Promise<PostgresProcess>;
+  /** Stops it and deletes its directory. */
+  destroy(): Promise<void>;
+}
+
+const asRoot = typeof process.getuid === "function" && process.getuid() === 0;
+let template: string | undefined;
+
+/** One initdb per test process (about a second); every cluster starts from a copy of it. */
+function templateDir(bin: string): string {
+  if (template) return template;
+  const dir = mkdtempSync(join(tmpdir(), "acts-pg-template-"));
+  const data = join(dir, "data");
+  const initdb = [
+    join(bin, "initdb"),
+    "-D",
+    data,
+    "-A",
+    "trust",
+    "-U",
+    "postgres",
+    "-E",
+    "UTF8",
+    "--no-sync",
+  ];
+  if (asRoot) spawnSync("chown", ["postgres", dir]);
+  // PostgreSQL refuses to run as root: as root, its processes run as the postgres user.
+  const r = asRoot
+    ? spawnSync("runuser", ["-u", "postgres", "--", ...initdb], { encoding: "utf8" })
+    : spawnSync(initdb[0], initdb.slice(1), { encoding: "utf8" });
+  if (r.status !== 0) throw new Error(`initdb failed: ${r.stderr || r.error?.message}`);
+  template = data;
+  process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
+  return data;
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * A private PostgreSQL cluster (initdb into a temp dir, `postgres -D <dir> -p <port>`, its unix
+ * socket in that dir, TCP on 127.0.0.1 only), stopped by the postmaster's PID. restart() starts
+ * it again on the same port and data.
+ */
+export async function startPostgres(port?: number, existing?: string): Promise<PostgresProcess> {
+  const bin = postgresBinDir();
+  if (!bin) throw new Error("PostgreSQL is not installed (sudo apt-get install postgresql)");
+  const p = port ?? (await freePort());
+  let dir = existing;
+  if (!dir) {
+    dir = mkdtempSync(join(tmpdir(), "acts-pg-"));
+    cpSync(templateDir(bin), join(dir, "data"), { recursive: true });
+    if (asRoot) spawnSync("chown", ["-R", "postgres", dir]);
+  }
+  const data = join(dir, "data");
+  const server = [
+    join(bin, "postgres"),
+    "-D",
+    data,
+    "-p",
+    String(p),
+    "-k",
+    dir,
+    "-c",
+    "listen_addresses=127.0.0.1",
+    "-c",
+    "fsync=off",
+    "-c",
+    "max_connections=200",
+  ];
+  const proc = asRoot
+    ? spawn("runuser", ["-u", "postgres", "--", ...server], { stdio: "ignore" })
+    : spawn(server[0], server.slice(1), { stdio: "ignore" });
+  const exited = new Promise<void>((resolve) => proc.on("exit", () => resolve()));
+  const url = `postgres://postgres@127.0.0.1:${p}/postgres`;
+  await waitFor(
+    () =>
+      new Promise<boolean>((resolve) => {
+        const c = spawn(join(bin, "pg_isready"), ["-q", "-h", "127.0.0.1", "-p", String(p)], {
+          stdio: "ignore",
+        });
+        c.on("exit", (code) => resolve(code === 0));
+        c.on("error", () => resolve(false));
+      }),
+    `postgres on ${p}`,
+    15_000,
+    50,
+  );
+  const pidFile = join(data, "postmaster.pid");
+  const postmaster = Number(readFileSync(pidFile, "utf8").split("\n")[0]);
+  const d = dir;
+  const stop = async (mode: "fast" | "immediate" = "immediate") => {
+    if (pidAlive(postmaster)) process.kill(postmaster, mode === "fast" ? "SIGINT" : "SIGQUIT");
+    await waitFor(() => !pidAlive(postmaster), `postgres ${postmaster} to stop`, 15_000, 20);
+    await exited;
+  };
+  return {
+    port: p,
+    url,
+    proc,
+    dataDir: data,
+    stop,
+    restart: () => startPostgres(p, d),
+    async destroy() {
+      await stop("immediate");
+      rmSync(d, { recursive: true, force: true });
     },
   };
 }

@@ -10,6 +10,7 @@ import {
   type OptionSpec,
   unservedOptions,
 } from "../../src/config/index.ts";
+import { POSTGRES_OPTIONS } from "../../src/postgres/options.ts";
 
 const ROWS = OPTIONS as readonly OptionSpec[];
 const FIXTURES = new URL("./fixtures/", import.meta.url);
@@ -488,6 +489,8 @@ describe("schema", () => {
     "shutdown_slowdrain",
     // the live status page
     "status_path",
+    // anycable's open "Postgres signalling" PR (anycable/anycable#306): not in anycable-go 1.6
+    ...POSTGRES_OPTIONS.map((r) => r.name),
     "pusher_webhook_url",
     "pusher_webhook_events",
   ];
