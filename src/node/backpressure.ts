@@ -42,7 +42,8 @@ export class Backpressure {
   /** Every session's send hook (shared, so no closure per session): counts and watches each frame. */
   readonly onSend = (session: Session, frame: Frame, result: number): void => {
     const m = this.m;
-    if (result === SOCKET_CLOSING) return;
+    // an empty frame: the encoder had nothing for this client (SSE's raw mode drops protocol events)
+    if (result === SOCKET_CLOSING || frame.length === 0) return;
     if (result === UNENCODABLE) {
       m.failedServerMsg.inc();
       return;

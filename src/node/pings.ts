@@ -2,7 +2,7 @@
 // the pong deadlines of --pong_timeout: once a ping went out, the client has that long to send
 // anything (a `pong`, any command, a native pong frame) or it is disconnected with `no_pong`.
 import { pingMessage, pingTimestamp } from "../protocols/actioncable.ts";
-import type { Encoder, Frame } from "../protocols/encoder.ts";
+import { type Encoder, type Frame, sendsReplyJson } from "../protocols/encoder.ts";
 import type { Session } from "./session.ts";
 
 export interface PingsOptions {
@@ -17,7 +17,7 @@ export interface PingsOptions {
 }
 
 export class Pings {
-  /** This tick's ping frame per encoder (binary sessions only; JSON uses `json` below). */
+  /** This tick's ping frame per encoder (besides JSON, which uses `json` below). */
   private readonly encoded = new Map<Encoder, Frame | undefined>();
 
   constructor(private readonly opts: PingsOptions) {}
@@ -53,7 +53,7 @@ export class Pings {
         this.encoded.clear();
       }
       const encoder = session.encoder;
-      if (!encoder.binary) session.send(json);
+      if (sendsReplyJson(encoder)) session.send(json);
       else {
         if (!this.encoded.has(encoder))
           this.encoded.set(encoder, encoder.encodeReply({ type: "ping", message: stamp }));

@@ -1,5 +1,5 @@
 import type { HubSubscriber } from "../hub/hub.ts";
-import type { Encoder, Frame } from "../protocols/encoder.ts";
+import { type Encoder, type Frame, sendsReplyJson } from "../protocols/encoder.ts";
 import { protocolInfo } from "../protocols/registry.ts";
 import type { SessionEnv } from "./controller.ts";
 import type { ClientSocket, ConnectionRequest } from "./socket.ts";
@@ -103,20 +103,23 @@ export class Session implements HubSubscriber {
     if (this.state !== "closed") this.closeController = undefined;
   }
 
-  /** The session's wire format, from its sub-protocol (looked up, not stored: no field per session). */
+  /**
+   * The session's wire format: the transport's (SSE) or its sub-protocol's (looked up, not stored:
+   * no field per session).
+   */
   get encoder(): Encoder {
-    return protocolInfo(this.request.protocol).encoder;
+    return this.request.encoder ?? protocolInfo(this.request.protocol).encoder;
   }
 
   /**
    * A reply as JSON text (transmissions, pings, disconnects): sent as is on a JSON session and
-   * re-encoded for a binary one. A transmission the binary format cannot carry is reported as
-   * UNENCODABLE (counted as a failed message, like anycable-go's encoding errors).
+   * re-encoded for any other format (binary ones, SSE). A transmission the format cannot carry is
+   * reported as UNENCODABLE (counted as a failed message, like anycable-go's encoding errors).
    */
   deliver(json: string): void {
     if (this.state === "closed") return;
     const encoder = this.encoder;
-    if (!encoder.binary) {
+    if (sendsReplyJson(encoder)) {
       this.onSend(this, json, this.socket.send(json));
       return;
     }
@@ -136,6 +139,10 @@ export class Session implements HubSubscriber {
   send(frame: Frame): void {
     if (this.state === "closed") return;
     this.onSend(this, frame, this.socket.send(frame));
+  }
+
+  get joinsTopics(): boolean {
+    return this.socket.joinTopic !== undefined;
   }
 
   joinTopic(topic: string): void {

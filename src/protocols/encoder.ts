@@ -100,3 +100,11 @@ export interface Encoder {
    */
   encodeBroadcast(identifier: string, dataJson: string, meta?: BroadcastMeta): Frame | undefined;
 }
+
+/**
+ * Whether the encoder's frames are the Action Cable JSON replies themselves (the JSON encoder):
+ * JSON text the node already holds (transmissions, pings) is then sent as is, not re-encoded.
+ */
+export function sendsReplyJson(encoder: Encoder): boolean {
+  return encoder.id === "json";
+}
