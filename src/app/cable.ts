@@ -29,12 +29,15 @@ import * as rpcConfig from "../rpc/options.ts";
 import type { HandlerSpec, Runtime } from "../runtime/types.ts";
 import { buildChannelRouter } from "../streams/factory.ts";
 import * as streamsConfig from "../streams/options.ts";
+import { corsHeaders } from "../transports/cors.ts";
 import * as transportConfig from "../transports/options.ts";
 import { requestGate } from "../transports/request.ts";
+import { SseTransport } from "../transports/sse/handler.ts";
+import * as sseConfig from "../transports/sse/options.ts";
 import { type SocketContext, wsCallbacks, wsUpgradeHandler } from "../transports/ws/handler.ts";
 import * as wsConfig from "../transports/ws/options.ts";
 import { createBroadcasters } from "./broadcasters.ts";
-import { delayService, listenersService, nodeService } from "./lifecycle.ts";
+import { delayService, listenersService, nodeService, type TickTask } from "./lifecycle.ts";
 import * as appConfig from "./options.ts";
 import { Routes } from "./routes.ts";
 import { ServiceList } from "./service.ts";
@@ -46,6 +49,8 @@ export interface Cable {
   readonly hub: Hub;
   readonly metrics: Metrics;
   readonly services: ServiceList;
+  /** The Server-Sent Events transport, with --sse. */
+  readonly sse?: SseTransport;
   /** Routes of the main port: WebSocket paths, health, and whatever else shares that port. */
   readonly main: HandlerSpec<SocketContext>;
 }
@@ -163,8 +168,29 @@ export async function composeCable({ config, runtime, logger, embedded }: Compos
     routes.announce(() => [`Serve metrics at ${routes.address(metricsOpts.port, host)}${metricsOpts.path}`]);
   }
 
+  const transport = transportConfig.fromConfig(config);
+  const gate = requestGate(transport, node);
   const isWsPath = pathMatcher(ws.paths);
-  const upgrade = wsUpgradeHandler(requestGate(transportConfig.fromConfig(config), node), logger);
+  const upgrade = wsUpgradeHandler(gate, logger);
+  const sseOpts = sseConfig.fromConfig(config);
+  const sse = sseOpts.enabled
+    ? new SseTransport(
+        node,
+        gate,
+        corsHeaders(transport.allowedOrigins),
+        { closeTimeoutMs: nodeOpts.writeTimeoutMs > 0 ? nodeOpts.writeTimeoutMs : 2000 },
+        metrics,
+        logger,
+      )
+    : undefined;
+  const isSsePath = pathMatcher([sseOpts.path]);
+  if (sse) {
+    routes.announce(() => [
+      embedded
+        ? `Embedded: SSE requests at ${sseOpts.path}`
+        : `Handle SSE requests at ${routes.address(listener.port)}${sseOpts.path}`,
+    ]);
+  }
   const mainApp = routes.main;
   const main: HandlerSpec<SocketContext> = {
     maxMessageSize: ws.maxMessageSize,
@@ -173,6 +199,7 @@ export async function composeCable({ config, runtime, logger, embedded }: Compos
     handle: (req, remote) => {
       const url = new URL(req.url);
       if (isWsPath(url.pathname)) return upgrade(req, url, remote);
+      if (sse && isSsePath(url.pathname)) return sse.handle(req, url, remote);
       return mainApp.fetch(req);
     },
     websocket: wsCallbacks(node),
@@ -190,10 +217,16 @@ export async function composeCable({ config, runtime, logger, embedded }: Compos
   services.add(pubsub);
   services.add(broker);
   services.add(listenersService({ runtime, listener, routes, main, embedded, hub, paths: ws.paths, log }));
-  services.add(nodeService(node, controller, [{ everyMs: 1000, run: (now) => broker.expire(now) }]));
+  const tasks: TickTask[] = [{ everyMs: 1000, run: (now) => broker.expire(now) }];
+  if (sse) {
+    // Stopped after the node closed every session, before the listeners cut open connections.
+    services.add({ name: "sse", async start() {}, shutdown: (deadline) => sse.drain(deadline) });
+    tasks.push({ everyMs: 0, run: (now) => sse.tick(now) });
+  }
+  services.add(nodeService(node, controller, tasks));
   for (const b of broadcasters) services.add(b);
   services.add(delayService(appConfig.fromConfig(config).shutdownDelayMs, log));
-  return { node, hub, metrics, services, main };
+  return { node, hub, metrics, services, main, sse };
 }
 
 async function buildController(

@@ -1,5 +1,5 @@
 // Option rows: The Server-Sent Events transport.
-import type { OptionSpec } from "../../config/schema.ts";
+import type { Config, OptionSpec } from "../../config/schema.ts";
 
 export const SSE_OPTIONS = [
   {
@@ -29,3 +29,12 @@ export const SSE_OPTIONS = [
     served: false,
   },
 ] as const satisfies readonly OptionSpec[];
+
+export interface Options {
+  enabled: boolean;
+  path: string;
+}
+
+export function fromConfig(c: Config): Options {
+  return { enabled: c.sse, path: c.sse_path };
+}
