@@ -153,6 +153,8 @@ async function writeResponse(
   res.on("close", () => {
     if (!res.writableFinished) reader.cancel().catch(() => {});
   });
+  // the head goes out now, not with the first event (a raw-mode SSE stream may wait long for one)
+  res.flushHeaders();
   try {
     for (;;) {
       const { done, value } = await reader.read();

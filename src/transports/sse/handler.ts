@@ -149,6 +149,9 @@ export class SseTransport implements SseConnectionEvents {
       else if (now - conn.closedAt >= this.opts.closeTimeoutMs) {
         this.ending.delete(conn);
         conn.cut();
+        this.log.debug("closed SSE stream not read within the write timeout, connection cut", {
+          sid: conn.session?.sid,
+        });
       }
     }
   }
