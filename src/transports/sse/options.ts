@@ -13,7 +13,7 @@ export const SSE_OPTIONS = [
     description: "Serve Server-Sent Events clients",
     hidden: false,
     deprecated: null,
-    served: false,
+    served: true,
   },
   {
     name: "sse_path",
@@ -26,7 +26,7 @@ export const SSE_OPTIONS = [
     description: "Path of the Server-Sent Events endpoint",
     hidden: false,
     deprecated: null,
-    served: false,
+    served: true,
   },
 ] as const satisfies readonly OptionSpec[];
 
