@@ -352,28 +352,34 @@ export async function serveNodeHttp<D>(spec: ServeSpec<D>): Promise<RunningServe
   const log = spec.log;
   let fallbackHost = `${spec.hostname}:${spec.port}`;
 
+  /**
+   * The handler's answer. A function of its own, so that the web Request (a copy of every
+   * header) is not kept by the frame that streams a long-lived response (SSE) afterwards.
+   */
+  const answer = async (req: IncomingMessage, signal: AbortSignal): Promise<Response> => {
+    let request: Request;
+    try {
+      request = webRequest(req, scheme, fallbackHost, true, signal);
+    } catch {
+      return text(400, "Bad Request\n");
+    }
+    try {
+      const handled = await spec.handle(request, remoteOf(req.socket));
+      // an upgrade asked for without `Connection: Upgrade` (node:http's condition for one)
+      return handled instanceof Response ? handled : text(400, "WebSocket upgrade failed\n");
+    } catch (err) {
+      log?.error("request handler failed", { error: err });
+      return text(500, "Internal Server Error\n");
+    }
+  };
+
   const handleRequest = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     // request.signal aborts when the client goes before the response is complete (as Deno.serve's)
     const gone = new AbortController();
     res.once("close", () => {
       if (!res.writableFinished) gone.abort();
     });
-    let request: Request;
-    try {
-      request = webRequest(req, scheme, fallbackHost, true, gone.signal);
-    } catch {
-      await writeResponse(res, text(400, "Bad Request\n"), false);
-      return;
-    }
-    let response: Response;
-    try {
-      const handled = await spec.handle(request, remoteOf(req.socket));
-      // an upgrade asked for without `Connection: Upgrade` (node:http's condition for one)
-      response = handled instanceof Response ? handled : text(400, "WebSocket upgrade failed\n");
-    } catch (err) {
-      log?.error("request handler failed", { error: err });
-      response = text(500, "Internal Server Error\n");
-    }
+    const response = await answer(req, gone.signal);
     await writeResponse(res, response, req.method === "HEAD", gone.signal);
   };
 
