@@ -71,6 +71,7 @@ const broker = new RedisBroker(
     redis: {
       url,
       sentinels: "",
+      sentinelDiscoveryIntervalSec: 30,
       keepaliveIntervalSec: 30,
       tlsVerify: false,
       tlsCaCertPath: "",

@@ -1,6 +1,7 @@
 // The cluster scenario (issue 12): N subscribers of one stream split across two anycable-ts nodes,
 // publications made over HTTP to node A, timed until every subscriber on both nodes has each one;
-// through Redis pub/sub, NATS pub/sub and embedded NATS, beside one node holding all N in the
+// through Redis pub/sub (also with the Redis broker: redis-broker), NATS pub/sub and embedded
+// NATS, beside one node holding all N in the
 // same run. Also RSS per connection per node, against one node holding half the clients (the same
 // count per node: a server's first connections cost more than later ones, so per-connection
 // figures are only comparable at equal counts). Redis and NATS are real servers on free ports.
@@ -122,10 +123,12 @@ async function runMode(mode: string): Promise<ModeResult> {
     const total = mode === "single-half" ? Math.ceil(clients / 2) : clients;
     const ports = single ? [await freePort()] : [await freePort(), await freePort()];
     let argsFor: (i: number) => string[] = () => [];
-    if (mode === "redis") {
+    if (mode === "redis" || mode === "redis-broker") {
       const redis = await engine("redis");
       procs.push(redis.proc);
-      argsFor = () => ["--pubsub=redis", `--redis_url=${redis.url}`];
+      // redis-broker (issue 14): every publication also takes its offset in Redis
+      const broker = mode === "redis-broker" ? ["--broker=redis"] : [];
+      argsFor = () => ["--pubsub=redis", `--redis_url=${redis.url}`, ...broker];
     } else if (mode === "nats") {
       const nats = await engine("nats");
       procs.push(nats.proc);
@@ -191,12 +194,16 @@ for (const mode of modes) {
 const single = results.find((r) => r.mode === "single");
 const half = results.find((r) => r.mode === "single-half");
 const table = [
-  "| mode | nodes | clients | p50 ms | p99 ms | ×single p99 | complete | RSS MiB/1k per node | ×single-half |",
-  "|---|---|---|---|---|---|---|---|---|",
+  "| mode | nodes | clients | p50 ms | p99 ms | ×single p99 | complete | server CPU µs/delivery | RSS MiB/1k per node | ×single-half |",
+  "|---|---|---|---|---|---|---|---|---|---|",
   ...results.map((r) => {
     const p99x = single ? (r.oneStream.p99 / single.oneStream.p99).toFixed(2) : "";
     const rssx = half ? (Math.max(...r.rssPer1kMiB) / half.rssPer1kMiB[0]!).toFixed(2) : "";
-    return `| ${r.mode} | ${r.nodes} | ${r.clients} | ${r.oneStream.p50.toFixed(1)} | ${r.oneStream.p99.toFixed(1)} | ${p99x} | ${r.oneStream.complete}/${r.oneStream.publications} | ${r.rssPer1kMiB.map((x) => x.toFixed(2)).join(", ")} | ${rssx} |`;
+    const cpu = (
+      (r.oneStream.serverCpuMs * 1000) /
+      Math.max(1, r.oneStream.publications * r.clients)
+    ).toFixed(2);
+    return `| ${r.mode} | ${r.nodes} | ${r.clients} | ${r.oneStream.p50.toFixed(1)} | ${r.oneStream.p99.toFixed(1)} | ${p99x} | ${r.oneStream.complete}/${r.oneStream.publications} | ${cpu} | ${r.rssPer1kMiB.map((x) => x.toFixed(2)).join(", ")} | ${rssx} |`;
   }),
 ].join("\n");
 console.log(`\n${table}`);

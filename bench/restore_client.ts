@@ -3,6 +3,7 @@
 // (no close handshake), reconnects them with ?sid=, asks for the history after the last offset it
 // saw, and reports when each client has every message it missed. JSON lines on stdin/stdout.
 //   bun bench/restore_client.ts --url ws://127.0.0.1:8080/cable --count 2000 --streams 10
+//                               [--restore-url ws://127.0.0.1:8081/cable]
 import { parseArgs } from "node:util";
 import WebSocket from "ws";
 
@@ -12,9 +13,12 @@ const { values } = parseArgs({
     count: { type: "string" },
     streams: { type: "string", default: "10" },
     parallel: { type: "string", default: "100" },
+    /** Where the clients reconnect (another node of a cluster); default: --url. */
+    "restore-url": { type: "string" },
   },
 });
 const url = values.url!;
+const restoreUrl = values["restore-url"] ?? url;
 const count = Number(values.count);
 const streams = Number(values.streams);
 const parallel = Number(values.parallel);
@@ -54,7 +58,7 @@ function track(c: Client, raw: string): void {
 function open(c: Client, restore: boolean): Promise<void> {
   return new Promise((resolve) => {
     const ws = new WebSocket(
-      restore ? `${url}?sid=${encodeURIComponent(c.sid)}` : url,
+      restore ? `${restoreUrl}?sid=${encodeURIComponent(c.sid)}` : url,
       "actioncable-v1-ext-json",
     );
     c.ws = ws;

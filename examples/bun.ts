@@ -1,5 +1,5 @@
 // anycable-ts inside an application's own Bun.serve: the app keeps its routes, the cable answers
-// /cable (WebSocket), /health and /_broadcast.   bun examples/bun.ts
+// /cable (WebSocket), /health and /_broadcast.   npx bun examples/bun.ts
 import { createCable } from "anycable-ts";
 
 const port = Number(process.env.PORT ?? 3000);

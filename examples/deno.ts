@@ -1,4 +1,4 @@
-// anycable-ts inside an application's own Deno.serve.   deno run -A examples/deno.ts
+// anycable-ts inside an application's own Deno.serve.   npx deno run -A examples/deno.ts
 import { createCable } from "anycable-ts";
 
 const port = Number(Deno.env.get("PORT") ?? 3000);

@@ -1,5 +1,5 @@
 // anycable-ts mounted in a Hono app, under Bun or Deno:
-//   bun examples/hono.ts      deno run -A examples/hono.ts
+//   npx bun examples/hono.ts      npx deno run -A examples/hono.ts
 
 import { createCable } from "anycable-ts";
 import { Hono } from "hono";

@@ -82,6 +82,7 @@ export function createCable(options: CableOptions = {}, extras: CreateCableExtra
   const nodeOpts = nodeConfig.fromConfig(config);
   const spec: HandlerSpec<SocketContext> = {
     maxMessageSize: ws.maxMessageSize,
+    compression: ws.compression,
     nativePingIntervalMs: nodeOpts.nativePings ? nodeOpts.pingIntervalMs : undefined,
     handle: (req, remote) => (cable ? cable.main.handle(req, remote) : notStarted()),
     websocket: {
@@ -130,6 +131,13 @@ export function createCable(options: CableOptions = {}, extras: CreateCableExtra
           const denoAdapter = "./runtime/deno.ts";
           runtime = ((await import(denoAdapter)) as { denoRuntime: Runtime }).denoRuntime;
           mounted = runtime.mount(spec);
+          if (ws.compression) {
+            logger
+              .with({ context: "main" })
+              .warn(
+                "--enable_ws_compression is not served in Deno.serve (Deno.upgradeWebSocket has no compression)",
+              );
+          }
         }
         const composed = await composeCable({ config, runtime, logger, embedded: true });
         if (mounted?.publish) composed.hub.setNativeFanout({ publish: mounted.publish });

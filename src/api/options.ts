@@ -14,6 +14,8 @@ export const API_OPTIONS = [
     hidden: false,
     deprecated: null,
     served: true,
+    min: 0,
+    max: 65535,
   },
   {
     name: "api_path",

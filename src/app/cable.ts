@@ -17,11 +17,15 @@ import * as identityConfig from "../identity/options.ts";
 import type { Logger } from "../log/logger.ts";
 import * as metricsConfig from "../metrics/options.ts";
 import { PrometheusSink } from "../metrics/prometheus.ts";
+import { pushMetrics } from "../metrics/push.ts";
 import { Metrics } from "../metrics/registry.ts";
+import * as natsConfig from "../nats/options.ts";
 import type { Controller } from "../node/controller.ts";
 import { Node } from "../node/node.ts";
 import { NullController } from "../node/null_controller.ts";
 import * as nodeConfig from "../node/options.ts";
+import * as pusherConfig from "../protocols/pusher/index.ts";
+import { PUSHER_PROTOCOL } from "../protocols/pusher/protocol.ts";
 import { createPubSub } from "../pubsub/factory.ts";
 import type { PubSub, PubSubHandler } from "../pubsub/pubsub.ts";
 import * as redisConfig from "../redis/options.ts";
@@ -72,9 +76,9 @@ export async function composeCable({ config, runtime, logger, embedded }: Compos
   const api = apiConfig.fromConfig(config);
   const nodeOpts = nodeConfig.fromConfig(config);
 
-  const metrics = new Metrics();
+  const metrics = new Metrics(metricsOpts.tags);
   const hub = new Hub();
-  const controller = await buildController(rpc, config, metrics, logger, runtime);
+  const { controller, tasks: controllerTasks } = await buildController(rpc, config, metrics, logger, runtime);
 
   // The pipeline of one publication: broadcaster -> handler -> broker -> pub/sub -> node -> hub.
   const thisNode: PublicationTarget & PubSubHandler = {
@@ -92,12 +96,22 @@ export async function composeCable({ config, runtime, logger, embedded }: Compos
   // The broker's presence changes go to the node, built below (it needs the broker first).
   const broker: Broker = createBroker(brokerOpts, {
     pubsub,
-    presenter: { presenceChanged: (s, e) => node.presenceChanged(s, e) },
+    presenter: {
+      presenceChanged: (s, e, sid) => {
+        if (!pusher?.presenceChanged(s, e)) node.presenceChanged(s, e, sid);
+      },
+    },
     log,
     redis: redisConfig.fromConfig(config),
+    nats: natsConfig.fromConfig(config),
     metrics,
   });
   log.info(broker.announce());
+  // --- Pusher (protocols/pusher): an executor for the node, an endpoint, an API, webhooks
+  const pusherOpts = pusherConfig.fromConfig(config);
+  const pusher = pusherOpts.enabled
+    ? new pusherConfig.Pusher(pusherOpts, { broker, logger, maxBodyBytes: listener.maxBodyBytes })
+    : undefined;
   const node = new Node({
     controller,
     hub,
@@ -110,7 +124,9 @@ export async function composeCable({ config, runtime, logger, embedded }: Compos
     sessionsTouchMs: brokerOpts.sessionsTtlSec * 500,
     presenceTouchMs: brokerOpts.presenceTtlSec * 500,
     cancellableCalls: rpc.impl !== "none",
+    executors: pusher ? new Map([[PUSHER_PROTOCOL, pusher.executor]]) : undefined,
   });
+  pusher?.attach(node);
   const clusterHandler = new ForwardingHandler(broker, node);
 
   const routes = new Routes(listener);
@@ -191,23 +207,46 @@ export async function composeCable({ config, runtime, logger, embedded }: Compos
         : `Handle SSE requests at ${routes.address(listener.port)}${sseOpts.path}`,
     ]);
   }
+  const pusherUpgrade = pusher?.upgradeHandler(gate);
+  if (pusher) {
+    pusher.warnings();
+    const api = pusher.apiHandler(clusterHandler);
+    if (api) {
+      const prefix = `${pusher.apiPath}/`;
+      routes
+        .on(pusherOpts.apiPort)
+        .use("*", (c, next) => (c.req.path.startsWith(prefix) ? api(c.req.raw) : next()));
+    }
+    routes.announce(() => [
+      `Handle Pusher WebSocket connections at ${routes.address(listener.port)}${pusher.wsPath}`,
+      api
+        ? `Handle Pusher API requests at ${routes.address(pusherOpts.apiPort)}${pusher.apiPath}/`
+        : "Pusher API is not served: no secret to verify requests with",
+    ]);
+  }
   const mainApp = routes.main;
   const main: HandlerSpec<SocketContext> = {
     maxMessageSize: ws.maxMessageSize,
+    compression: ws.compression,
     nativePingIntervalMs: nodeOpts.nativePings ? nodeOpts.pingIntervalMs : undefined,
     closeTimeoutMs: nodeOpts.writeTimeoutMs > 0 ? nodeOpts.writeTimeoutMs : undefined,
     handle: (req, remote) => {
       const url = new URL(req.url);
       if (isWsPath(url.pathname)) return upgrade(req, url, remote);
       if (sse && isSsePath(url.pathname)) return sse.handle(req, url, remote);
+      if (pusherUpgrade && url.pathname === pusher?.wsPath) return pusherUpgrade(req, url, remote);
       return mainApp.fetch(req);
     },
     websocket: wsCallbacks(node),
   };
 
+  // StatsD / log sinks (written every rotate interval by the ticker) and the process gauges
+  const pushed = pushMetrics(metricsOpts, metrics, logger);
+
   // Start order; shutdown runs it backwards (see ServiceList).
   const services = new ServiceList(log);
   services.add(prometheus);
+  for (const sink of pushed.sinks) services.add(sink);
   // anycable-go starts its embedded NATS server before pub/sub, which may connect to it.
   const enats = enatsConfig.fromConfig(config);
   if (enats.enabled) {
@@ -216,14 +255,19 @@ export async function composeCable({ config, runtime, logger, embedded }: Compos
   }
   services.add(pubsub);
   services.add(broker);
+  if (pusher?.webhooks) services.add(pusher.webhooks);
   services.add(listenersService({ runtime, listener, routes, main, embedded, hub, paths: ws.paths, log }));
-  const tasks: TickTask[] = [{ everyMs: 1000, run: (now) => broker.expire(now) }];
+  const tasks: TickTask[] = [
+    { everyMs: 1000, run: (now) => broker.expire(now) },
+    ...controllerTasks,
+    ...pushed.tasks,
+  ];
   if (sse) {
     // Stopped after the node closed every session, before the listeners cut open connections.
     services.add({ name: "sse", async start() {}, shutdown: (deadline) => sse.drain(deadline) });
     tasks.push({ everyMs: 0, run: (now) => sse.tick(now) });
   }
-  services.add(nodeService(node, controller, tasks));
+  services.add(nodeService(node, controller, tasks, { slowDrainMs: appConfig.fromConfig(config).slowDrainMs }));
   for (const b of broadcasters) services.add(b);
   services.add(delayService(appConfig.fromConfig(config).shutdownDelayMs, log));
   return { node, hub, metrics, services, main, sse };
@@ -235,9 +279,10 @@ async function buildController(
   metrics: Metrics,
   logger: Logger,
   runtime: Runtime,
-): Promise<Controller> {
+): Promise<{ controller: Controller; tasks: TickTask[] }> {
   const log = logger.with({ context: "main" });
   let app: Controller;
+  let tasks: TickTask[] = [];
   if (rpc.impl === "none") {
     log.info("no RPC configured");
     app = new NullController();
@@ -245,8 +290,12 @@ async function buildController(
     // Loaded only with RPC: protobuf, the generated messages and the transports weigh ~10 MiB idle.
     const { createRpcController } = await import("../rpc/factory.ts");
     // logs "RPC controller initialized: <host> (..., impl: grpc|http, ...)" once started
-    app = createRpcController(rpc, metrics, logger, { http2SessionPerCall: runtime.http2SessionPerCall });
+    const setup = createRpcController(rpc, metrics, logger, {
+      http2SessionPerCall: runtime.http2SessionPerCall,
+    });
+    app = setup.controller;
+    tasks = setup.tasks;
   }
   const routed = buildChannelRouter(app, streamsConfig.fromConfig(config), log);
-  return wrapIdentity(routed, identityConfig.fromConfig(config), log);
+  return { controller: wrapIdentity(routed, identityConfig.fromConfig(config), log), tasks };
 }

@@ -23,7 +23,12 @@ export interface TickTask {
  * The node: the controller chain starts first, and the one ticker drives pings, slow-client
  * checks and the tasks of other parts (no module, and no connection, has a timer of its own).
  */
-export function nodeService(node: Node, controller: Controller, tasks: TickTask[] = []): Service {
+export function nodeService(
+  node: Node,
+  controller: Controller,
+  tasks: TickTask[] = [],
+  opts: { slowDrainMs?: number } = {},
+): Service {
   let ticker: ReturnType<typeof setInterval> | undefined;
   const due = tasks.map(() => 0);
   return {
@@ -40,9 +45,9 @@ export function nodeService(node: Node, controller: Controller, tasks: TickTask[
         });
       }, TICK_MS);
     },
-    async shutdown() {
+    async shutdown(deadline) {
       // Every client gets `server_restart` first; the controller then flushes its disconnect queue.
-      await node.shutdown();
+      await node.shutdown({ drainMs: opts.slowDrainMs, signal: deadline });
       clearInterval(ticker);
     },
   };

@@ -70,6 +70,22 @@ export const APP_OPTIONS = [
     served: false,
   },
   {
+    name: "shutdown_slowdrain",
+    key: "shutdown_slowdrain",
+    type: "bool",
+    default: false,
+    env: ["ANYCABLE_SHUTDOWN_SLOWDRAIN"],
+    toml: "app.shutdown_slowdrain",
+    category: "ANYCABLE-GO SERVER:",
+    description:
+      "Spread the disconnects of active clients over the shutdown period (80% of --shutdown_timeout) instead of closing them at once",
+    hidden: false,
+    deprecated: null,
+    served: true,
+    // AnyCable Pro's; OSS anycable-go has no such flag
+    extension: true,
+  },
+  {
     name: "shutdown_delay",
     key: "shutdown_delay",
     type: "int",
@@ -101,12 +117,18 @@ export interface Options {
   nodeId: string;
   shutdownTimeoutMs: number;
   shutdownDelayMs: number;
+  /** How long the slow drain spreads disconnects over (0: at once). */
+  slowDrainMs: number;
 }
+
+/** The share of --shutdown_timeout the slow drain takes; the rest is for the RPC calls after it. */
+export const SLOW_DRAIN_SHARE = 0.8;
 
 export function fromConfig(c: Config): Options {
   return {
     nodeId: c.derived.nodeId,
     shutdownTimeoutMs: c.shutdown_timeout * 1000,
     shutdownDelayMs: c.shutdown_delay * 1000,
+    slowDrainMs: c.shutdown_slowdrain ? c.shutdown_timeout * 1000 * SLOW_DRAIN_SHARE : 0,
   };
 }

@@ -107,6 +107,8 @@ export const BROADCAST_OPTIONS = [
     hidden: false,
     deprecated: null,
     served: true,
+    min: 0,
+    max: 65535,
   },
   {
     name: "http_broadcast_path",

@@ -38,6 +38,8 @@ export class RedisBroadcaster implements Broadcaster {
       policy: { kind: "limited", maxAttempts: this.opts.redis.maxReconnectAttempts },
       recovered: "reconnected to Redis channel",
       recoveredAttrs: { channel },
+      // anycable-go's default adapters include redis: most who meet this never meant to use it
+      giveUpHint: "pass --broadcast_adapter=http if you do not use Redis",
     });
     this.supervisor = supervisor;
     const client = supervisor.create("subscriber");

@@ -41,7 +41,8 @@ export interface PresenceInfo {
  * expired (anycable-go's broker.Presenter): the node broadcasts them to the stream.
  */
 export interface Presenter {
-  presenceChanged(stream: string, event: PresenceEvent): void;
+  /** `sid`: the session whose join it is, when the change was one (its own client may be spared it). */
+  presenceChanged(stream: string, event: PresenceEvent, sid?: string): void;
 }
 
 export interface Broker extends Service {

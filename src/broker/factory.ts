@@ -1,10 +1,12 @@
 // The broker chosen from --broker, like anycable-go's broker factory in cli/runner_options.go.
 import type { Logger } from "../log/logger.ts";
 import type { Metrics } from "../metrics/registry.ts";
+import type { Options as NatsOptions } from "../nats/options.ts";
 import type { PubSub } from "../pubsub/pubsub.ts";
 import type { Options as RedisOptions } from "../redis/options.ts";
 import type { Broker, Presenter } from "./broker.ts";
 import { MemoryBroker } from "./memory.ts";
+import { NatsBroker } from "./nats.ts";
 import { NoBroker } from "./none.ts";
 import type { Options } from "./options.ts";
 import { RedisBroker } from "./redis.ts";
@@ -14,6 +16,7 @@ export interface BrokerDeps {
   presenter: Presenter;
   log: Logger;
   redis: RedisOptions;
+  nats: NatsOptions;
   metrics?: Metrics;
 }
 
@@ -38,6 +41,20 @@ export function createBroker(opts: Options, deps: BrokerDeps): Broker {
       return new RedisBroker(
         {
           redis: deps.redis,
+          pubsub,
+          presenter,
+          historyLimit: opts.historyLimit,
+          historyTtlSec: opts.historyTtlSec,
+          sessionsTtlSec: opts.sessionsTtlSec,
+          presenceTtlSec: opts.presenceTtlSec,
+        },
+        log,
+        deps.metrics,
+      );
+    case "nats":
+      return new NatsBroker(
+        {
+          nats: deps.nats,
           pubsub,
           presenter,
           historyLimit: opts.historyLimit,

@@ -252,7 +252,7 @@ export class MemoryBroker implements Broker {
     records.set(pid, { info, sids: new Set([sid]) });
     this.presenceRecords++;
     const event: PresenceEvent = withInfo({ type: "join", id: pid }, info);
-    this.tell(stream, event);
+    this.tell(stream, event, sid);
     return event;
   }
 
@@ -392,9 +392,9 @@ export class MemoryBroker implements Broker {
     return { type: "leave", id: pid };
   }
 
-  private tell(stream: string, event: PresenceEvent): void {
+  private tell(stream: string, event: PresenceEvent, sid?: string): void {
     try {
-      this.presenter?.presenceChanged(stream, event);
+      this.presenter?.presenceChanged(stream, event, sid);
     } catch {
       // The presenter is the node's: a failure there must not undo or stop the broker's bookkeeping.
     }

@@ -341,7 +341,7 @@ export class RedisBroker implements Broker {
     if (status === "mismatch") return { error: "presence ID mismatch" };
     if (status !== "join") return undefined;
     const event = withInfo<PresenceEvent>({ type: "join", id: pid }, info);
-    this.tell(stream, event);
+    this.tell(stream, event, sid);
     return event;
   }
 
@@ -550,9 +550,9 @@ export class RedisBroker implements Broker {
     this.log.debug(`Redis broker: ${what} failed`, { error: err.message });
   }
 
-  private tell(stream: string, event: PresenceEvent): void {
+  private tell(stream: string, event: PresenceEvent, sid?: string): void {
     try {
-      this.o.presenter?.presenceChanged(stream, event);
+      this.o.presenter?.presenceChanged(stream, event, sid);
     } catch {
       // The presenter is the node's: a failure there must not undo the broker's bookkeeping.
     }

@@ -1,6 +1,7 @@
 // Merges the sources in anycable-go's order of precedence:
 // defaults < TOML file < env vars < flags, then derives and applies presets.
 
+import { configProblem as rpcConfigProblem } from "../rpc/options.ts";
 import { VERSION_STRING } from "../version.ts";
 import { parseArgv } from "./argv.ts";
 import { deriveState, resolveRpcImpl, type Values } from "./derive.ts";
@@ -167,5 +168,7 @@ export function loadConfig(input: LoadInput): LoadResult {
   state.d.rpcImpl = resolveRpcImpl(state.rpcImplementation, state.v.rpc_host);
 
   const config = { ...state.v, derived: state.d } as Config;
+  const problem = rpcConfigProblem(config);
+  if (problem) return { kind: "error", message: problem };
   return { kind: "run", config, warnings: [...state.warnings] };
 }

@@ -4,6 +4,7 @@
 import { BROKER_OPTIONS } from "../broker/options.ts";
 import { DEFAULT_MAX_BODY_BYTES } from "../http/body.ts";
 import { NODE_OPTIONS } from "../node/options.ts";
+import { WEBHOOK_EVENTS } from "../protocols/pusher/options.ts";
 import type { State } from "./derive.ts";
 
 const q = (s: string): string => JSON.stringify(s);
@@ -213,6 +214,14 @@ function pusher(o: Out, s: State): void {
   o.comment("Application secret").kv("secret", q(d.pusherSecret), d.pusherSecret !== "", q(""));
   o.comment("Pusher HTTP API port (0: main port)");
   o.kv("api_port", String(v.pusher_api_port), v.pusher_api_port !== 0, "0");
+  // anycable-ts only: printed when set, so the default output stays anycable-go's
+  if (v.pusher_webhook_url !== "")
+    o.comment("\nWebhook receiver (anycable-ts)").kv("webhook_url", q(v.pusher_webhook_url));
+  if (v.pusher_webhook_events.length !== WEBHOOK_EVENTS.length)
+    o.comment("\nWebhook events (anycable-ts)").kv(
+      "webhook_events",
+      `[${v.pusher_webhook_events.map(q).join(", ")}]`,
+    );
   o.blank();
 }
 

@@ -53,6 +53,10 @@ export interface OptionSpec {
   readonly unsigned?: boolean;
   /** Smallest accepted int (anycable-ts validation: anycable-go takes values it then misbehaves on). */
   readonly min?: number;
+  /** Largest accepted int (ports: 65535), checked before anything starts. */
+  readonly max?: number;
+  /** A value check of the owning module (from any source); returns the problem, or null. */
+  readonly check?: (value: OptionValue) => string | null;
   /** false for settings that only the TOML file can set (no flag, no env var). */
   readonly flag?: false;
   /**

@@ -83,6 +83,11 @@ export function valueProblem(row: OptionSpec, value: OptionValue): string | null
   if (row.min !== undefined && typeof value === "number" && value < row.min) {
     return `must be at least ${row.min}`;
   }
+  if (row.max !== undefined && typeof value === "number" && value > row.max) {
+    return `must be at most ${row.max}`;
+  }
+  const checked = row.check?.(value);
+  if (checked) return checked;
   const choices = row.choices;
   if (!choices) return null;
   const items = typeof value === "string" ? [value] : Array.isArray(value) ? (value as string[]) : [];
@@ -139,9 +144,6 @@ export function convert(row: OptionSpec, raw: string): Converted {
       // anycable-go always splits --headers, even when empty; the other list flags are ignored when "".
       if (raw === "") return row.key === "headers" ? { kind: "value", value: [] } : { kind: "skip" };
       value = splitList(row, raw);
-      if (row.key === "metrics_tags" && value.some((t) => !t.includes(":"))) {
-        return { kind: "error", reason: "expected comma-separated key:value pairs" };
-      }
       break;
   }
   const problem = valueProblem(row, value);

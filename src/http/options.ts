@@ -28,6 +28,8 @@ export const LISTENER_OPTIONS = [
     hidden: false,
     deprecated: null,
     served: true,
+    min: 1,
+    max: 65535,
   },
   {
     name: "ssl_cert",

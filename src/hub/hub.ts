@@ -166,6 +166,7 @@ export class Hub {
         stats.unencodable = (stats.unencodable ?? 0) + 1;
         continue;
       }
+      if (frame === null) continue; // nothing to send in this format
       const set = group.subs;
       const excluded = pub.excludeSocket ? findBySid(set, pub.excludeSocket) : undefined;
       if (this.native && group.native && !excluded) {

@@ -1,5 +1,9 @@
 // Option rows: Metrics and their sinks.
-import type { Config, OptionSpec } from "../config/schema.ts";
+import type { Config, OptionSpec, OptionValue } from "../config/schema.ts";
+
+/** --statsd_tags_format: go-statsd's TagFormatDatadog, TagFormatInfluxDB, TagFormatGraphite. */
+export const TAGS_FORMATS = ["datadog", "influxdb", "graphite"] as const;
+export type TagsFormat = (typeof TAGS_FORMATS)[number];
 
 export const METRICS_OPTIONS = [
   {
@@ -13,20 +17,21 @@ export const METRICS_OPTIONS = [
     description: "Write metrics to the log (info level)",
     hidden: false,
     deprecated: null,
-    served: false,
+    served: true,
   },
   {
     name: "metrics_rotate_interval",
     key: "metrics_rotate_interval",
     type: "int",
     default: 15,
+    min: 0,
     env: ["ANYCABLE_METRICS_ROTATE_INTERVAL"],
     toml: "metrics.rotate_interval",
     category: "METRICS:",
     description: "How often metrics are flushed to their writers such as the log or StatsD (seconds)",
     hidden: false,
     deprecated: null,
-    served: false,
+    served: true,
   },
   {
     name: "metrics_log_interval",
@@ -39,7 +44,7 @@ export const METRICS_OPTIONS = [
     description: "[Deprecated] Old name of metrics_rotate_interval (seconds)",
     hidden: true,
     deprecated: "metrics_rotate_interval",
-    served: false,
+    served: true,
   },
   {
     name: "metrics_log_filter",
@@ -52,7 +57,7 @@ export const METRICS_OPTIONS = [
     description: "Comma-separated metric names to include in the log (all when empty)",
     hidden: false,
     deprecated: null,
-    served: false,
+    served: true,
   },
   {
     name: "metrics_log_formatter",
@@ -105,6 +110,8 @@ export const METRICS_OPTIONS = [
     hidden: false,
     deprecated: null,
     served: true,
+    min: 0,
+    max: 65535,
   },
   {
     name: "metrics_tags",
@@ -117,13 +124,15 @@ export const METRICS_OPTIONS = [
     description: "Comma-separated key:value tags added to every metric",
     hidden: false,
     deprecated: null,
-    served: false,
+    served: true,
+    check: tagsProblem,
   },
   {
     name: "stats_refresh_interval",
     key: "stats_refresh_interval",
     type: "int",
     default: 5,
+    min: 0,
     env: ["ANYCABLE_STATS_REFRESH_INTERVAL"],
     toml: "app.stats_refresh_interval",
     category: "METRICS:",
@@ -131,6 +140,21 @@ export const METRICS_OPTIONS = [
     hidden: false,
     deprecated: null,
     served: true,
+  },
+  {
+    name: "memory_metrics",
+    key: "memory_metrics",
+    type: "bool",
+    default: false,
+    env: ["ANYCABLE_MEMORY_METRICS"],
+    toml: null,
+    category: "METRICS:",
+    description:
+      "Report heap gauges too (heap_sys_bytes, heap_alloc_total, heap_idle_bytes); anycable-go reads only the env var",
+    hidden: false,
+    deprecated: null,
+    served: true,
+    extension: true,
   },
   {
     name: "statsd_host",
@@ -143,7 +167,8 @@ export const METRICS_OPTIONS = [
     description: "StatsD server (host:port) to send metrics to",
     hidden: false,
     deprecated: null,
-    served: false,
+    served: true,
+    check: (v) => (v === "" ? null : typeof v === "string" ? (parseHostPort(v).problem ?? null) : null),
   },
   {
     name: "statsd_prefix",
@@ -156,7 +181,7 @@ export const METRICS_OPTIONS = [
     description: "Prefix added to StatsD metric names",
     hidden: false,
     deprecated: null,
-    served: false,
+    served: true,
   },
   {
     name: "statsd_max_packet_size",
@@ -169,7 +194,7 @@ export const METRICS_OPTIONS = [
     description: "Largest UDP packet the StatsD client sends (bytes)",
     hidden: true,
     deprecated: null,
-    served: false,
+    served: true,
   },
   {
     name: "statsd_tags_format",
@@ -182,10 +207,53 @@ export const METRICS_OPTIONS = [
     description: "Tag syntax for StatsD (datadog, influxdb, graphite)",
     hidden: false,
     deprecated: null,
-    served: false,
-    choices: ["datadog", "influxdb", "graphite"],
+    served: true,
+    choices: TAGS_FORMATS,
   },
 ] as const satisfies readonly OptionSpec[];
+
+/**
+ * Characters that would break a metric line in one of the sinks (Prometheus label syntax, the
+ * StatsD tag separators of the three formats, logfmt): a tag containing one is refused at start.
+ */
+const TAG_UNSAFE = /[\s"\\,:|#=;{}]/;
+
+/** `--metrics_tags` items are "key:value" (anycable-go splits on ":" and takes the second part). */
+function tagsProblem(value: OptionValue): string | null {
+  if (!Array.isArray(value)) return null;
+  for (const item of value as readonly string[]) {
+    const at = item.indexOf(":");
+    if (at < 0) return "expected comma-separated key:value pairs";
+    const [key, val] = [item.slice(0, at), item.slice(at + 1)];
+    if (key === "") return `tag "${item}" has an empty name`;
+    if (TAG_UNSAFE.test(key) || TAG_UNSAFE.test(val)) {
+      return `tag "${item}": names and values cannot contain whitespace or any of " \\ , : | # = ; { }`;
+    }
+  }
+  return null;
+}
+
+/** "host:port" or "[v6]:port", as Go's net.Dial takes it. */
+export function parseHostPort(
+  s: string,
+): { host: string; port: number; problem?: undefined } | { problem: string } {
+  const m = /^(?:\[([^\]]+)\]|([^:[\]]*)):(\d+)$/.exec(s);
+  if (!m) return { problem: `expected host:port, got "${s}"` };
+  const host = m[1] ?? m[2] ?? "";
+  const port = Number(m[3]);
+  if (port < 1 || port > 65535) return { problem: `port ${m[3]} is out of range 1-65535` };
+  // Go dials "localhost" for an empty host
+  return { host: host === "" ? "localhost" : host, port };
+}
+
+export interface StatsdSettings {
+  readonly address: string;
+  readonly host: string;
+  readonly port: number;
+  readonly prefix: string;
+  readonly maxPacketSize: number;
+  readonly tagsFormat: TagsFormat;
+}
 
 export interface Options {
   /** Prometheus path ("" = not served). */
@@ -193,8 +261,43 @@ export interface Options {
   /** Own listener host when it differs from the server's ("" = the server's). */
   host: string;
   port: number;
+  /** --metrics_tags */
+  tags: Readonly<Record<string, string>>;
+  /** --metrics_log; its filter (empty: every metric). */
+  log: boolean;
+  logFilter: readonly string[];
+  /** How often the push sinks (log, StatsD) are written, seconds (0 means anycable-go's 15). */
+  rotateIntervalSec: number;
+  /** undefined without --statsd_host */
+  statsd: StatsdSettings | undefined;
+  /** --stats_refresh_interval (seconds; 0: the process gauges are not sampled). */
+  statsRefreshSec: number;
+  /** ANYCABLE_MEMORY_METRICS=1 */
+  memoryMetrics: boolean;
 }
 
 export function fromConfig(c: Config): Options {
-  return { path: c.metrics_http, host: c.metrics_host, port: c.derived.metricsPort };
+  const hp = c.statsd_host === "" ? undefined : parseHostPort(c.statsd_host);
+  return {
+    path: c.metrics_http,
+    host: c.metrics_host,
+    port: c.derived.metricsPort,
+    tags: c.derived.metricsTags,
+    log: c.metrics_log,
+    logFilter: c.metrics_log_filter,
+    rotateIntervalSec: c.derived.metricsRotateInterval > 0 ? c.derived.metricsRotateInterval : 15,
+    statsd:
+      hp && hp.problem === undefined
+        ? {
+            address: c.statsd_host,
+            host: hp.host,
+            port: hp.port,
+            prefix: c.statsd_prefix,
+            maxPacketSize: c.statsd_max_packet_size,
+            tagsFormat: c.statsd_tags_format as TagsFormat,
+          }
+        : undefined,
+    statsRefreshSec: c.stats_refresh_interval,
+    memoryMetrics: c.memory_metrics,
+  };
 }

@@ -2,10 +2,19 @@ import type { MetricsSink, MetricsSnapshot } from "./sink.ts";
 
 const NAMESPACE = "anycable_go";
 
+/**
+ * A tag name as a Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*): anycable-go writes tag names
+ * as they are, so a tag like `node-id` makes its whole exposition unparsable; here it is `node_id`.
+ */
+function labelName(tag: string): string {
+  const name = tag.replace(/[^a-zA-Z0-9_]/g, "_");
+  return /^[0-9]/.test(name) ? `_${name}` : name;
+}
+
 /** Prometheus text exposition in anycable-go's layout (same names, `anycable_go_` prefix). */
 export function prometheusText(snapshot: MetricsSnapshot): string {
   const entries = Object.entries(snapshot.tags);
-  const labels = entries.length ? `{${entries.map(([k, v]) => `${k}="${v}"`).join(", ")}}` : "";
+  const labels = entries.length ? `{${entries.map(([k, v]) => `${labelName(k)}="${v}"`).join(", ")}}` : "";
   let out = "";
   for (const c of snapshot.counters) {
     const name = `${NAMESPACE}_${c.name}`;

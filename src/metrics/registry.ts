@@ -1,14 +1,24 @@
 // Counters and gauges named exactly as anycable-go's, so dashboards keep working after the swap.
-import type { MetricsSnapshot } from "./sink.ts";
+import type { MetricsSnapshot, MetricValue } from "./sink.ts";
+
+export type Tags = Readonly<Record<string, string>>;
 
 export class Counter {
   value = 0;
+  /** The value at the last rotation (see Metrics.intervalSnapshot). */
+  private rotated = 0;
   constructor(
     readonly name: string,
     readonly description: string,
   ) {}
   inc(by = 1): void {
     this.value += by;
+  }
+  /** How much the counter grew since the previous rotation (the first: since start), and rotate. */
+  rotate(): number {
+    const delta = this.value - this.rotated;
+    this.rotated = this.value;
+    return delta;
   }
 }
 
@@ -27,6 +37,9 @@ export class Metrics {
   private readonly counters = new Map<string, Counter>();
   private readonly gauges = new Map<string, Gauge>();
   private readonly collectors: Array<() => void> = [];
+
+  /** @param tags `--metrics_tags`: carried by every snapshot, so every sink applies them. */
+  constructor(readonly tags: Tags = {}) {}
 
   counter(name: string, description: string): Counter {
     let c = this.counters.get(name);
@@ -63,15 +76,47 @@ export class Metrics {
     return this.gauges.get(name)?.value ?? 0;
   }
 
-  /** Current values after refreshing the live gauges; what every sink is written. */
-  snapshot(tags: Readonly<Record<string, string>> = {}): MetricsSnapshot {
+  /** Current values after refreshing the live gauges: what the Prometheus sink is written. */
+  snapshot(tags: Tags = this.tags): MetricsSnapshot {
     this.collect();
-    const read = (m: Counter | Gauge) => ({ name: m.name, description: m.description, value: m.value });
+    const read = (m: Counter | Gauge): MetricValue => ({
+      name: m.name,
+      description: m.description,
+      value: m.value,
+    });
     return {
       counters: [...this.counters.values()].map(read),
       gauges: [...this.gauges.values()].map(read),
       tags,
     };
+  }
+
+  /**
+   * What the push sinks (StatsD, log) are written every rotate interval, as anycable-go's
+   * rotate + IntervalSnapshot: each counter as its growth since the previous call (the first
+   * call: since start), gauges as they are now. Each call starts a new interval, so call it
+   * once per rotation and hand the same snapshot to every push sink.
+   */
+  intervalSnapshot(tags: Tags = this.tags): MetricsSnapshot {
+    this.collect();
+    return {
+      counters: [...this.counters.values()].map((c) => ({
+        name: c.name,
+        description: c.description,
+        value: c.rotate(),
+      })),
+      gauges: [...this.gauges.values()].map((g) => ({
+        name: g.name,
+        description: g.description,
+        value: g.value,
+      })),
+      tags,
+    };
+  }
+
+  /** Whether a metric of that name is registered (counter or gauge). */
+  has(name: string): boolean {
+    return this.counters.has(name) || this.gauges.has(name);
   }
 
   eachCounter(): IterableIterator<Counter> {

@@ -1,4 +1,4 @@
-// Metrics sinks: where the registry's values go (Prometheus scrapes; later StatsD and log writers).
+// Metrics sinks: where the registry's values go (Prometheus scrapes; StatsD and log are written every rotate interval).
 import type { Service } from "../app/service.ts";
 
 export interface MetricValue {

@@ -42,8 +42,7 @@ export class Backpressure {
   /** Every session's send hook (shared, so no closure per session): counts and watches each frame. */
   readonly onSend = (session: Session, frame: Frame, result: number): void => {
     const m = this.m;
-    // an empty frame: the encoder had nothing for this client (SSE's raw mode drops protocol events)
-    if (result === SOCKET_CLOSING || frame.length === 0) return;
+    if (result === SOCKET_CLOSING) return;
     if (result === UNENCODABLE) {
       m.failedServerMsg.inc();
       return;

@@ -26,6 +26,8 @@ export type { DisconnectMode };
 
 export interface CommandsOptions {
   controller: Controller;
+  /** Who answers a session's calls when that depends on its protocol (see node/executor.ts). */
+  controllerOf?: (session: Session) => Controller;
   hub: Hub;
   logger: Logger;
   disconnectMode: DisconnectMode;
@@ -48,11 +50,12 @@ export interface CommandsOptions {
  * closed while its call was out gets nothing applied.
  */
 export class Commands {
-  private readonly controller: Controller;
+  private readonly controllerOf: (session: Session) => Controller;
   private readonly hub: Hub;
 
   constructor(private readonly opts: CommandsOptions) {
-    this.controller = opts.controller;
+    const controller = opts.controller;
+    this.controllerOf = opts.controllerOf ?? (() => controller);
     this.hub = opts.hub;
   }
 
@@ -85,7 +88,7 @@ export class Commands {
     }
     let res: CommandResult | null;
     try {
-      res = await this.controller.subscribe(this.channelContext(session, id));
+      res = await this.controllerOf(session).subscribe(this.channelContext(session, id));
     } catch (err) {
       return `subscribe failed for ${id}: ${(err as Error).message}`;
     }
@@ -115,7 +118,7 @@ export class Commands {
     if (!session.subscriptions.has(id)) return `unknown subscription: ${id}`;
     let res: CommandResult | null;
     try {
-      res = await this.controller.unsubscribe(this.channelContext(session, id));
+      res = await this.controllerOf(session).unsubscribe(this.channelContext(session, id));
     } catch (err) {
       return `failed to unsubscribe from ${id}: ${(err as Error).message}`;
     }
@@ -140,7 +143,7 @@ export class Commands {
     if (typeof cmd.data !== "string") return `perform data must be a string, got ${JSON.stringify(cmd.data)}`;
     let res: CommandResult | null;
     try {
-      res = await this.controller.perform(this.channelContext(session, id), cmd.data);
+      res = await this.controllerOf(session).perform(this.channelContext(session, id), cmd.data);
     } catch (err) {
       return `perform failed for ${id}: ${(err as Error).message}`;
     }

@@ -20,6 +20,7 @@ import { protocolInfo } from "../protocols/registry.ts";
 import { Backpressure } from "./backpressure.ts";
 import { Commands } from "./commands.ts";
 import type { ConnectResult, Controller } from "./controller.ts";
+import type { Executor } from "./executor.ts";
 import { History } from "./history.ts";
 import { Keepalive } from "./keepalive.ts";
 import { type NodeCounters, nodeMetrics } from "./node_metrics.ts";
@@ -73,6 +74,8 @@ export interface NodeOptions extends Options {
   cancellableCalls?: boolean;
   /** Pseudo-random source for the first ping's offset (injectable for tests). */
   random?: () => number;
+  /** Foreign protocols (Pusher, ...) by the internal protocol name their sessions carry. */
+  executors?: ReadonlyMap<string, Executor>;
 }
 
 export class Node implements Presenter {
@@ -108,6 +111,7 @@ export class Node implements Presenter {
     this.broker = opts.broker;
     this.commands = new Commands({
       controller: opts.controller,
+      controllerOf: opts.executors ? (session) => this.controllerOf(session) : undefined,
       hub: opts.hub,
       logger: this.log,
       disconnectMode: opts.disconnectMode,
@@ -145,6 +149,22 @@ export class Node implements Presenter {
     });
   }
 
+  /** The executor of a session speaking a foreign protocol, if any. */
+  private executorOf(session: Session): Executor | undefined {
+    return this.opts.executors?.get(session.request.protocol);
+  }
+
+  /** Who answers a session's calls: its protocol's executor, else the application's chain. */
+  private controllerOf(session: Session): Controller {
+    return this.executorOf(session)?.controller ?? this.opts.controller;
+  }
+
+  /** A fresh session id for a session whose proposed one is taken. */
+  private freshSid(session: Session | ConnectionRequest): string {
+    const protocol = "request" in session ? session.request.protocol : session.protocol;
+    return this.opts.executors?.get(protocol)?.newSid?.() ?? nanoid();
+  }
+
   /** Extended-protocol sessions are committed to the broker's session cache, when it keeps one. */
   private resumable(session: Session): boolean {
     return this.opts.sessionCache === true && protocolInfo(session.request.protocol).extended;
@@ -160,9 +180,14 @@ export class Node implements Presenter {
     return this.opts.nativePings || protocolInfo(session.request.protocol).extended ? timeout : 0;
   }
 
-  /** The broker's presence changes (joins, leaves, expiries) go to the stream's subscribers on every node. */
-  presenceChanged(stream: string, event: PresenceEvent): void {
-    this.broker.handleBroadcast(presencePublication(stream, event));
+  /**
+   * The broker's presence changes (joins, leaves, expiries) go to the stream's subscribers on every
+   * node; a join is not sent back to a joiner whose protocol says so (Pusher's member_added).
+   */
+  presenceChanged(stream: string, event: PresenceEvent, sid?: string): void {
+    const joiner = sid === undefined ? undefined : this.sessions.get(sid);
+    const spare = joiner && this.executorOf(joiner)?.ownPresenceEvents === false;
+    this.broker.handleBroadcast(presencePublication(stream, event, spare ? sid : undefined));
   }
 
   /** The client is alive (a command or a native pong): no pong is awaited until the next ping. */
@@ -187,7 +212,7 @@ export class Node implements Presenter {
   open(request: ConnectionRequest, socket: ClientSocket): Session {
     if (this.sidTaken(request.sid)) {
       const requestId = request.sid;
-      do request.sid = nanoid();
+      do request.sid = this.freshSid(request);
       while (this.sidTaken(request.sid));
       this.log.info("X-Request-ID is the id of another session, using a fresh session id", {
         sid: request.sid,
@@ -305,14 +330,28 @@ export class Node implements Presenter {
       else this.broker.touchSessions([session.sid]);
     }
     if (session.hasPresence) this.broker.touchPresence([session.sid]);
+    this.executorOf(session)?.closed?.(session);
     // Disconnect is not cancelled with the session: it is queued and made after the close.
     if (wasConnected && session.disconnectable) {
       const subs = session.subscriptionIds();
       const ctx = { sid: session.sid, env: session.env, identifiers: session.identifiers };
-      this.opts.controller.disconnect(ctx, subs).catch((err) => {
-        this.log.warn("disconnect call failed", { sid: session.sid, error: err });
-      });
+      this.controllerOf(session)
+        .disconnect(ctx, subs)
+        .catch((err) => {
+          this.log.warn("disconnect call failed", { sid: session.sid, error: err });
+        });
     }
+  }
+
+  /**
+   * Gives a connected session new connection identifiers (a Pusher user who signed in), so remote
+   * disconnects by identifiers find it under them.
+   */
+  setIdentifiers(session: Session, identifiers: string): void {
+    if (session.state !== "connected") return;
+    this.unindexIdentifiers(session);
+    session.identifiers = identifiers;
+    this.indexIdentifiers(session);
   }
 
   /** Bun's drain callback: the socket's backlog was flushed. */
@@ -325,7 +364,7 @@ export class Node implements Presenter {
     if (session.state === "closed" || session.closing) return;
     session.closing = true;
     session.deliver(disconnectMessage(reason, reconnect));
-    this.closeSocket(session, code, closeReason);
+    this.closeSocket(session, this.executorOf(session)?.closeCode?.(reconnect, code) ?? code, closeReason);
   }
 
   private closeSocket(session: Session, code: number, reason: string): void {
@@ -381,15 +420,47 @@ export class Node implements Presenter {
   }
 
   /** Disconnects every client with `server_restart` (close 1001), then stops the controller. */
-  async shutdown(): Promise<void> {
+  /**
+   * Tells every client `server_restart` and closes it, then lets the controller flush. With
+   * `drainMs` (--shutdown_slowdrain) the disconnects are spread over that period, at most
+   * DRAIN_MAX_STEP_MS apart, so reconnects do not stampede the other nodes and the RPC backend;
+   * `signal` aborting (the shutdown deadline) closes whoever is left at once.
+   */
+  async shutdown(opts: { drainMs?: number; signal?: AbortSignal } = {}): Promise<void> {
     if (this.shuttingDown) return;
     this.shuttingDown = true;
-    const active = this.sessions.size;
-    if (active > 0) this.log.info("closing active connections", { num: active });
-    for (const session of [...this.sessions.values()]) {
-      this.disconnect(session, DisconnectReason.serverRestart, true, CloseCode.goingAway, "Server restart");
+    const sessions = [...this.sessions.values()];
+    const drainMs = opts.drainMs ?? 0;
+    if (sessions.length > 1 && drainMs > 0) {
+      this.log.info(
+        `Draining ${sessions.length} active connections slowly for ${(drainMs / 1000).toFixed(1)}s`,
+      );
+      await this.drain(sessions, drainMs, opts.signal);
+    } else {
+      if (sessions.length > 0) this.log.info("closing active connections", { num: sessions.length });
+      for (const session of sessions) this.restartDisconnect(session);
     }
     await this.opts.controller.shutdown?.();
+  }
+
+  private async drain(sessions: Session[], drainMs: number, signal?: AbortSignal): Promise<void> {
+    // One timer for the whole drain: a step every few ms closes a batch, so thousands of clients
+    // spread evenly without a timer each.
+    const stepMs = Math.min(DRAIN_MAX_STEP_MS, Math.max(DRAIN_MIN_STEP_MS, drainMs / sessions.length));
+    const perStep = Math.max(1, Math.ceil((sessions.length * stepMs) / drainMs));
+    let next = 0;
+    while (next < sessions.length && !signal?.aborted) {
+      for (const end = Math.min(sessions.length, next + perStep); next < end; next++) {
+        this.restartDisconnect(sessions[next]!);
+      }
+      if (next < sessions.length) await abortableSleep(stepMs, signal);
+    }
+    for (; next < sessions.length; next++) this.restartDisconnect(sessions[next]!);
+  }
+
+  private restartDisconnect(session: Session): void {
+    if (session.isClosed) return;
+    this.disconnect(session, DisconnectReason.serverRestart, true, CloseCode.goingAway, "Server restart");
   }
 
   /** Whether a live session has this id (cached ones are checked in authenticate, see freeClientSid). */
@@ -412,7 +483,7 @@ export class Node implements Presenter {
     if (cached === undefined || session.isClosed) return;
     const requestId = session.sid;
     this.sessions.delete(requestId);
-    do session.request.sid = nanoid();
+    do session.request.sid = this.freshSid(session);
     while (this.sidTaken(session.request.sid));
     this.sessions.set(session.sid, session);
     this.log.info("X-Request-ID is the id of a cached session, using a fresh session id", {
@@ -539,7 +610,7 @@ export class Node implements Presenter {
     }
     let res: ConnectResult | null;
     try {
-      res = await this.opts.controller.authenticate(this.commands.connectionContext(session));
+      res = await this.controllerOf(session).authenticate(this.commands.connectionContext(session));
     } catch (err) {
       if (session.isClosed) return;
       // The RPC layer already logs failures once per burst; per session it is debug detail, so a
@@ -567,37 +638,10 @@ export class Node implements Presenter {
     if (session.state !== "connected") return;
     let error: string | undefined;
     try {
-      switch (cmd.command) {
-        case "pong":
-          return;
-        case "ping":
-          session.deliver(PONG_MESSAGE);
-          return;
-        case "subscribe":
-          error = await this.commands.subscribe(session, cmd);
-          break;
-        case "unsubscribe":
-          error = await this.commands.unsubscribe(session, cmd);
-          break;
-        case "message":
-          error = await this.commands.perform(session, cmd);
-          break;
-        case "whisper":
-          this.commands.whisper(session, cmd);
-          break;
-        case "history":
-          error = await this.commands.history(session, cmd);
-          break;
-        case "presence":
-          error = await this.commands.presenceInfo(session, cmd);
-          break;
-        case "join":
-        case "leave":
-          error = await this.commands.presenceCommand(session, cmd, cmd.command);
-          break;
-        default:
-          error = `unknown command: ${cmd.command}`;
-      }
+      const executor = this.executorOf(session);
+      error = executor
+        ? await executor.handle(session, cmd, (c) => this.runCommand(session, c))
+        : await this.runCommand(session, cmd);
     } catch (err) {
       error = (err as Error).message ?? String(err);
     }
@@ -607,6 +651,43 @@ export class Node implements Presenter {
       // that fails: a subscribe failing at the RPC backend gets no reply, only this line.
       this.log.warn("failed to handle incoming message", { sid: session.sid, data: compact(raw), error });
     }
+  }
+
+  /** One client command: an error text, or undefined. */
+  private async runCommand(session: Session, cmd: ClientCommand): Promise<string | undefined> {
+    let error: string | undefined;
+    switch (cmd.command) {
+      case "pong":
+        return;
+      case "ping":
+        session.deliver(PONG_MESSAGE);
+        return;
+      case "subscribe":
+        error = await this.commands.subscribe(session, cmd);
+        break;
+      case "unsubscribe":
+        error = await this.commands.unsubscribe(session, cmd);
+        break;
+      case "message":
+        error = await this.commands.perform(session, cmd);
+        break;
+      case "whisper":
+        this.commands.whisper(session, cmd);
+        break;
+      case "history":
+        error = await this.commands.history(session, cmd);
+        break;
+      case "presence":
+        error = await this.commands.presenceInfo(session, cmd);
+        break;
+      case "join":
+      case "leave":
+        error = await this.commands.presenceCommand(session, cmd, cmd.command);
+        break;
+      default:
+        error = `unknown command: ${cmd.command}`;
+    }
+    return error;
   }
 
   // Identifiers are usually unique per connection: one entry holds the session itself, and only
@@ -628,4 +709,20 @@ export class Node implements Presenter {
       if (entry.size === 0) this.byIdentifiers.delete(key);
     }
   }
+}
+
+/** anycable-go Pro's cap on the pause between two slow-drain disconnects. */
+const DRAIN_MAX_STEP_MS = 500;
+const DRAIN_MIN_STEP_MS = 10;
+
+function abortableSleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener("abort", done, { once: true });
+  });
 }

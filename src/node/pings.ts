@@ -2,7 +2,7 @@
 // the pong deadlines of --pong_timeout: once a ping went out, the client has that long to send
 // anything (a `pong`, any command, a native pong frame) or it is disconnected with `no_pong`.
 import { pingMessage, pingTimestamp } from "../protocols/actioncable.ts";
-import { type Encoder, type Frame, sendsReplyJson } from "../protocols/encoder.ts";
+import type { Encoded, Encoder } from "../protocols/encoder.ts";
 import type { Session } from "./session.ts";
 
 export interface PingsOptions {
@@ -17,8 +17,8 @@ export interface PingsOptions {
 }
 
 export class Pings {
-  /** This tick's ping frame per encoder (besides JSON, which uses `json` below). */
-  private readonly encoded = new Map<Encoder, Frame | undefined>();
+  /** This tick's ping frame per encoder (all but Action Cable JSON, which uses `json` below). */
+  private readonly encoded = new Map<Encoder, Encoded>();
 
   constructor(private readonly opts: PingsOptions) {}
 
@@ -53,12 +53,12 @@ export class Pings {
         this.encoded.clear();
       }
       const encoder = session.encoder;
-      if (sendsReplyJson(encoder)) session.send(json);
+      if (encoder.id === "json") session.send(json);
       else {
         if (!this.encoded.has(encoder))
           this.encoded.set(encoder, encoder.encodeReply({ type: "ping", message: stamp }));
         const frame = this.encoded.get(encoder);
-        if (frame !== undefined) session.send(frame);
+        if (frame !== undefined && frame !== null) session.send(frame);
       }
       if (this.opts.nativePings) session.socket.ping?.();
       session.nextPingAt = now + session.pingIntervalMs;

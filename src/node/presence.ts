@@ -10,8 +10,19 @@ import { PRESENCE_STREAM_STATE, type PresenceChange } from "./controller.ts";
 import type { Session } from "./session.ts";
 
 /** The publication that tells a stream's subscribers about a change: delivered, never kept in history. */
-export function presencePublication(stream: string, event: PresenceEvent): StreamPublication {
-  return { stream, dataJson: presenceEventJson(event), broadcastType: "presence", transient: true };
+export function presencePublication(
+  stream: string,
+  event: PresenceEvent,
+  excludeSocket?: string,
+): StreamPublication {
+  const pub: StreamPublication = {
+    stream,
+    dataJson: presenceEventJson(event),
+    broadcastType: "presence",
+    transient: true,
+  };
+  if (excludeSocket) pub.excludeSocket = excludeSocket;
+  return pub;
 }
 
 export class Presence {

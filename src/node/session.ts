@@ -1,5 +1,5 @@
 import type { HubSubscriber } from "../hub/hub.ts";
-import { type Encoder, type Frame, sendsReplyJson } from "../protocols/encoder.ts";
+import type { Encoded, Encoder, Frame } from "../protocols/encoder.ts";
 import { protocolInfo } from "../protocols/registry.ts";
 import type { SessionEnv } from "./controller.ts";
 import type { ClientSocket, ConnectionRequest } from "./socket.ts";
@@ -112,25 +112,26 @@ export class Session implements HubSubscriber {
   }
 
   /**
-   * A reply as JSON text (transmissions, pings, disconnects): sent as is on a JSON session and
-   * re-encoded for any other format (binary ones, SSE). A transmission the format cannot carry is
-   * reported as UNENCODABLE (counted as a failed message, like anycable-go's encoding errors).
+   * A reply as Action Cable JSON text (transmissions, pings, disconnects): sent as is on a JSON
+   * session and re-encoded for any other (binary formats, foreign protocols). A transmission the
+   * format cannot carry is reported as UNENCODABLE (counted as a failed message, like
+   * anycable-go's encoding errors); one it has no form for is skipped.
    */
   deliver(json: string): void {
     if (this.state === "closed") return;
     const encoder = this.encoder;
-    if (sendsReplyJson(encoder)) {
+    if (encoder.id === "json") {
       this.onSend(this, json, this.socket.send(json));
       return;
     }
     const frame = encoder.encodeTransmission(json);
     if (frame === undefined) this.onSend(this, json, UNENCODABLE);
-    else this.onSend(this, frame, this.socket.send(frame));
+    else if (frame !== null) this.onSend(this, frame, this.socket.send(frame));
   }
 
-  /** A frame this session's encoder produced, or undefined when it could not carry the payload. */
-  sendEncoded(frame: Frame | undefined): void {
-    if (this.state === "closed") return;
+  /** A frame this session's encoder produced (undefined: it could not carry the payload; null: nothing to send). */
+  sendEncoded(frame: Encoded): void {
+    if (this.state === "closed" || frame === null) return;
     if (frame === undefined) this.onSend(this, "", UNENCODABLE);
     else this.onSend(this, frame, this.socket.send(frame));
   }

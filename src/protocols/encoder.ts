@@ -75,6 +75,13 @@ export interface BroadcastMeta {
   offset?: number;
 }
 
+/**
+ * What an encoder returns: a frame; undefined when the message holds a value the format cannot
+ * carry (counted as a failed message); null when the format has nothing to send for it (a foreign
+ * protocol skipping a message its clients have no form for, as anycable-go's nil frame).
+ */
+export type Encoded = Frame | undefined | null;
+
 export interface Encoder {
   /**
    * Encode-once cache key ("json", "msgpack", "protobuf", "protobuf-ext"): sub-protocols that
@@ -86,25 +93,17 @@ export interface Encoder {
   /** A client frame; its kind (text / binary) is ignored, as anycable-go reads only its bytes. */
   decode(frame: Frame): DecodeResult;
   /** undefined when the reply holds a value the format cannot carry (e.g. a cycle, a bigint). */
-  encodeReply(reply: Reply): Frame | undefined;
+  encodeReply(reply: Reply): Encoded;
   /**
    * A transmission from the RPC backend / controllers, as JSON text. The JSON encoder returns it
    * unchanged; binary encoders re-encode it and return undefined when it is not a JSON object
    * with the reply fields' types (anycable-go would fail to unmarshal it).
    */
-  encodeTransmission(json: string): Frame | undefined;
+  encodeTransmission(json: string): Encoded;
   /**
    * A broadcast to subscribers of `identifier`; `dataJson` is the publication's JSON text (see
    * publicationDataJson). Hot path: called once per (stream, identifier, encoder) per broadcast.
    * undefined only when `dataJson` is not JSON or too deeply nested for the format.
    */
-  encodeBroadcast(identifier: string, dataJson: string, meta?: BroadcastMeta): Frame | undefined;
-}
-
-/**
- * Whether the encoder's frames are the Action Cable JSON replies themselves (the JSON encoder):
- * JSON text the node already holds (transmissions, pings) is then sent as is, not re-encoded.
- */
-export function sendsReplyJson(encoder: Encoder): boolean {
-  return encoder.id === "json";
+  encodeBroadcast(identifier: string, dataJson: string, meta?: BroadcastMeta): Encoded;
 }

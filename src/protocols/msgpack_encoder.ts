@@ -153,4 +153,5 @@ export class MsgpackEncoder implements Encoder {
   }
 }
 
-export const msgpackEncoder: Encoder = new MsgpackEncoder();
+/** Typed as the class: its results are never null (Action Cable formats always have a frame). */
+export const msgpackEncoder: MsgpackEncoder = new MsgpackEncoder();

@@ -4,6 +4,7 @@ import type { Encoder } from "./encoder.ts";
 import { jsonEncoder } from "./json_encoder.ts";
 import { msgpackEncoder } from "./msgpack_encoder.ts";
 import { protobufEncoder, protobufExtEncoder } from "./protobuf_encoder.ts";
+import { PUSHER_PROTOCOL, pusherEncoder } from "./pusher/protocol.ts";
 
 export const PROTOCOL_MSGPACK = "actioncable-v1-msgpack";
 export const PROTOCOL_EXT_MSGPACK = "actioncable-v1-ext-msgpack";
@@ -37,6 +38,14 @@ export const PROTOCOLS: ReadonlyMap<string, ProtocolInfo> = new Map(
 export const ALL_PROTOCOLS: readonly string[] = [...PROTOCOLS.keys()];
 
 /**
+ * Foreign protocols served on endpoints of their own (never chosen by sub-protocol): their
+ * sessions carry these names, and their executors (node/executor.ts) say what commands mean.
+ */
+const INTERNAL_PROTOCOLS: ReadonlyMap<string, ProtocolInfo> = new Map([
+  [PUSHER_PROTOCOL, info(PUSHER_PROTOCOL, pusherEncoder, false)],
+]);
+
+/**
  * The sub-protocol to echo for a Sec-WebSocket-Protocol header: the first offered entry we speak
  * (entries split on "," and trimmed; `anycable-token.*` entries are never chosen); "" if none.
  */
@@ -46,5 +55,5 @@ export function selectProtocol(offered: string | null | undefined): string {
 
 /** The protocol a session speaks; "" (nothing selected) or an unknown name is actioncable-v1-json. */
 export function protocolInfo(name: string): ProtocolInfo {
-  return PROTOCOLS.get(name) ?? PROTOCOLS.get(PROTOCOL_JSON)!;
+  return PROTOCOLS.get(name) ?? INTERNAL_PROTOCOLS.get(name) ?? PROTOCOLS.get(PROTOCOL_JSON)!;
 }

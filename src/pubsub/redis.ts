@@ -82,6 +82,8 @@ export class RedisPubSub implements PubSub {
     const supervisor = new RedisSupervisor(this.opts.redis, this.log, fatal, {
       policy: { kind: "limited", maxAttempts: this.opts.redis.maxReconnectAttempts },
       recoveredAttrs: { channel: this.opts.channel },
+      // chosen by itself once a Redis URL is set (REDIS_URL too), as in anycable-go
+      giveUpHint: "pass --pubsub=none if this node runs alone",
     });
     this.supervisor = supervisor;
     this.pub = supervisor.create("publisher");
@@ -168,7 +170,7 @@ export class RedisPubSub implements PubSub {
     const sub = this.sub;
     if (!sub) return;
     this.track(
-      sub.unsubscribe(channels).then(() => {
+      sub.unsubscribe(channels, this.listener).then(() => {
         for (const c of channels) if (!this.wanted(c)) this.issued.delete(c);
       }),
     );

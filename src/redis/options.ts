@@ -23,10 +23,11 @@ export const REDIS_OPTIONS = [
     env: ["ANYCABLE_REDIS_SENTINELS"],
     toml: "redis.sentinels",
     category: "REDIS:",
-    description: "Comma-separated Redis Sentinel addresses (host:port)",
+    description:
+      "Comma-separated Redis Sentinel addresses ([user:password@]host:port); --redis_url then names the master (redis://[:password@]mymaster[/db])",
     hidden: false,
     deprecated: null,
-    served: false,
+    served: true,
   },
   {
     name: "redis_sentinel_discovery_interval",
@@ -36,10 +37,11 @@ export const REDIS_OPTIONS = [
     env: ["ANYCABLE_REDIS_SENTINEL_DISCOVERY_INTERVAL"],
     toml: "redis.sentinel_discovery_interval",
     category: "REDIS:",
-    description: "How often to refresh the list of sentinels (seconds)",
+    description:
+      "How often to ask the sentinels for the master's address and the other sentinels (seconds; 0: only on failures and +switch-master)",
     hidden: true,
     deprecated: null,
-    served: false,
+    served: true,
   },
   {
     name: "redis_keepalive_interval",
@@ -140,7 +142,10 @@ export const REDIS_OPTIONS = [
 export interface Options {
   /** A redis:// or rediss:// URL (the master name as host when sentinels are used). */
   url: string;
+  /** Comma-separated sentinel addresses; "" outside Sentinel mode. */
   sentinels: string;
+  /** Seconds between polls of the sentinels (0: none; +switch-master and failures still ask). */
+  sentinelDiscoveryIntervalSec: number;
   keepaliveIntervalSec: number;
   tlsVerify: boolean;
   tlsCaCertPath: string;
@@ -154,6 +159,7 @@ export function fromConfig(c: Config): Options {
   return {
     url: c.redis_url,
     sentinels: c.redis_sentinels,
+    sentinelDiscoveryIntervalSec: c.redis_sentinel_discovery_interval,
     keepaliveIntervalSec: c.redis_keepalive_interval,
     tlsVerify: c.redis_tls_verify,
     tlsCaCertPath: c.redis_tls_ca_cert_path,

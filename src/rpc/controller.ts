@@ -11,6 +11,7 @@ import type {
   ConnectResult,
   Controller,
 } from "../node/controller.ts";
+import { AdaptiveConcurrency, type AdaptiveOptions } from "./adaptive.ts";
 import type { RpcClient } from "./client.ts";
 import {
   ApplicationError,
@@ -27,7 +28,10 @@ import { type RetryPolicy, withRetry } from "./retry.ts";
 
 export interface RpcControllerOptions extends RetryPolicy {
   client: RpcClient;
+  /** The fixed limit, or the starting one when `adaptive` is given. */
   concurrency: number;
+  /** Adaptive concurrency (--rpc_concurrency=0): the limit moves within these bounds. */
+  adaptive?: AdaptiveOptions;
   metrics: Metrics;
   logger: Logger;
   /** The "RPC controller initialized: ..." line, logged once the client is ready. */
@@ -38,6 +42,9 @@ export interface RpcControllerOptions extends RetryPolicy {
 
 export class RpcController implements Controller {
   readonly limiter: Limiter;
+  private readonly adaptive: AdaptiveConcurrency | undefined;
+  /** ResourceExhausted answers since the last adaptive step. */
+  private exhausted = 0;
   private readonly log: Logger;
   private readonly burst: BurstLog;
   private readonly inflight = new Set<Promise<unknown>>();
@@ -52,8 +59,13 @@ export class RpcController implements Controller {
   constructor(private readonly opts: RpcControllerOptions) {
     this.log = opts.logger.with({ context: "rpc" });
     this.burst = new BurstLog(this.log);
-    this.limiter = new Limiter(opts.concurrency);
+    this.adaptive = opts.adaptive ? new AdaptiveConcurrency(opts.adaptive) : undefined;
+    this.limiter = new Limiter(this.adaptive?.capacity ?? opts.concurrency);
     const metrics = opts.metrics;
+    // registered only in adaptive mode, as AnyCable Pro does
+    const capacity = this.adaptive
+      ? metrics.gauge("rpc_capacity_num", "The max number of concurrent RPC calls allowed")
+      : undefined;
     this.m = {
       calls: metrics.counter("rpc_call_total", "The total number of RPC calls"),
       retries: metrics.counter("rpc_retries_total", "The total number of RPC call retries"),
@@ -69,8 +81,27 @@ export class RpcController implements Controller {
         : undefined;
     metrics.onCollect(() => {
       pending.set(this.limiter.pending);
+      capacity?.set(this.limiter.capacity);
       if (conns) conns.set(opts.client.activeConnections?.() ?? 0);
     });
+  }
+
+  /**
+   * One step of adaptive concurrency, run by the cable's ticker (ADAPTIVE_INTERVAL_MS): the limit
+   * for the next interval from the ResourceExhausted answers and the backlog of this one.
+   */
+  adapt(): void {
+    if (!this.adaptive) return;
+    const before = this.limiter.capacity;
+    const next = this.adaptive.next({
+      exhausted: this.exhausted,
+      pending: this.limiter.pending,
+      busy: this.limiter.busy,
+    });
+    this.exhausted = 0;
+    if (next === before) return;
+    this.limiter.setCapacity(next);
+    this.log.debug("RPC concurrency changed", { from: before, to: next });
   }
 
   async start(): Promise<void> {
@@ -179,6 +210,7 @@ export class RpcController implements Controller {
           return null;
         }
         if (!countFirst) this.m.calls.inc();
+        if (ConnectError.from(err).code === Code.ResourceExhausted) this.exhausted++;
         // an application ERROR of Connect is a failed call for the session but not for the
         // transport (anycable-go only counts Disconnect's)
         if (!(err instanceof ApplicationError) || method === "Disconnect") this.m.errors.inc();
@@ -211,6 +243,7 @@ export class RpcController implements Controller {
         ready: () => this.opts.client.ready(),
         onRetry: (err, delay) => {
           this.m.retries.inc();
+          if (err.code === Code.ResourceExhausted) this.exhausted++;
           this.log.debug("RPC failed", { sid, code: Code[err.code], error: err.rawMessage, retry_in: delay });
         },
         onTimeout: () => this.m.timeouts.inc(),

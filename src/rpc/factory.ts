@@ -1,5 +1,7 @@
 // Builds the application-facing Controller for --rpc_host: the transport named by rpc_impl (or the
 // host's scheme), wrapped in the limiter/retry controller and the disconnect queue.
+
+import type { TickTask } from "../app/lifecycle.ts";
 import type { Logger } from "../log/logger.ts";
 import type { Metrics } from "../metrics/registry.ts";
 import type { Controller } from "../node/controller.ts";
@@ -46,7 +48,7 @@ export function createRpcClient(
 }
 
 /** anycable-go's start-up line, word for word in shape, so operators grep the same thing. */
-export function rpcAnnouncement(rpc: Options, concurrency: number): string {
+export function rpcAnnouncement(rpc: Options, concurrency: number | string): string {
   const headers = rpc.proxyHeaders.join(",") || "<none>";
   const cookies = rpc.proxyCookies.join(",") || "<all>";
   return (
@@ -56,32 +58,50 @@ export function rpcAnnouncement(rpc: Options, concurrency: number): string {
   );
 }
 
+/** How often adaptive concurrency takes a step. */
+export const ADAPTIVE_INTERVAL_MS = 1000;
+
+export interface RpcControllerSetup {
+  controller: Controller;
+  /** Work for the cable's ticker (adaptive concurrency). */
+  tasks: TickTask[];
+}
+
 export function createRpcController(
   rpc: Options,
   metrics: Metrics,
   logger: Logger,
   runtime: RuntimeTransportOptions = {},
-): Controller {
+): RpcControllerSetup {
+  // --rpc_concurrency=0 is adaptive (AnyCable Pro; OSS anycable-go warns and uses 28); the
+  // bounds were checked when the config was loaded (configProblem).
+  const adaptive = rpc.concurrency === 0 ? rpc.adaptive : undefined;
   let concurrency = rpc.concurrency;
-  if (concurrency <= 0) {
+  if (concurrency < 0) {
     logger.with({ context: "rpc" }).warn("RPC concurrency must be positive, reverted to the default value");
     concurrency = DEFAULT_CONCURRENCY;
   }
+  const shown = adaptive
+    ? `auto (initial=${adaptive.initial}, min=${adaptive.min}, max=${adaptive.max})`
+    : concurrency;
   const controller = new RpcController({
     client: createRpcClient(rpc, logger, runtime),
-    concurrency,
+    concurrency: adaptive?.initial ?? concurrency,
+    adaptive,
     requestTimeoutMs: rpc.requestTimeoutMs,
     commandTimeoutMs: rpc.commandTimeoutMs,
     metrics,
     logger,
-    announce: rpcAnnouncement(rpc, concurrency),
+    announce: rpcAnnouncement(rpc, shown),
   });
-  return new DisconnectQueue(controller, {
+  const queue = new DisconnectQueue(controller, {
     rate: rpc.disconnectRate,
     backlog: rpc.disconnectBacklog,
     shutdownTimeoutMs: rpc.shutdownTimeoutMs,
-    flushConcurrency: concurrency,
+    flushConcurrency: adaptive?.initial ?? concurrency,
     metrics,
     logger,
   });
+  const tasks = adaptive ? [{ everyMs: ADAPTIVE_INTERVAL_MS, run: () => controller.adapt() }] : [];
+  return { controller: queue, tasks };
 }

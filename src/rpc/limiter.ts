@@ -20,8 +20,25 @@ export class Limiter {
   /** Cancelled waiters still in `waiting` (skipped when their turn comes). */
   private cancelled = 0;
 
-  constructor(readonly capacity: number) {
+  private cap: number;
+
+  constructor(capacity: number) {
     if (!Number.isInteger(capacity) || capacity <= 0) throw new Error("RPC concurrency must be > 0");
+    this.cap = capacity;
+  }
+
+  get capacity(): number {
+    return this.cap;
+  }
+
+  /**
+   * Changes the limit (adaptive concurrency): a higher one hands the new slots to waiters at once;
+   * a lower one takes effect as calls finish (nothing in flight is interrupted).
+   */
+  setCapacity(capacity: number): void {
+    if (!Number.isInteger(capacity) || capacity <= 0) throw new Error("RPC concurrency must be > 0");
+    this.cap = capacity;
+    while (this.active < this.cap && this.grantNext()) this.active++;
   }
 
   /** Calls currently holding a slot (anycable-go's BusyCount). */
@@ -40,7 +57,7 @@ export class Limiter {
    */
   acquire(signal?: AbortSignal): Promise<boolean> {
     if (signal?.aborted) return Promise.resolve(false);
-    if (this.active < this.capacity && this.pending === 0) {
+    if (this.active < this.cap && this.pending === 0) {
       this.active++;
       return Promise.resolve(true);
     }
@@ -59,8 +76,14 @@ export class Limiter {
   }
 
   release(): void {
+    // Above a lowered limit the slot is retired instead of passed on.
+    if (this.active <= this.cap && this.grantNext()) return;
+    if (this.active > 0) this.active--;
+  }
+
+  /** Hands a slot to the oldest live waiter (new arrivals cannot overtake it); false when none. */
+  private grantNext(): boolean {
     while (this.head < this.waiting.length) {
-      // The slot passes straight to the oldest live waiter, so new arrivals cannot overtake it.
       const next = this.waiting[this.head]!;
       this.waiting[this.head++] = DONE;
       if (next.cancelled) {
@@ -70,10 +93,10 @@ export class Limiter {
       if (next.onAbort) next.signal?.removeEventListener("abort", next.onAbort);
       this.compact();
       next.grant(true);
-      return;
+      return true;
     }
     this.compact();
-    if (this.active > 0) this.active--;
+    return false;
   }
 
   /** Runs `fn` inside a slot. */

@@ -1,5 +1,6 @@
 // Option rows: The RPC backend and the disconnect queue in front of it.
 import type { Config, OptionSpec } from "../config/schema.ts";
+import { type AdaptiveOptions, adaptiveProblem } from "./adaptive.ts";
 import type { RpcTlsSettings } from "./tls.ts";
 
 export const RPC_OPTIONS = [
@@ -37,10 +38,56 @@ export const RPC_OPTIONS = [
     env: ["ANYCABLE_RPC_CONCURRENCY"],
     toml: "rpc.concurrency",
     category: "RPC:",
-    description: "Maximum number of RPC calls in flight; keep it a bit below the RPC server capacity",
+    description:
+      "Maximum number of RPC calls in flight; keep it a bit below the RPC server capacity (0: adaptive, see --rpc_concurrency_initial/_min/_max)",
     hidden: false,
     deprecated: null,
     served: true,
+  },
+  {
+    name: "rpc_concurrency_initial",
+    key: "rpc_concurrency_initial",
+    type: "int",
+    default: 25,
+    env: ["ANYCABLE_RPC_CONCURRENCY_INITIAL"],
+    toml: "rpc.concurrency_initial",
+    category: "RPC:",
+    description: "Adaptive concurrency (--rpc_concurrency=0): the limit to start with",
+    hidden: false,
+    deprecated: null,
+    served: true,
+    // AnyCable Pro's; OSS anycable-go has no such flags
+    extension: true,
+  },
+  {
+    name: "rpc_concurrency_min",
+    key: "rpc_concurrency_min",
+    type: "int",
+    default: 5,
+    env: ["ANYCABLE_RPC_CONCURRENCY_MIN"],
+    toml: "rpc.concurrency_min",
+    category: "RPC:",
+    description: "Adaptive concurrency: the lowest limit",
+    hidden: false,
+    deprecated: null,
+    served: true,
+    // AnyCable Pro's; OSS anycable-go has no such flags
+    extension: true,
+  },
+  {
+    name: "rpc_concurrency_max",
+    key: "rpc_concurrency_max",
+    type: "int",
+    default: 100,
+    env: ["ANYCABLE_RPC_CONCURRENCY_MAX"],
+    toml: "rpc.concurrency_max",
+    category: "RPC:",
+    description: "Adaptive concurrency: the highest limit",
+    hidden: false,
+    deprecated: null,
+    served: true,
+    // AnyCable Pro's; OSS anycable-go has no such flags
+    extension: true,
   },
   {
     name: "rpc_enable_tls",
@@ -271,8 +318,9 @@ export const RPC_OPTIONS = [
 export interface Options {
   impl: "none" | "grpc" | "http";
   host: string;
-  /** Calls in flight at most (--rpc_concurrency). */
+  /** Calls in flight at most (--rpc_concurrency); 0: adaptive within `adaptive`'s bounds. */
   concurrency: number;
+  adaptive: AdaptiveOptions;
   /** One request's timeout in ms, already resolved per transport (HTTP falls back to 3000). */
   requestTimeoutMs: number;
   /** Budget of a call including retries in ms (0: none). */
@@ -311,6 +359,11 @@ export function fromConfig(c: Config): Options {
     impl: d.rpcImpl as Options["impl"],
     host: c.rpc_host,
     concurrency: c.rpc_concurrency,
+    adaptive: {
+      initial: c.rpc_concurrency_initial,
+      min: c.rpc_concurrency_min,
+      max: c.rpc_concurrency_max,
+    },
     requestTimeoutMs: rpcRequestTimeout(d.rpcImpl, c.rpc_request_timeout, c.http_rpc_timeout),
     commandTimeoutMs: c.rpc_command_timeout,
     secret: d.rpcSecret,
@@ -324,4 +377,10 @@ export function fromConfig(c: Config): Options {
     proxyHeaders: d.proxyHeaders,
     proxyCookies: d.proxyCookies,
   };
+}
+
+/** A startup error for settings that do not fit together (checked once the config is loaded). */
+export function configProblem(c: Config): string | undefined {
+  if (c.rpc_concurrency !== 0 || c.derived.rpcImpl === "none") return undefined;
+  return adaptiveProblem(fromConfig(c).adaptive);
 }

@@ -37,6 +37,8 @@ function isEventStream(res: Response): boolean {
 /** Bun's WebSocketHandler, as far as we fill it. */
 export interface BunWebSocketHandler {
   maxPayloadLength: number;
+  /** Bun negotiates both no_context_takeover parameters and compresses every send. */
+  perMessageDeflate: boolean;
   backpressureLimit: number;
   closeOnBackpressureLimit: boolean;
   idleTimeout: number;
@@ -101,6 +103,7 @@ export function mountBun<D>(spec: HandlerSpec<D>): MountedHandler {
   };
   const websocket: BunWebSocketHandler = {
     maxPayloadLength: spec.maxMessageSize > 0 ? spec.maxMessageSize : 16 * 1024 * 1024,
+    perMessageDeflate: spec.compression === true,
     // past it Bun drops frames (send returns 0) and the node lets the client go as too slow
     backpressureLimit: RUNTIME_BACKLOG_LIMIT,
     closeOnBackpressureLimit: false,

@@ -19,6 +19,7 @@ import type { Duplex } from "node:stream";
 import { clearInterval, setInterval } from "node:timers";
 import { SocketWebSocket } from "./socket_ws.ts";
 import type { ListenerLog, RunningServer, ServeSpec } from "./types.ts";
+import { negotiateDeflate } from "./ws_deflate.ts";
 import { acceptKey } from "./ws_frames.ts";
 
 /** A complete request head within 5 s of connecting or of the previous response (anycable-go's ReadHeaderTimeout). */
@@ -416,9 +417,18 @@ export async function serveNodeHttp<D>(spec: ServeSpec<D>): Promise<RunningServe
     if (socket.destroyed) return;
     let res = `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${acceptKey(key)}\r\n`;
     if (handled.protocol) res += `Sec-WebSocket-Protocol: ${handled.protocol}\r\n`;
+    const deflate = spec.compression ? negotiateDeflate(req.headers["sec-websocket-extensions"]) : undefined;
+    if (deflate) res += `Sec-WebSocket-Extensions: ${deflate}\r\n`;
     for (const [name, value] of Object.entries(handled.headers)) res += `${name}: ${value}\r\n`;
     socket.write(`${res}\r\n`);
-    const ws = new SocketWebSocket(socket as Socket, spec.websocket, handled.data, maxMessage, hooks);
+    const ws = new SocketWebSocket(
+      socket as Socket,
+      spec.websocket,
+      handled.data,
+      maxMessage,
+      hooks,
+      deflate !== undefined,
+    );
     sockets.add(ws);
     ws.start(head);
   };

@@ -5,16 +5,23 @@ import type { Socket } from "node:net";
 import { type ClientSocket, SOCKET_CLOSING } from "../node/socket.ts";
 import type { Frame } from "../protocols/encoder.ts";
 import { RUNTIME_BACKLOG_LIMIT, type WebSocketHandlers } from "./types.ts";
+import { DEFLATE_MIN_SIZE } from "./ws_deflate.ts";
 import {
   encodeBinary,
   encodeClose,
   encodeControl,
+  encodeDeflatedBinary,
+  encodeDeflatedText,
   encodeText,
   FrameParser,
   Opcode,
   WsClose,
   type WsEvent,
 } from "./ws_frames.ts";
+
+const plain = (frame: Frame): Buffer => (typeof frame === "string" ? encodeText(frame) : encodeBinary(frame));
+const deflated = (frame: Frame): Buffer =>
+  typeof frame === "string" ? encodeDeflatedText(frame) : encodeDeflatedBinary(frame);
 
 const OPEN = 1;
 const CLOSING = 2;
@@ -43,8 +50,10 @@ export class SocketWebSocket<D> implements ClientSocket {
     private readonly data: D,
     maxMessageSize: number,
     private readonly hooks: SocketHooks<D>,
+    /** permessage-deflate was negotiated for this connection. */
+    private readonly deflate = false,
   ) {
-    this.parser = new FrameParser(maxMessageSize);
+    this.parser = new FrameParser(maxMessageSize, deflate);
   }
 
   /** Called once the 101 is written: opens the session, then reads (bytes after the handshake first). */
@@ -72,7 +81,7 @@ export class SocketWebSocket<D> implements ClientSocket {
     const before = this.socket.writableLength;
     // the same bound as Bun's backpressureLimit: refused, the node lets the client go
     if (before > RUNTIME_BACKLOG_LIMIT) return 0;
-    const bytes = typeof frame === "string" ? encodeText(frame) : encodeBinary(frame);
+    const bytes = this.deflate && frame.length >= DEFLATE_MIN_SIZE ? deflated(frame) : plain(frame);
     this.socket.write(bytes);
     // queued behind data the client has not taken yet
     return before > 0 ? -1 : bytes.length;

@@ -39,6 +39,8 @@ export interface HandlerSpec<D> {
    * is cut, unsent data and all (--ws_write_timeout). Bun frees such connections by itself.
    */
   closeTimeoutMs?: number;
+  /** Negotiate permessage-deflate with clients that offer it (--enable_ws_compression). */
+  compression?: boolean;
   handle(req: Request, remoteAddr: string): Response | Upgrade<D> | Promise<Response | Upgrade<D>>;
   websocket?: WebSocketHandlers<D>;
 }

@@ -1,9 +1,11 @@
 // RFC 6455 framing for the server side of a WebSocket, for the Deno listener (deno_http.ts), which
 // runs WebSockets on the sockets of node:http instead of Deno.upgradeWebSocket: Deno's own
 // WebSocket cannot be cut while writes are pending, nor give its socket a deadline.
-// No extensions are negotiated (no permessage-deflate), so every RSV bit must be 0.
+// The one extension is permessage-deflate (ws_deflate.ts), when negotiated: RSV1 marks the first
+// frame of a compressed message; every other RSV bit must be 0.
 import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
+import { deflatePayload, inflatePayload } from "./ws_deflate.ts";
 
 export const Opcode = { continuation: 0, text: 1, binary: 2, close: 8, ping: 9, pong: 10 } as const;
 
@@ -56,9 +58,15 @@ export class FrameParser {
   private fragments: Buffer[] = [];
   private fragmentsSize = 0;
   private fragmentOpcode = -1;
+  /** The message being assembled had RSV1 on its first frame: inflate it once complete. */
+  private compressed = false;
   private failed = false;
 
-  constructor(private readonly maxMessageSize: number) {}
+  constructor(
+    private readonly maxMessageSize: number,
+    /** permessage-deflate was negotiated: RSV1 is allowed on a message's first frame. */
+    private readonly deflate = false,
+  ) {}
 
   /** Parses what `chunk` completes. The chunk is consumed: payloads are unmasked in place. */
   push(chunk: Buffer, out: WsEvent[]): void {
@@ -76,7 +84,9 @@ export class FrameParser {
     const b1 = head[1]!;
     const fin = (b0 & 0x80) !== 0;
     const opcode = b0 & 0x0f;
-    if ((b0 & 0x70) !== 0) return this.fail(out, WsClose.protocolError, "reserved bits set");
+    const rsv = b0 & 0x70;
+    const rsv1 = rsv === 0x40 && this.deflate && (opcode === Opcode.text || opcode === Opcode.binary);
+    if (rsv !== 0 && !rsv1) return this.fail(out, WsClose.protocolError, "reserved bits set");
     if ((b1 & 0x80) === 0) return this.fail(out, WsClose.protocolError, "unmasked client frame");
     let len = b1 & 0x7f;
     let offset = 2;
@@ -111,7 +121,10 @@ export class FrameParser {
     const payload = this.take(len);
     for (let i = 0; i < payload.length; i++) payload[i]! ^= mask[i & 3]!;
     if (control) this.control(opcode, payload, out);
-    else this.data(opcode, fin, payload, out);
+    else {
+      if (opcode !== Opcode.continuation) this.compressed = rsv1;
+      this.data(opcode, fin, payload, out);
+    }
     return true;
   }
 
@@ -131,6 +144,15 @@ export class FrameParser {
       this.fragments = [];
       this.fragmentsSize = 0;
       this.fragmentOpcode = -1;
+    }
+    if (this.compressed) {
+      this.compressed = false;
+      const inflated = inflatePayload(message, this.maxMessageSize);
+      if (!inflated.ok) {
+        this.fail(out, inflated.tooBig ? WsClose.messageTooBig : WsClose.invalidPayload, inflated.reason);
+        return;
+      }
+      message = inflated.data;
     }
     if (kind === Opcode.text) {
       let text: string;
@@ -252,22 +274,25 @@ export class FrameParser {
   }
 }
 
-function header(opcode: number, len: number): Buffer {
+/** RSV1: the message is compressed (permessage-deflate). */
+const RSV1 = 0x40;
+
+function header(opcode: number, len: number, flags = 0): Buffer {
   if (len < 126) {
     const h = Buffer.allocUnsafe(2);
-    h[0] = 0x80 | opcode;
+    h[0] = 0x80 | flags | opcode;
     h[1] = len;
     return h;
   }
   if (len < 65536) {
     const h = Buffer.allocUnsafe(4);
-    h[0] = 0x80 | opcode;
+    h[0] = 0x80 | flags | opcode;
     h[1] = 126;
     h.writeUInt16BE(len, 2);
     return h;
   }
   const h = Buffer.allocUnsafe(10);
-  h[0] = 0x80 | opcode;
+  h[0] = 0x80 | flags | opcode;
   h[1] = 127;
   h.writeUInt32BE(Math.floor(len / 2 ** 32), 2);
   h.writeUInt32BE(len >>> 0, 6);
@@ -288,6 +313,33 @@ export function encodeText(text: string): Buffer {
   frame.write(text, h.length, "utf8");
   lastText = text;
   lastTextFrame = frame;
+  return frame;
+}
+
+// The same for compressed frames: a broadcast is deflated once, whoever it goes to.
+let lastDeflatedText: string | undefined;
+let lastDeflatedFrame: Buffer | undefined;
+
+/** One compressed (RSV1) text frame. */
+export function encodeDeflatedText(text: string): Buffer {
+  if (text === lastDeflatedText && lastDeflatedFrame) return lastDeflatedFrame;
+  const frame = deflatedFrame(Opcode.text, Buffer.from(text, "utf8"));
+  lastDeflatedText = text;
+  lastDeflatedFrame = frame;
+  return frame;
+}
+
+/** One compressed (RSV1) binary frame. */
+export function encodeDeflatedBinary(data: Uint8Array): Buffer {
+  return deflatedFrame(Opcode.binary, data);
+}
+
+function deflatedFrame(opcode: number, payload: Uint8Array): Buffer {
+  const body = deflatePayload(payload);
+  const h = header(opcode, body.length, RSV1);
+  const frame = Buffer.allocUnsafe(h.length + body.length);
+  h.copy(frame, 0);
+  body.copy(frame, h.length);
   return frame;
 }
 

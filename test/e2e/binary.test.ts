@@ -20,6 +20,45 @@ function header(path: string, n: number): Buffer {
   return buf;
 }
 
+/** The ELF program interpreter (PT_INTERP) of a 64-bit little-endian executable. */
+function elfInterpreter(path: string): string | undefined {
+  const h = header(path, 64);
+  const phoff = Number(h.readBigUInt64LE(32));
+  const phentsize = h.readUInt16LE(54);
+  const phnum = h.readUInt16LE(56);
+  const table = header(path, phoff + phentsize * phnum).subarray(phoff);
+  for (let i = 0; i < phnum; i++) {
+    const ph = table.subarray(i * phentsize);
+    if (ph.readUInt32LE(0) !== 3) continue; // PT_INTERP
+    const offset = Number(ph.readBigUInt64LE(8));
+    const size = Number(ph.readBigUInt64LE(32));
+    return header(path, offset + size)
+      .subarray(offset, offset + size)
+      .toString("latin1")
+      .replace(/\0+$/, "");
+  }
+  return undefined;
+}
+
+/** The load command types of a 64-bit Mach-O executable. */
+function machoCommands(path: string): number[] {
+  const h = header(path, 32);
+  const ncmds = h.readUInt32LE(16);
+  const table = header(path, 32 + h.readUInt32LE(20));
+  const out: number[] = [];
+  for (let i = 0, off = 32; i < ncmds; i++) {
+    out.push(table.readUInt32LE(off));
+    off += table.readUInt32LE(off + 4);
+  }
+  return out;
+}
+
+const INTERPRETERS: Record<string, string> = {
+  x64: "/lib64/ld-linux-x86-64.so.2",
+  arm64: "/lib/ld-linux-aarch64.so.1",
+  "x64-musl": "/lib/ld-musl-x86_64.so.1",
+};
+
 describe.if(enabled)("[binary] release binaries", () => {
   for (const t of TARGETS) {
     it(`${outputName(t.os, t.arch)} exists with a ${t.os}/${t.arch} executable header`, () => {
@@ -29,11 +68,15 @@ describe.if(enabled)("[binary] release binaries", () => {
       const h = header(file, 64);
       if (t.os === "linux") {
         assert.equal(h.subarray(0, 4).toString("latin1"), "\x7fELF");
-        assert.equal(h.readUInt16LE(18), t.arch === "x64" ? 0x3e : 0xb7);
+        assert.equal(h.readUInt16LE(18), t.arch === "arm64" ? 0xb7 : 0x3e);
         assert.ok((statSync(file).mode & 0o111) !== 0, "executable bit");
+        // glibc builds load glibc's dynamic loader, the musl build musl's
+        assert.equal(elfInterpreter(file), INTERPRETERS[t.arch]);
       } else if (t.os === "darwin") {
         assert.equal(h.readUInt32LE(0), 0xfeedfacf);
         assert.equal(h.readUInt32LE(4), t.arch === "x64" ? 0x01000007 : 0x0100000c);
+        // signed (ad hoc): macOS on Apple silicon kills an unsigned executable at exec
+        assert.ok(machoCommands(file).includes(0x1d), "an LC_CODE_SIGNATURE load command");
       } else {
         assert.equal(h.subarray(0, 2).toString("latin1"), "MZ");
         const pe = h.readUInt32LE(0x3c);

@@ -6,13 +6,17 @@
 // container would: new mount and PID namespaces (the server is PID 1, as under `docker run`),
 // / the image root, /proc mounted, the image's USER, its ENTRYPOINT with arguments after it, an
 // empty environment. It serves /health and a WebSocket subscribe + broadcast, and SIGTERM
-// (`docker stop`) ends it with exit code 0.
+// (`docker stop`) ends it with exit code 0. The built image also runs with embedded NATS
+// (--embed_nats, with the image's PATH as `docker run` passes it): the image's nats-server
+// starts inside it and publications reach the client through it.
 //
 // The base layer stands in for gcr.io/distroless/cc-debian12:nonroot with the same Debian 12
 // pieces taken from this Debian 12 machine: the glibc files the binary links (ldd),
 // ca-certificates, /etc/passwd and /etc/group with the nonroot user (65532), nsswitch.conf, /tmp,
-// /home/nonroot. The runtime adds /etc/hosts and the basic /dev nodes, as Docker does. Needs
-// root (namespaces, chroot, mknod) and buildah (Debian's; .ci/run installs it).
+// /home/nonroot. The stage `docker.io/library/nats:2.12` stands in with Debian's nats-server at
+// /nats-server, where the official image has its own. The runtime adds /etc/hosts and the basic
+// /dev nodes, as Docker does. Needs root (namespaces, chroot, mknod), buildah (Debian's) and
+// nats-server (.ci/run installs both).
 
 import { afterAll, beforeAll, describe, it } from "bun:test";
 import assert from "node:assert/strict";
@@ -35,19 +39,28 @@ import {
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
+import { connect as natsConnect } from "@nats-io/transport-node";
 import { hostBinary, sha256File, waitHealthy } from "../support/dist.ts";
 import { freePort } from "../support/ports.ts";
 import { publish } from "../support/publish.ts";
 import { e2eRuntimes, ROOT } from "../support/server.ts";
+import { hasService } from "../support/services.ts";
 import { waitFor } from "../support/wait.ts";
 import { connect } from "../support/ws_client.ts";
 
 const isRoot = process.getuid?.() === 0;
 const enabled =
-  e2eRuntimes(["binary"]).length > 0 && process.platform === "linux" && process.arch === "x64" && isRoot;
+  e2eRuntimes(["binary"]).length > 0 &&
+  process.platform === "linux" &&
+  process.arch === "x64" &&
+  isRoot &&
+  hasService("nats-server");
 const DOCKERFILE = join(ROOT, "release", "docker", "Dockerfile");
 const PLATFORM = "linux/amd64";
 const BASE = "gcr.io/distroless/cc-debian12:nonroot";
+const NATS_IMAGE = "docker.io/library/nats:2.12";
+/** Debian's nats-server (dynamically linked against glibc, which the base layer has). */
+const NATS_SERVER = spawnSync("sh", ["-c", "command -v nats-server"], { encoding: "utf8" }).stdout.trim();
 
 interface Instruction {
   op: string;
@@ -103,13 +116,25 @@ function baseLayer(dir: string): void {
   spawnSync("chown", ["65532:65532", join(dir, "home", "nonroot")]);
 }
 
-/** /usr/local/bin/anycable-ts is the release binary (0755), anycable-go a symlink to it. */
+/** The stand-in for the official NATS image: its nats-server at /nats-server. */
+function natsStage(dir: string): void {
+  mkdirSync(dir, { recursive: true });
+  copyFileSync(NATS_SERVER, join(dir, "nats-server"));
+  chmodSync(join(dir, "nats-server"), 0o755);
+}
+
+/**
+ * /usr/local/bin/anycable-ts is the release binary (0755), anycable-go a symlink to it, and
+ * nats-server the NATS image's.
+ */
 function assertBinaries(rootfs: string): void {
   const bin = join(rootfs, "usr", "local", "bin");
-  assert.deepEqual(readdirSync(bin).sort(), ["anycable-go", "anycable-ts"]);
+  assert.deepEqual(readdirSync(bin).sort(), ["anycable-go", "anycable-ts", "nats-server"]);
   assert.equal(sha256File(join(bin, "anycable-ts")), sha256File(hostBinary()));
   assert.equal(statSync(join(bin, "anycable-ts")).mode & 0o777, 0o755);
   assert.equal(readlinkSync(join(bin, "anycable-go")), "anycable-ts");
+  assert.equal(sha256File(join(bin, "nats-server")), sha256File(NATS_SERVER));
+  assert.ok((statSync(join(bin, "nats-server")).mode & 0o111) !== 0, "nats-server is executable");
 }
 
 /** What the container runtime adds at run time: /etc/hosts, the basic /dev nodes, /proc's mount point. */
@@ -136,14 +161,59 @@ function runtimeLayer(rootfs: string): void {
   }
 }
 
+interface Container {
+  port: number;
+  /** the server process (PID 1 of the container), as seen from outside */
+  pid: string;
+  output(): string;
+}
+
+const pubsubId = (stream: string) => JSON.stringify({ channel: "$pubsub", stream_name: stream });
+
+/** A client subscribed to a public stream of the container's server. */
+async function subscriber(c: Container, stream: string) {
+  const id = pubsubId(stream);
+  const ws = await connect(`ws://127.0.0.1:${c.port}/cable`);
+  await ws.next((m) => m.type === "welcome", "welcome");
+  ws.send({ command: "subscribe", identifier: id });
+  await ws.next((m) => m.type === "confirm_subscription", "confirm");
+  return ws;
+}
+
+/** /health is up, a WebSocket client subscribes, an HTTP broadcast reaches it. */
+async function subscribeAndBroadcast(c: Container): Promise<Awaited<ReturnType<typeof subscriber>>> {
+  const ws = await subscriber(c, "image");
+  const res = await publish(`http://127.0.0.1:${c.port}/_broadcast`, {
+    stream: "image",
+    data: '{"from":"image"}',
+  });
+  assert.equal(res.status, 201);
+  assert.deepEqual((await ws.next((m) => m.identifier === pubsubId("image"), "broadcast")).message, {
+    from: "image",
+  });
+  return ws;
+}
+
 /**
  * `docker run --network host <image> --port=<p> --public --norpc --secret=image
- * --broadcast_adapter=http`, then `docker stop`: the entrypoint as PID 1 of new mount and PID
- * namespaces, / the image root, /proc mounted, as `user`, with an empty environment.
+ * --broadcast_adapter=http [args]`, then `docker stop`: the entrypoint as PID 1 of new mount and
+ * PID namespaces, / the image root, /proc mounted, as `user`, with the environment `env` (empty
+ * unless given). `exercise` drives it once /health answers and returns the client that must see
+ * `server_restart` on SIGTERM.
  */
-async function runImage(rootfs: string, user: string, entrypoint: string[]): Promise<void> {
+async function runImage(
+  rootfs: string,
+  user: string,
+  entrypoint: string[],
+  opts: {
+    env?: Record<string, string>;
+    args?: string[];
+    exercise?: (c: Container) => Promise<Awaited<ReturnType<typeof subscriber>>>;
+  } = {},
+): Promise<void> {
   const port = await freePort();
   const [uid, gid] = user.split(":");
+  const env = opts.env ?? {};
   const proc = spawn(
     "/usr/bin/unshare",
     [
@@ -162,8 +232,9 @@ async function runImage(rootfs: string, user: string, entrypoint: string[]): Pro
       "--norpc",
       "--secret=image", // broadcasts on the main port
       "--broadcast_adapter=http",
+      ...(opts.args ?? []),
     ],
-    { env: {}, stdio: ["ignore", "pipe", "pipe"] },
+    { env, stdio: ["ignore", "pipe", "pipe"] },
   );
   let out = "";
   proc.stdout.on("data", (d) => {
@@ -175,7 +246,7 @@ async function runImage(rootfs: string, user: string, entrypoint: string[]): Pro
   const exited = new Promise<number | null>((resolve) => proc.on("exit", (code) => resolve(code)));
   try {
     await waitHealthy(`http://127.0.0.1:${port}/health`, { done: exited, output: () => out });
-    // the server process: child of unshare, in the image root, uid 65532, no environment
+    // the server process: child of unshare, in the image root, uid 65532, only the given environment
     const pid = await waitFor(
       () => readFileSync(`/proc/${proc.pid}/task/${proc.pid}/children`, "utf8").trim().split(/\s+/)[0],
       "server pid",
@@ -184,20 +255,14 @@ async function runImage(rootfs: string, user: string, entrypoint: string[]): Pro
     const status = readFileSync(`/proc/${pid}/status`, "utf8");
     assert.match(status, new RegExp(`^Uid:\\s+${uid}\\s+${uid}\\s+${uid}\\s+${uid}$`, "m"));
     assert.match(status, /^NSpid:\s+\d+\s+1$/m, "PID 1 in its namespace");
-    assert.equal(readFileSync(`/proc/${pid}/environ`, "utf8"), "");
+    assert.equal(
+      readFileSync(`/proc/${pid}/environ`, "utf8"),
+      Object.entries(env)
+        .map(([k, v]) => `${k}=${v}\0`)
+        .join(""),
+    );
 
-    const id = JSON.stringify({ channel: "$pubsub", stream_name: "image" });
-    const c = await connect(`ws://127.0.0.1:${port}/cable`);
-    await c.next((m) => m.type === "welcome", "welcome");
-    c.send({ command: "subscribe", identifier: id });
-    await c.next((m) => m.type === "confirm_subscription", "confirm");
-    const res = await publish(`http://127.0.0.1:${port}/_broadcast`, {
-      stream: "image",
-      data: '{"from":"image"}',
-    });
-    assert.equal(res.status, 201);
-    assert.deepEqual((await c.next((m) => m.identifier === id, "broadcast")).message, { from: "image" });
-
+    const c = await (opts.exercise ?? subscribeAndBroadcast)({ port, pid, output: () => out });
     process.kill(Number(pid), "SIGTERM");
     assert.equal((await c.next((m) => m.type === "disconnect", "server_restart")).reason, "server_restart");
     assert.equal(await exited, 0, out);
@@ -228,9 +293,14 @@ describe.if(enabled)("[binary] Docker image root filesystem", () => {
     if (tmp) rmSync(tmp, { recursive: true, force: true });
   });
 
-  it("Dockerfile: distroless cc nonroot, EXPOSE 8080, no ENV, non-root USER, ENTRYPOINT the binary", () => {
+  it("Dockerfile: distroless cc nonroot, nats-server from the NATS image, EXPOSE 8080, no ENV, non-root USER, ENTRYPOINT the binary", () => {
     const ops = (op: string) => instructions.filter((i) => i.op === op).map((i) => i.args);
-    assert.deepEqual(ops("FROM"), [BASE]);
+    assert.deepEqual(ops("FROM"), [`${NATS_IMAGE} AS nats`, BASE]);
+    assert.deepEqual(ops("COPY"), [
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: the Dockerfile's own ${TARGETPLATFORM}
+      "--chmod=0755 ${TARGETPLATFORM}/ /usr/local/bin/",
+      "--from=nats /nats-server /usr/local/bin/nats-server",
+    ]);
     assert.deepEqual(ops("ENV"), []);
     assert.deepEqual(ops("ARG"), ["TARGETPLATFORM"]);
     assert.deepEqual(ops("EXPOSE"), ["8080"]);
@@ -239,13 +309,22 @@ describe.if(enabled)("[binary] Docker image root filesystem", () => {
     assert.deepEqual(ops("CMD"), []);
     assert.deepEqual(
       instructions.map((i) => i.op),
-      ["FROM", "ARG", "COPY", "USER", "EXPOSE", "ENTRYPOINT"],
+      ["FROM", "FROM", "ARG", "COPY", "COPY", "USER", "EXPOSE", "ENTRYPOINT"],
       "nothing else is added to the image",
     );
   });
 
   it("the root fs (base + the COPY lines) runs the server as PID 1, non-root, with an empty environment: /health, subscribe + broadcast, SIGTERM", async () => {
     const rootfs = join(tmp, "rootfs");
+    // the stages: the NATS image's stand-in, then the base; the last FROM is the image
+    const stages = new Map<string, string>();
+    for (const { op, args } of instructions.filter((i) => i.op === "FROM")) {
+      const [image, , name] = args.split(/\s+/);
+      if (image === NATS_IMAGE) natsStage(join(tmp, "stage-nats"));
+      if (name) stages.set(name, join(tmp, "stage-nats"));
+      else assert.equal(image, BASE);
+      assert.equal(op, "FROM");
+    }
     baseLayer(rootfs);
     // the Dockerfile's own layer: its COPY lines, nothing else
     let entrypoint: string[] = [];
@@ -254,8 +333,11 @@ describe.if(enabled)("[binary] Docker image root filesystem", () => {
       if (op === "COPY") {
         const words = args.split(/\s+/);
         const chmod = words.find((w) => w.startsWith("--chmod="))?.slice("--chmod=".length);
+        const stage = words.find((w) => w.startsWith("--from="))?.slice("--from=".length);
         const [src, dest] = words.filter((w) => !w.startsWith("--"));
-        const from = join(context, src.replace(/\$\{TARGETPLATFORM\}/g, PLATFORM));
+        const from = stage
+          ? join(stages.get(stage) ?? assert.fail(`no stage ${stage}`), src)
+          : join(context, src.replace(/\$\{TARGETPLATFORM\}/g, PLATFORM));
         // a directory's entries go into dest (symlinks stay symlinks); a file goes to dest
         const entries = statSync(from).isDirectory()
           ? readdirSync(from).map((name) => [join(from, name), join(rootfs, dest, name)])
@@ -278,7 +360,7 @@ describe.if(enabled)("[binary] Docker image root filesystem", () => {
 
   // buildah (Debian's; .ci/run installs it) builds the Dockerfile itself, offline, on a stand-in
   // base image made from the same base layer and tagged with the base's name
-  it("buildah builds the Dockerfile (linux/amd64, --pull=never); the image's config and root fs run the same way", async () => {
+  it("buildah builds the Dockerfile (linux/amd64, --pull=never); the image's config and root fs run the same way, also with embedded NATS", async () => {
     const storage = join(tmp, "buildah");
     const buildah = (...args: string[]) => {
       const res = spawnSync(
@@ -303,6 +385,11 @@ describe.if(enabled)("[binary] Docker image root filesystem", () => {
     const from = buildah("from", "scratch");
     buildah("copy", from, `${base}/`, "/");
     buildah("commit", "-q", "--rm", from, BASE);
+    const natsDir = join(tmp, "nats-image");
+    natsStage(natsDir);
+    const natsFrom = buildah("from", "scratch");
+    buildah("copy", natsFrom, `${natsDir}/`, "/");
+    buildah("commit", "-q", "--rm", natsFrom, NATS_IMAGE);
     buildah(
       "bud",
       "--pull=never",
@@ -345,6 +432,54 @@ describe.if(enabled)("[binary] Docker image root filesystem", () => {
       assertBinaries(rootfs);
       runtimeLayer(rootfs);
       await runImage(rootfs, config.User!, config.Entrypoint!);
+
+      // embedded NATS: the image's nats-server, found on the PATH `docker run` passes (the
+      // image's Env), runs inside the container; a publication PUBlished to it and one made over
+      // HTTP (fanned out through NATS pub/sub) reach the client
+      const natsPort = await freePort();
+      await runImage(rootfs, config.User!, config.Entrypoint!, {
+        env: Object.fromEntries(
+          (config.Env ?? []).map((e) => e.split(/=(.*)/s).slice(0, 2) as [string, string]),
+        ),
+        args: [
+          "--embed_nats",
+          `--enats_addr=nats://127.0.0.1:${natsPort}`,
+          "--pubsub=nats",
+          "--broadcast_adapter=http,nats",
+        ],
+        async exercise(c) {
+          const started = /Embedded NATS server started: nats:\/\/127\.0\.0\.1:(\d+) .*pid: (\d+)\)/.exec(
+            c.output(),
+          );
+          assert.ok(started, c.output());
+          assert.equal(Number(started[1]), natsPort);
+          // the child runs from the image: its root is the image's, its executable the image's nats-server
+          const child = readFileSync(`/proc/${c.pid}/task/${c.pid}/children`, "utf8").trim().split(/\s+/);
+          assert.equal(child.length, 1, "one child: nats-server");
+          assert.equal(readlinkSync(`/proc/${child[0]}/root`), rootfs);
+          assert.equal(
+            readlinkSync(`/proc/${child[0]}/exe`),
+            join(rootfs, "usr", "local", "bin", "nats-server"),
+          );
+
+          const ws = await subscribeAndBroadcast(c);
+          const nats = await natsConnect({ servers: `nats://127.0.0.1:${natsPort}` });
+          try {
+            nats.publish("__anycable__", JSON.stringify({ stream: "image", data: '{"via":"nats"}' }));
+            await nats.flush();
+          } finally {
+            await nats.close();
+          }
+          assert.deepEqual(
+            (await ws.next((m) => m.identifier === pubsubId("image"), "NATS broadcast")).message,
+            {
+              via: "nats",
+            },
+          );
+          return ws;
+        },
+      });
+
       // a command override written for anycable-go's image (/proc mounted: a bun --compile binary
       // reads itself through /proc/self/exe and prints nothing without it)
       const asGo = spawnSync(

@@ -63,6 +63,29 @@ for (const runtime of runtimes) {
       assert.ok(Date.now() - started < 10_000, `reported after ${Date.now() - started} ms`);
     });
 
+    it("the default broadcast adapters without Redis: gives up after its attempts, exit 1, the last line says why and how to avoid it", async () => {
+      // nothing listens on the port; one attempt keeps it short (the default is 5, ~40 s); pub/sub
+      // stays local as it is without a Redis URL, so only the `redis` broadcaster talks to Redis
+      const dir = mkdtempSync(join(tmpdir(), "acts-noredis-"));
+      writeFileSync(join(dir, "anycable.toml"), "[redis]\nmax_reconnect_attempts = 1\n");
+      const redisPort = await freePort();
+      server = await startServer(runtime, {
+        cwd: dir,
+        args: ["--norpc", `--redis_url=redis://127.0.0.1:${redisPort}`, "--pubsub=none"],
+        noWait: true,
+      });
+      assert.equal(await server.exited, 1);
+      await server.waitForOutput("fatal:"); // the output is complete a little after the exit
+      const lines = server.output().trimEnd().split("\n");
+      assert.match(lines.at(-2)!, /ERR failed to reconnect to Redis: attempts exceeded error=.*ECONNREFUSED/);
+      assert.match(
+        lines.at(-1)!,
+        new RegExp(
+          ` ERR fatal: no Redis at redis://127\\.0\\.0\\.1:${redisPort}; pass --broadcast_adapter=http if you do not use Redis nodeid=\\S+ context=main$`,
+        ),
+      );
+    });
+
     it("prints the version with -v and a config that loads back unchanged", () => {
       const [cmd, base] = commandFor(runtime);
       const v = execFileSync(cmd, [...base, "-v"], { encoding: "utf8" }).trim();

@@ -92,6 +92,10 @@ export class GrpcBackend {
   maxInflight = 0;
   /** Extra latency of every call (observe concurrency). */
   delayMs = 0;
+  /** Calls served at once; one more is answered RESOURCE_EXHAUSTED, as a full Ruby pool does. */
+  capacity = Number.POSITIVE_INFINITY;
+  /** Calls answered RESOURCE_EXHAUSTED so far. */
+  exhausted = 0;
   /** Where "speak" broadcasts go (the server's /_broadcast URL). */
   broadcastUrl = "";
   /** Bearer key for broadcasts ("" when the server requires none). */
@@ -154,6 +158,8 @@ export class GrpcBackend {
     this.calls.length = 0;
     this.maxInflight = 0;
     this.delayMs = 0;
+    this.capacity = Number.POSITIVE_INFINITY;
+    this.exhausted = 0;
     this.onConnect = (req) => defaultConnect(req);
     this.onCommand = (req) => this.defaultCommand(req);
     this.onDisconnect = () => ({ status: Status.SUCCESS });
@@ -177,6 +183,11 @@ export class GrpcBackend {
       call.on("cancelled", () => {
         record.cancelled = true;
       });
+      if (this.inflight >= this.capacity) {
+        this.exhausted++;
+        callback({ code: grpc.status.RESOURCE_EXHAUSTED, details: "no free workers" });
+        return;
+      }
       this.inflight++;
       this.maxInflight = Math.max(this.maxInflight, this.inflight);
       try {

@@ -5,6 +5,7 @@ export function redisOptions(url: string, overrides: Partial<Options> = {}): Opt
   return {
     url,
     sentinels: "",
+    sentinelDiscoveryIntervalSec: 30,
     keepaliveIntervalSec: 30,
     tlsVerify: false,
     tlsCaCertPath: "",

@@ -61,7 +61,12 @@ describe("composeCable", () => {
     // REDIS_URL switches pub/sub to Redis, as in anycable-go; Redis, redisx and NATS are served.
     assert.doesNotMatch(log, /not served yet/);
     const nats = await compose(["--norpc", "--broadcast_adapter=http", "--broker=nats"]);
-    assert.match(nats.log, /WRN broker "nats" is not served yet by anycable-ts/);
+    assert.match(
+      nats.log,
+      /INF Using NATS broker: nats:\/\/127\.0\.0\.1:4222 \(history limit: 100, history ttl: 300s, sessions ttl: 300s, presence ttl: 15s\)/,
+    );
+    assert.doesNotMatch(nats.log, /not served yet/);
+    assert.ok(nats.cable.services.names.includes("broker (nats)"));
     const plain = await compose(["--norpc", "--broadcast_adapter=http"]);
     assert.doesNotMatch(plain.log, /not served yet/);
   });

@@ -131,7 +131,18 @@ describe("argv errors", () => {
     assert.match(error(["--ping_timestamp_precision=us"]), /"us" for flag -ping_timestamp_precision/);
     assert.match(error(["--broadcast_adapter=http,kafka"]), /"http,kafka" for flag -broadcast_adapter/);
     assert.match(error(["--pubsub=kafka"]), /"kafka" for flag -pubsub/);
-    assert.match(error(["--broker=redis"]), /"redis" for flag -broker/);
+    assert.match(error(["--broker=kafka"]), /"kafka" for flag -broker/);
+  });
+
+  test("ports out of range, before anything starts", () => {
+    assert.equal(error(["--port=70000"]), 'invalid value "70000" for flag -port: must be at most 65535');
+    assert.equal(error(["--port=0"]), 'invalid value "0" for flag -port: must be at least 1');
+    assert.match(
+      error(["--http_broadcast_port=65536"]),
+      /"65536" for flag -http_broadcast_port: must be at most 65535/,
+    );
+    assert.match(error(["--metrics_port=-1"]), /-metrics_port/);
+    assert.match(error([], { PORT: "99999" }), /99999/);
   });
 
   test("missing value", () => {

@@ -11,6 +11,7 @@ import {
   unservedOptions,
 } from "../../src/config/index.ts";
 import { logPresets } from "../../src/config/presets.ts";
+import { fromConfig as enatsFromConfig } from "../../src/enats/options.ts";
 import { Logger } from "../../src/log/logger.ts";
 
 type Env = Record<string, string>;
@@ -267,8 +268,8 @@ describe("other derived values", () => {
 describe("unserved options", () => {
   test("only non-default, non-served options are reported", () => {
     assert.deepEqual(unservedOptions(defaultConfig()), []);
-    const c = run(["--port", "1", "--sse", "--history_limit", "5", "--pong_timeout", "3"]);
-    assert.deepEqual(unservedOptions(c), ["sse"]);
+    const c = run(["--port", "1", "--ds", "--sse", "--history_limit", "5", "--pong_timeout", "3"]);
+    assert.deepEqual(unservedOptions(c), ["ds"]);
   });
 
   test("adapters not implemented yet are reported", () => {
@@ -366,5 +367,14 @@ describe("presets", () => {
     assert.equal(c.broker, "redis", "the Redis broker, as AnyCable Pro's docs describe");
     const given = run(["--presets=broker", "--redis_url", "redis://r:1", "--broker=memory"]);
     assert.equal(given.broker, "memory", "a broker given explicitly stays");
+  });
+
+  test("broker preset with embedded NATS: the NATS broker on JetStream, as anycable-go's presets.go", () => {
+    const c = run(["--presets=broker", "--embed_nats"]);
+    assert.equal(c.broker, "nats");
+    assert.deepEqual(c.derived.broadcastAdapters, ["http", "nats"]);
+    assert.equal(c.derived.pubsubAdapter, "nats");
+    assert.equal(enatsFromConfig(c).jetstream, true, "JetStream switched on for the broker");
+    assert.equal(enatsFromConfig(run(["--embed_nats"])).jetstream, false);
   });
 });

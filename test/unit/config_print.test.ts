@@ -475,10 +475,19 @@ describe("schema", () => {
   // Options anycable-go does not have (documented as anycable-ts only).
   const TS_FLAGS = [
     "max_subscriptions_per_connection",
+    "memory_metrics",
     "max_body_size",
     "broker_max_streams",
     "broker_max_sessions",
     "enats_bin",
+    // AnyCable Pro's adaptive concurrency bounds
+    "rpc_concurrency_initial",
+    "rpc_concurrency_min",
+    "rpc_concurrency_max",
+    // AnyCable Pro's slow drain
+    "shutdown_slowdrain",
+    "pusher_webhook_url",
+    "pusher_webhook_events",
   ];
 
   test("has exactly anycable-go's flags, plus TOML-only settings and the marked anycable-ts ones", () => {

@@ -221,3 +221,21 @@ describe("config file discovery", () => {
     ]);
   });
 });
+
+describe("telemetry variables", () => {
+  test("are accepted without a warning and change nothing (anycable-ts sends no telemetry)", () => {
+    const env = {
+      ANYCABLE_DISABLE_TELEMETRY: "true",
+      ANYCABLE_TELEMETRY_URL: "https://telemetry.example/",
+      ANYCABLE_TELEMETRY_DEBUG: "1",
+    };
+    const with_ = load([], env);
+    const without = load([]);
+    assert.equal(with_.kind, "run");
+    if (with_.kind !== "run" || without.kind !== "run") return;
+    assert.deepEqual(with_.warnings, without.warnings);
+    const { nodeId: _a, ...d1 } = with_.config.derived;
+    const { nodeId: _b, ...d2 } = without.config.derived;
+    assert.deepEqual({ ...with_.config, derived: d1 }, { ...without.config, derived: d2 });
+  });
+});

@@ -104,6 +104,12 @@ describe("Prometheus exposition format", () => {
     assert.doesNotMatch(sink.body, /[{}]/);
   });
 
+  it("turns tag names into valid label names (anycable-go writes `node-id` as it is)", () => {
+    const sink = new PrometheusSink();
+    sink.write(snap({ "node-id": "a1", "dc.zone": "z", "1st": "x" }));
+    assert.match(sink.body, /^anycable_go_clients_num\{node_id="a1", dc_zone="z", _1st="x"\} 2$/m);
+  });
+
   it("shows only the last snapshot written", () => {
     const sink = new PrometheusSink();
     sink.write(snap({ host: "old" }));

@@ -498,6 +498,22 @@ describe("Node", () => {
     });
     assert.deepEqual(a.socket.closed, { code: 1001, reason: "Server restart" });
   });
+
+  it("drains slowly one batch at a time, and closes the rest at once when the deadline aborts", async () => {
+    const { node } = makeNode();
+    const clients: Awaited<ReturnType<typeof connected>>[] = [];
+    for (let i = 0; i < 10; i++) clients.push(await connected(node, `c${i}`));
+    const deadline = new AbortController();
+    // 10 clients over 100 s: one every 500 ms (the cap), far longer than this test waits
+    const done = node.shutdown({ drainMs: 100_000, signal: deadline.signal });
+    const closed = () => clients.filter((c) => c.socket.closed !== undefined).length;
+    assert.equal(closed(), 1, "the first batch goes at once, the others wait");
+    deadline.abort();
+    await done;
+    assert.equal(closed(), 10, "the deadline closed everyone left");
+    for (const c of clients)
+      assert.equal((c.socket.json().at(-1) as { reason: string }).reason, "server_restart");
+  });
 });
 
 const subscribeTo = (stream: string) =>

@@ -240,7 +240,11 @@ describe("Redis pub/sub", { skip: !hasService("redis-server") }, () => {
     try {
       await ps.start((e) => fatals.push(e));
       await waitFor(() => fatals.length > 0, "fatal", 5000);
-      assert.match(fatals[0].message, /reconnect attempts exceeded/i);
+      assert.equal(
+        fatals[0].message,
+        `no Redis at redis://127.0.0.1:${port}; pass --pubsub=none if this node runs alone`,
+      );
+      assert.match(String((fatals[0].cause as Error).message), /reconnect attempts exceeded/i);
       await new Promise((r) => setTimeout(r, 300)); // a window for a wrong second call
       assert.equal(fatals.length, 1, "fatal once for both connections");
     } finally {

@@ -5,9 +5,9 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { Logger } from "../../src/log/logger.ts";
-import { clientOptions, describeTarget, parseRedisUrl } from "../../src/redis/connection.ts";
+import { clientOptions, describeTarget, describeUrl, parseRedisUrl } from "../../src/redis/connection.ts";
 import type { Options } from "../../src/redis/options.ts";
-import { type RedisClient, RedisSupervisor } from "../../src/redis/supervisor.ts";
+import { giveUpMessage, type RedisClient, RedisSupervisor } from "../../src/redis/supervisor.ts";
 import { makeTestCerts, type TestCerts } from "../support/certs.ts";
 import { redisOptions } from "../support/redis_options.ts";
 import { hasService, type ServiceProcess, startRedis } from "../support/services.ts";
@@ -194,5 +194,34 @@ describe("Redis connections", { skip: !hasService("redis-server") }, () => {
     } finally {
       await withCert.close();
     }
+  });
+});
+
+describe("the give-up message (the server's last line when Redis stays unreachable)", () => {
+  const refused = new Error("Redis reconnect attempts exceeded (connect ECONNREFUSED 127.0.0.1:6379)");
+  it("says where there is no Redis and how to do without it, with the default URL", () => {
+    assert.equal(
+      giveUpMessage(
+        "redis://localhost:6379",
+        refused,
+        "pass --broadcast_adapter=http if you do not use Redis",
+      ),
+      "no Redis at redis://localhost:6379; pass --broadcast_adapter=http if you do not use Redis",
+    );
+  });
+  it("names the address without credentials or database; a Redis that answered is not 'no Redis'", () => {
+    assert.equal(
+      giveUpMessage("rediss://user:secret@cache.internal:6380/2", refused),
+      "no Redis at rediss://cache.internal:6380",
+    );
+    assert.equal(
+      giveUpMessage("cache:7000", new Error("getaddrinfo ENOTFOUND cache")),
+      "no Redis at redis://cache:7000",
+    );
+    assert.equal(
+      giveUpMessage("redis://:pw@[::1]:6379", new Error("WRONGPASS invalid username-password pair"), "hint"),
+      "Redis at redis://[::1]:6379 failed: WRONGPASS invalid username-password pair; hint",
+    );
+    assert.equal(describeUrl("redis://:secret@localhost"), "redis://localhost:6379");
   });
 });

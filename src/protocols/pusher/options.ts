@@ -1,5 +1,15 @@
 // Option rows: The Pusher protocol adapter.
-import type { OptionSpec } from "../../config/schema.ts";
+import type { Config, OptionSpec } from "../../config/schema.ts";
+
+/** The webhooks Pusher sends that anycable-ts sends too. */
+export const WEBHOOK_EVENTS = [
+  "channel_occupied",
+  "channel_vacated",
+  "member_added",
+  "member_removed",
+  "client_event",
+] as const;
+export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number];
 
 export const PUSHER_OPTIONS = [
   {
@@ -13,7 +23,7 @@ export const PUSHER_OPTIONS = [
     description: "Application ID for Pusher protocol clients",
     hidden: false,
     deprecated: null,
-    served: false,
+    served: true,
   },
   {
     name: "pusher_secret",
@@ -26,7 +36,7 @@ export const PUSHER_OPTIONS = [
     description: "Pusher application secret (defaults to secret)",
     hidden: false,
     deprecated: null,
-    served: false,
+    served: true,
   },
   {
     name: "pusher_app_key",
@@ -39,7 +49,7 @@ export const PUSHER_OPTIONS = [
     description: "Application key for Pusher protocol clients",
     hidden: false,
     deprecated: null,
-    served: false,
+    served: true,
   },
   {
     name: "pusher_api_port",
@@ -52,6 +62,64 @@ export const PUSHER_OPTIONS = [
     description: "Port of the Pusher HTTP API (0 means the main server port)",
     hidden: false,
     deprecated: null,
-    served: false,
+    served: true,
+    min: 0,
+    max: 65535,
+  },
+  {
+    name: "pusher_webhook_url",
+    key: "pusher_webhook_url",
+    type: "string",
+    default: "",
+    env: ["ANYCABLE_PUSHER_WEBHOOK_URL"],
+    toml: "pusher.webhook_url",
+    category: "PUSHER:",
+    description: "URL that receives Pusher webhooks, signed with the Pusher secret (empty: no webhooks)",
+    hidden: false,
+    deprecated: null,
+    served: true,
+    extension: true,
+  },
+  {
+    name: "pusher_webhook_events",
+    key: "pusher_webhook_events",
+    type: "list",
+    default: WEBHOOK_EVENTS,
+    env: ["ANYCABLE_PUSHER_WEBHOOK_EVENTS"],
+    toml: "pusher.webhook_events",
+    category: "PUSHER:",
+    description: "Pusher webhook events to send",
+    hidden: false,
+    deprecated: null,
+    served: true,
+    choices: WEBHOOK_EVENTS,
+    extension: true,
   },
 ] as const satisfies readonly OptionSpec[];
+
+export interface Options {
+  /** Both an app id and an app key are set (anycable-go's rule). */
+  enabled: boolean;
+  appId: string;
+  appKey: string;
+  /** --pusher_secret, else --secret ("" = no signatures verify: private and presence channels refuse). */
+  secret: string;
+  /** The HTTP API's port (the main port when --pusher_api_port is 0). */
+  apiPort: number;
+  webhookUrl: string;
+  webhookEvents: readonly WebhookEvent[];
+}
+
+export function fromConfig(c: Config): Options {
+  return {
+    enabled: c.pusher_app_id !== "" && c.pusher_app_key !== "",
+    appId: c.pusher_app_id,
+    appKey: c.pusher_app_key,
+    secret: c.derived.pusherSecret,
+    apiPort: c.pusher_api_port === 0 ? c.port : c.pusher_api_port,
+    webhookUrl: c.pusher_webhook_url,
+    webhookEvents: c.pusher_webhook_events.filter((e): e is WebhookEvent =>
+      (WEBHOOK_EVENTS as readonly string[]).includes(e),
+    ),
+  };
+}

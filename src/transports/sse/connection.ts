@@ -59,7 +59,6 @@ export class SseConnection implements ClientSocket, UnderlyingDefaultSource<Uint
   send(frame: Frame): number {
     if (this.ended || this.closeCode >= 0) return SOCKET_CLOSING;
     const bytes = typeof frame === "string" ? utf8.encode(frame) : frame;
-    if (bytes.byteLength === 0) return 0;
     if (this.queued() > RUNTIME_BACKLOG_LIMIT) return 0;
     this.controller.enqueue(bytes);
     // Before the answer nothing can be read yet: that is not the client being slow.

@@ -9,13 +9,10 @@
 //   string as its text, anything else as JSON); POST requests get the whole Action Cable JSON;
 // - raw (`?raw=1`): typed replies are dropped, only data messages are sent.
 import { broadcastMessage, replyFromJson, replyJson } from "../../protocols/actioncable.ts";
-import type { BroadcastMeta, DecodeResult, Encoder, Frame, Reply } from "../../protocols/encoder.ts";
+import type { BroadcastMeta, DecodeResult, Encoded, Encoder, Frame, Reply } from "../../protocols/encoder.ts";
 
 /** anycable-go's retry for a disconnect without reconnect: a year (ms), so EventSource stays away. */
 export const RETRY_NO_RECONNECT_MS = 31_536_000_000;
-
-/** What the encoder gives for a reply the client is not sent (raw mode): nothing to write. */
-export const NOTHING: Uint8Array = new Uint8Array(0);
 
 const utf8 = new TextEncoder();
 
@@ -72,9 +69,9 @@ export class SseEncoder implements Encoder {
     return { ok: false, error: "SSE connections carry no client messages" };
   }
 
-  encodeReply(reply: Reply): Frame | undefined {
+  encodeReply(reply: Reply): Encoded {
     const type = reply.type ?? "";
-    if (type && this.raw) return NOTHING;
+    if (type && this.raw) return null; // raw mode: nothing to send
     let data: string;
     try {
       data = type === "" && this.unwrap ? unwrapped(reply.message) : replyJson(reply);
@@ -86,15 +83,15 @@ export class SseEncoder implements Encoder {
   }
 
   /** Transmissions are read into a Reply (as anycable-go unmarshals them) and encoded as one. */
-  encodeTransmission(json: string): Frame | undefined {
+  encodeTransmission(json: string): Encoded {
     const reply = replyFromJson(json);
     if (typeof reply === "string") return undefined;
     return this.encodeReply(reply);
   }
 
-  encodeBroadcast(identifier: string, dataJson: string, meta?: BroadcastMeta): Frame | undefined {
+  encodeBroadcast(identifier: string, dataJson: string, meta?: BroadcastMeta): Encoded {
     const type = meta?.type ?? "";
-    if (type && this.raw) return NOTHING;
+    if (type && this.raw) return null; // raw mode: nothing to send
     let data: string;
     if (type === "" && this.unwrap) {
       data = dataJson;

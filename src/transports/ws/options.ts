@@ -65,7 +65,7 @@ export const WS_OPTIONS = [
     description: "Enable experimental per-message deflate compression",
     hidden: true,
     deprecated: null,
-    served: false,
+    served: true,
   },
 ] as const satisfies readonly OptionSpec[];
 
@@ -74,8 +74,14 @@ export interface Options {
   paths: string[];
   /** Frames above this size close the connection with 1009 (0 = no limit). */
   maxMessageSize: number;
+  /** Negotiate permessage-deflate (--enable_ws_compression). */
+  compression: boolean;
 }
 
 export function fromConfig(c: Config): Options {
-  return { paths: c.derived.paths, maxMessageSize: c.max_message_size };
+  return {
+    paths: c.derived.paths,
+    maxMessageSize: c.max_message_size,
+    compression: c.enable_ws_compression,
+  };
 }

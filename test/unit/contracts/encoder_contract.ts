@@ -3,7 +3,14 @@
 // the binary formats), and what that client sends is decoded by the server's encoder.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import type { ClientCommand, DecodeResult, Encoder, Frame, Reply } from "../../../src/protocols/encoder.ts";
+import type {
+  ClientCommand,
+  DecodeResult,
+  Encoded,
+  Encoder,
+  Frame,
+  Reply,
+} from "../../../src/protocols/encoder.ts";
 import { prng } from "../../support/prng.ts";
 
 /** The client side of a format: @anycable/core's Encoder interface (results checked at run time). */
@@ -101,8 +108,8 @@ export function encoderContract(s: EncoderSubject): void {
     assert.ok(frame !== undefined, "the client codec encodes the command");
     return enc.decode(frame as Frame);
   };
-  const readByClient = (frame: Frame | undefined): Obj => {
-    assert.ok(frame !== undefined, "the encoder produced a frame");
+  const readByClient = (frame: Encoded): Obj => {
+    assert.ok(frame !== undefined && frame !== null, "the encoder produced a frame");
     assert.ok(frameKindOk(enc, frame), `frame kind matches binary=${enc.binary}`);
     const decoded = s.client.decode(frame);
     assert.ok(decoded && typeof decoded === "object", "the client codec decodes the frame");
@@ -112,7 +119,7 @@ export function encoderContract(s: EncoderSubject): void {
     const r = sendFromClient(msg);
     assert.deepEqual(r, { ok: true, command: want });
   };
-  const expectReply = (frame: Frame | undefined, want: Obj) => {
+  const expectReply = (frame: Encoded, want: Obj) => {
     assert.deepEqual(view(readByClient(frame)), project(want, s.carries));
   };
 

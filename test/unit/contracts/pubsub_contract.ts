@@ -169,6 +169,21 @@ export function pubsubContract(name: string, makeHarness: MakePubSubHarness, cap
       await hs.synced();
     });
 
+    it("delivers a stream resubscribed before the engine acknowledged its unsubscribe", async () => {
+      // the last local subscriber leaves and a new one arrives at once (a client reconnecting)
+      const hs = await harness();
+      const handler = new RecordingPubSubHandler();
+      const ps = await startNode(handler);
+      ps.subscribe("again");
+      await hs.synced();
+      ps.unsubscribe("again");
+      ps.subscribe("again");
+      await hs.synced();
+      ps.broadcast(msg("again", 1));
+      await waitFor(() => handler.messages.length >= 1, "the message after resubscribing", 5000);
+      assert.deepEqual(handler.messages, [msg("again", 1)]);
+    });
+
     it("keeps the order of 100 messages on one stream", async () => {
       const hs = await harness();
       const handler = new RecordingPubSubHandler();
