@@ -267,7 +267,9 @@ export async function composeCable({ config, runtime, logger, embedded }: Compos
     services.add({ name: "sse", async start() {}, shutdown: (deadline) => sse.drain(deadline) });
     tasks.push({ everyMs: 0, run: (now) => sse.tick(now) });
   }
-  services.add(nodeService(node, controller, tasks, { slowDrainMs: appConfig.fromConfig(config).slowDrainMs }));
+  services.add(
+    nodeService(node, controller, tasks, { slowDrainMs: appConfig.fromConfig(config).slowDrainMs }),
+  );
   for (const b of broadcasters) services.add(b);
   services.add(delayService(appConfig.fromConfig(config).shutdownDelayMs, log));
   return { node, hub, metrics, services, main, sse };
