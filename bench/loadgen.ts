@@ -2,6 +2,8 @@
 // subscribes each to a $pubsub stream and records, per publication, how many clients got it and
 // the latest arrival. Talks to the coordinator with JSON lines on stdin/stdout.
 //   bun bench/loadgen.ts --url ws://127.0.0.1:8080/cable --count 5000 --offset 0 --streams 1
+// With --transport sse the clients are SSE streams (GET <url>?stream=bench-N, read with fetch;
+// the coordinator raises BUN_CONFIG_MAX_HTTP_REQUESTS, Bun's cap on concurrent fetches).
 import { parseArgs } from "node:util";
 
 const { values } = parseArgs({
@@ -11,8 +13,10 @@ const { values } = parseArgs({
     offset: { type: "string", default: "0" },
     streams: { type: "string", default: "1" },
     parallel: { type: "string", default: "100" },
+    transport: { type: "string", default: "ws" },
   },
 });
+const sse = values.transport === "sse";
 const url = values.url!;
 const count = Number(values.count);
 const offset = Number(values.offset);
@@ -24,11 +28,14 @@ const emit = (obj: unknown) => process.stdout.write(`${JSON.stringify(obj)}\n`);
 
 /** seq -> [clients that received it, latest arrival latency in ms] */
 const received = new Map<number, [number, number]>();
-const sockets: WebSocket[] = [];
+const sockets: Array<{ close(): void }> = [];
 let failures = 0;
 
 function onMessage(ev: MessageEvent): void {
-  const data = ev.data as string;
+  onData(ev.data as string);
+}
+
+function onData(data: string): void {
   // Cheap extraction instead of JSON.parse per message: keeps client CPU per delivery low.
   const i = data.indexOf('"seq":');
   if (i < 0) return;
@@ -44,7 +51,48 @@ function onMessage(ev: MessageEvent): void {
   } else received.set(seq, [1, latency]);
 }
 
+/** An SSE client: ready at its confirm_subscription event, then every event goes to onData. */
+async function openSseClient(index: number): Promise<void> {
+  const abort = new AbortController();
+  sockets.push({ close: () => abort.abort() });
+  try {
+    const res = await fetch(`${url}?stream=bench-${(offset + index) % streams}`, { signal: abort.signal });
+    if (res.status !== 200 || !res.body) throw new Error(`status ${res.status}`);
+    const reader = res.body.getReader();
+    const decoder = new TextDecoder();
+    let buffer = "";
+    let confirmed = false;
+    while (!confirmed) {
+      const { done, value } = await reader.read();
+      if (done) throw new Error("stream ended");
+      buffer += decoder.decode(value, { stream: true });
+      confirmed = buffer.includes("event: confirm_subscription");
+    }
+    // the rest is read in the background; events split over reads are joined first
+    (async () => {
+      buffer = buffer.slice(buffer.lastIndexOf("\n\n") + 2);
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) return;
+        buffer += decoder.decode(value, { stream: true });
+        const end = buffer.lastIndexOf("\n\n");
+        if (end < 0) continue;
+        onEvents(buffer.slice(0, end));
+        buffer = buffer.slice(end + 2);
+      }
+    })().catch(() => {});
+  } catch {
+    failures++;
+  }
+}
+
+function onEvents(events: string): void {
+  // one read may hold several events
+  for (let i = events.indexOf('"seq":'); i >= 0; i = events.indexOf('"seq":', i + 6)) onData(events.slice(i));
+}
+
 function openClient(index: number): Promise<void> {
+  if (sse) return openSseClient(index);
   return new Promise((resolve) => {
     const ws = new WebSocket(url, ["actioncable-v1-json"]);
     const identifier = JSON.stringify({

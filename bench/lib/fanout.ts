@@ -13,13 +13,20 @@ const now = () => performance.timeOrigin + performance.now();
 /** A bench/loadgen.ts process. */
 export type Worker = JsonChild;
 
-export function startWorker(url: string, count: number, offset: number, streams: number): Worker {
+export function startWorker(
+  url: string,
+  count: number,
+  offset: number,
+  streams: number,
+  transport: "ws" | "sse" = "ws",
+): Worker {
   return jsonChild(join(BIN, "bun"), [
     join(ROOT, "bench", "loadgen.ts"),
     `--url=${url}`,
     `--count=${count}`,
     `--offset=${offset}`,
     `--streams=${streams}`,
+    `--transport=${transport}`,
   ]);
 }
 

@@ -36,8 +36,11 @@ import * as statusConfig from "../status/options.ts";
 import { StatusSampler } from "../status/sampler.ts";
 import { buildChannelRouter } from "../streams/factory.ts";
 import * as streamsConfig from "../streams/options.ts";
+import { corsHeaders } from "../transports/cors.ts";
 import * as transportConfig from "../transports/options.ts";
 import { requestGate } from "../transports/request.ts";
+import { SseTransport } from "../transports/sse/handler.ts";
+import * as sseConfig from "../transports/sse/options.ts";
 import { type SocketContext, wsCallbacks, wsUpgradeHandler } from "../transports/ws/handler.ts";
 import * as wsConfig from "../transports/ws/options.ts";
 import { VERSION_STRING } from "../version.ts";
@@ -54,6 +57,8 @@ export interface Cable {
   readonly hub: Hub;
   readonly metrics: Metrics;
   readonly services: ServiceList;
+  /** The Server-Sent Events transport, with --sse. */
+  readonly sse?: SseTransport;
   /** Routes of the main port: WebSocket paths, health, and whatever else shares that port. */
   readonly main: HandlerSpec<SocketContext>;
 }
@@ -210,9 +215,29 @@ export async function composeCable({ config, runtime, logger, embedded }: Compos
     log.warn(STATUS_DISABLED_LINE);
   }
 
+  const transport = transportConfig.fromConfig(config);
+  const gate = requestGate(transport, node);
   const isWsPath = pathMatcher(ws.paths);
-  const gate = requestGate(transportConfig.fromConfig(config), node);
   const upgrade = wsUpgradeHandler(gate, logger);
+  const sseOpts = sseConfig.fromConfig(config);
+  const sse = sseOpts.enabled
+    ? new SseTransport(
+        node,
+        gate,
+        corsHeaders(transport.allowedOrigins),
+        { closeTimeoutMs: nodeOpts.writeTimeoutMs > 0 ? nodeOpts.writeTimeoutMs : 2000 },
+        metrics,
+        logger,
+      )
+    : undefined;
+  const isSsePath = pathMatcher([sseOpts.path]);
+  if (sse) {
+    routes.announce(() => [
+      embedded
+        ? `Embedded: SSE requests at ${sseOpts.path}`
+        : `Handle SSE requests at ${routes.address(listener.port)}${sseOpts.path}`,
+    ]);
+  }
   const pusherUpgrade = pusher?.upgradeHandler(gate);
   if (pusher) {
     pusher.warnings();
@@ -239,6 +264,7 @@ export async function composeCable({ config, runtime, logger, embedded }: Compos
     handle: (req, remote) => {
       const url = new URL(req.url);
       if (isWsPath(url.pathname)) return upgrade(req, url, remote);
+      if (sse && isSsePath(url.pathname)) return sse.handle(req, url, remote);
       if (pusherUpgrade && url.pathname === pusher?.wsPath) return pusherUpgrade(req, url, remote);
       return mainApp.fetch(req);
     },
@@ -262,22 +288,23 @@ export async function composeCable({ config, runtime, logger, embedded }: Compos
   services.add(broker);
   if (pusher?.webhooks) services.add(pusher.webhooks);
   services.add(listenersService({ runtime, listener, routes, main, embedded, hub, paths: ws.paths, log }));
+  const tasks: TickTask[] = [
+    { everyMs: 1000, run: (now) => broker.expire(now) },
+    ...controllerTasks,
+    ...pushed.tasks,
+    ...(statusSampler ? [statusSampler.task()] : []),
+  ];
+  if (sse) {
+    // Stopped after the node closed every session, before the listeners cut open connections.
+    services.add({ name: "sse", async start() {}, shutdown: (deadline) => sse.drain(deadline) });
+    tasks.push({ everyMs: 0, run: (now) => sse.tick(now) });
+  }
   services.add(
-    nodeService(
-      node,
-      controller,
-      [
-        { everyMs: 1000, run: (now) => broker.expire(now) },
-        ...controllerTasks,
-        ...pushed.tasks,
-        ...(statusSampler ? [statusSampler.task()] : []),
-      ],
-      { slowDrainMs: appConfig.fromConfig(config).slowDrainMs },
-    ),
+    nodeService(node, controller, tasks, { slowDrainMs: appConfig.fromConfig(config).slowDrainMs }),
   );
   for (const b of broadcasters) services.add(b);
   services.add(delayService(appConfig.fromConfig(config).shutdownDelayMs, log));
-  return { node, hub, metrics, services, main };
+  return { node, hub, metrics, services, main, sse };
 }
 
 async function buildController(

@@ -9,6 +9,11 @@ export interface HubSubscriber {
   readonly encoder: Encoder;
   /** Queues one frame, already in the subscriber's format (a no-op once it is closed). */
   send(frame: Frame): void;
+  /**
+   * The connection can join the runtime's topics (a WebSocket on Bun): only then is it fanned out
+   * to natively. Connections that cannot (SSE streams) are sent to one by one.
+   */
+  readonly joinsTopics?: boolean;
   /** Native topic membership (Bun); absent when the runtime has no native fan-out. */
   joinTopic?(topic: string): void;
   leaveTopic?(topic: string): void;
@@ -52,6 +57,11 @@ interface Group {
   readonly identifier: string;
   readonly encoder: Encoder;
   readonly topic: string;
+  /**
+   * Published through the runtime's topic: its members join topics (WebSockets on Bun). Members
+   * that cannot (SSE streams) have encoders of their own, so a group is one kind or the other.
+   */
+  readonly native: boolean;
   readonly subs: Set<HubSubscriber>;
 }
 
@@ -104,12 +114,13 @@ export class Hub {
     let group = groups.get(key);
     if (!group) {
       // NUL cannot occur in a stream name sent as JSON text unescaped and keeps topics unique.
-      group = { identifier, encoder, topic: `${stream}\u0000${key}`, subs: new Set() };
+      const native = this.native !== undefined && sub.joinsTopics === true;
+      group = { identifier, encoder, topic: `${stream}\u0000${key}`, native, subs: new Set() };
       groups.set(key, group);
     }
     if (group.subs.has(sub)) return;
     group.subs.add(sub);
-    if (this.native && sub.joinTopic) sub.joinTopic(group.topic);
+    if (group.native) sub.joinTopic?.(group.topic);
   }
 
   unsubscribe(sub: HubSubscriber, stream: string, identifier: string): void {
@@ -118,7 +129,7 @@ export class Hub {
     const group = groups?.get(key);
     if (!groups || !group) return;
     if (!group.subs.delete(sub)) return;
-    if (this.native && sub.leaveTopic) sub.leaveTopic(group.topic);
+    if (group.native) sub.leaveTopic?.(group.topic);
     if (group.subs.size === 0) {
       groups.delete(key);
       if (groups.size === 0) {
@@ -158,7 +169,7 @@ export class Hub {
       if (frame === null) continue; // nothing to send in this format
       const set = group.subs;
       const excluded = pub.excludeSocket ? findBySid(set, pub.excludeSocket) : undefined;
-      if (this.native && !excluded) {
+      if (this.native && group.native && !excluded) {
         this.native.publish(group.topic, frame);
         this.nativelyPublished.add(set);
         stats.native ??= { messages: 0, bytes: 0 };

@@ -101,9 +101,7 @@ export const METRICS_CATALOG: readonly MetricInfo[] = [
     note: "with adaptive RPC concurrency (`--rpc_concurrency=0`), as AnyCable Pro",
   }),
   // sse (anycable-go sse/handler.go)
-  g("sse_clients_num", "The number of active SSE clients", {
-    served: "with the SSE transport (`--sse`), not built yet",
-  }),
+  g("sse_clients_num", "The number of active SSE clients", { note: "with `--sse`" }),
   // durable streams (anycable-go ds/handler.go)
   c("ds_requests_total", "The total number of durable streams HEAD/GET requests", {
     served: "with Durable Streams, not built yet",

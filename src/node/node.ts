@@ -170,10 +170,13 @@ export class Node implements Presenter {
     return this.opts.sessionCache === true && protocolInfo(session.request.protocol).extended;
   }
 
-  /** anycable-go holds extended-protocol sessions to --pong_timeout, and every session with native pings. */
+  /**
+   * anycable-go holds extended-protocol sessions to --pong_timeout, and every session with native
+   * pings; never one whose client cannot answer (SSE).
+   */
   private pongTimeoutMs(session: Session): number {
     const timeout = this.opts.pongTimeoutMs;
-    if (timeout <= 0) return 0;
+    if (timeout <= 0 || session.request.oneWay) return 0;
     return this.opts.nativePings || protocolInfo(session.request.protocol).extended ? timeout : 0;
   }
 
@@ -226,6 +229,42 @@ export class Node implements Presenter {
     this.sessions.set(session.sid, session);
     this.enqueue(session, () => this.authenticate(session));
     return session;
+  }
+
+  /**
+   * Resolves once the commands queued on the session so far have run: after `open`, once
+   * authentication is over (the session is then connected, or closed). For transports that must
+   * know the outcome before they answer their request (SSE).
+   */
+  settled(session: Session): Promise<void> {
+    return session.chain;
+  }
+
+  /**
+   * A subscribe a transport read from its request rather than from a frame (SSE's query or POST
+   * body), queued like a client command; resolves with its outcome once it ran. "confirmed" means
+   * the subscription was added (its history, if asked for, was sent too); "rejected" that the
+   * controller refused it; "failed" that it could not be made (the error is logged); "closed" that
+   * the session closed meanwhile.
+   */
+  subscribe(session: Session, cmd: ClientCommand): Promise<"confirmed" | "rejected" | "failed" | "closed"> {
+    return new Promise((resolve) => {
+      this.enqueue(session, async () => {
+        if (session.state !== "connected") return resolve("closed");
+        let error: string | undefined;
+        try {
+          error = await this.commands.subscribe(session, cmd);
+        } catch (err) {
+          error = (err as Error).message ?? String(err);
+        }
+        if (session.state !== "connected") return resolve("closed");
+        if (error !== undefined) {
+          this.log.warn("failed to subscribe", { sid: session.sid, identifier: cmd.identifier, error });
+          return resolve("failed");
+        }
+        resolve(session.subscriptions.has(cmd.identifier) ? "confirmed" : "rejected");
+      });
+    });
   }
 
   /** A frame arrived from the client. `byteLength` is the frame's size on the wire. */

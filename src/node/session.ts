@@ -103,9 +103,12 @@ export class Session implements HubSubscriber {
     if (this.state !== "closed") this.closeController = undefined;
   }
 
-  /** The session's wire format, from its sub-protocol (looked up, not stored: no field per session). */
+  /**
+   * The session's wire format: the transport's (SSE) or its sub-protocol's (looked up, not stored:
+   * no field per session).
+   */
   get encoder(): Encoder {
-    return protocolInfo(this.request.protocol).encoder;
+    return this.request.encoder ?? protocolInfo(this.request.protocol).encoder;
   }
 
   /**
@@ -137,6 +140,10 @@ export class Session implements HubSubscriber {
   send(frame: Frame): void {
     if (this.state === "closed") return;
     this.onSend(this, frame, this.socket.send(frame));
+  }
+
+  get joinsTopics(): boolean {
+    return this.socket.joinTopic !== undefined;
   }
 
   joinTopic(topic: string): void {

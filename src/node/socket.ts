@@ -1,4 +1,4 @@
-import type { Frame } from "../protocols/encoder.ts";
+import type { Encoder, Frame } from "../protocols/encoder.ts";
 
 /** WebSocket close codes the node closes sockets with. */
 export const CloseCode = {
@@ -56,4 +56,8 @@ export interface ConnectionRequest {
   restoreSid?: string;
   /** `sid` is the client's X-Request-ID: it must not name a cached session either. */
   clientSid?: boolean;
+  /** The transport's own wire format (SSE), instead of the sub-protocol's encoder. */
+  encoder?: Encoder;
+  /** The client cannot answer pings (SSE): it is never held to --pong_timeout. */
+  oneWay?: boolean;
 }

@@ -25,6 +25,13 @@ interface BunServer {
   upgrade(req: Request, options: { data: object; headers: Record<string, string> }): boolean;
   requestIP(req: Request): { address: string } | null;
   publish(topic: string, frame: Frame): number;
+  /** Per-request idle timeout in seconds (0: none). */
+  timeout?(req: Request, seconds: number): void;
+}
+
+/** An answer that streams for as long as the client stays (SSE). */
+function isEventStream(res: Response): boolean {
+  return res.body !== null && (res.headers.get("content-type") ?? "").startsWith("text/event-stream");
 }
 
 /** Bun's WebSocketHandler, as far as we fill it. */
@@ -78,7 +85,11 @@ export function mountBun<D>(spec: HandlerSpec<D>): MountedHandler {
   // Topics live in the server the sockets were upgraded by; every upgrade passes fetch first.
   let server: BunServer | undefined;
   const respond = (req: Request, srv: BunServer | undefined, res: Response | Upgrade<D>): Response => {
-    if (res instanceof Response) return res;
+    if (res instanceof Response) {
+      // Bun.serve's idleTimeout (10 s by default) would cut an event stream between pings.
+      if (isEventStream(res)) srv?.timeout?.(req, 0);
+      return res;
+    }
     if (!srv)
       return new Response("anycable-ts: pass Bun's server as fetch's second argument\n", { status: 500 });
     const headers: Record<string, string> = { ...res.headers };

@@ -93,7 +93,13 @@ function hasBody(req: IncomingMessage): boolean {
   return req.headers["transfer-encoding"] !== undefined || (len !== undefined && len !== "0");
 }
 
-function webRequest(req: IncomingMessage, scheme: string, fallbackHost: string, withBody: boolean): Request {
+function webRequest(
+  req: IncomingMessage,
+  scheme: string,
+  fallbackHost: string,
+  withBody: boolean,
+  signal?: AbortSignal,
+): Request {
   const headers = new Headers();
   const raw = req.rawHeaders;
   for (let i = 0; i + 1 < raw.length; i += 2) headers.append(raw[i]!, raw[i + 1]!);
@@ -104,7 +110,7 @@ function webRequest(req: IncomingMessage, scheme: string, fallbackHost: string, 
     : /^https?:\/\//i.test(target)
       ? target
       : `${scheme}://${host}/`;
-  const init: RequestInit & { duplex?: "half" } = { method: req.method ?? "GET", headers };
+  const init: RequestInit & { duplex?: "half" } = { method: req.method ?? "GET", headers, signal };
   if (withBody && hasBody(req)) {
     init.body = bodyStream(req);
     init.duplex = "half";
@@ -121,7 +127,12 @@ function setHeaders(res: ServerResponse, response: Response): void {
   if (cookies.length > 0) res.setHeader("set-cookie", cookies);
 }
 
-async function writeResponse(res: ServerResponse, response: Response, head: boolean): Promise<void> {
+async function writeResponse(
+  res: ServerResponse,
+  response: Response,
+  head: boolean,
+  gone?: AbortSignal,
+): Promise<void> {
   setHeaders(res, response);
   const body = response.body;
   if (!body || head) {
@@ -135,17 +146,34 @@ async function writeResponse(res: ServerResponse, response: Response, head: bool
     return;
   }
   const reader = body.getReader();
+  // the client may be gone already (it left while the request was being decided)
+  if (gone?.aborted || res.destroyed) {
+    reader.cancel().catch(() => {});
+    return;
+  }
   res.on("close", () => {
     if (!res.writableFinished) reader.cancel().catch(() => {});
   });
+  // the head goes out now, not with the first event (a raw-mode SSE stream may wait long for one)
+  res.flushHeaders();
   try {
     for (;;) {
       const { done, value } = await reader.read();
-      if (done || res.destroyed) break;
+      if (done) break;
+      if (gone?.aborted || res.destroyed) {
+        reader.cancel().catch(() => {});
+        return;
+      }
       if (!res.write(value)) {
+        // both listeners go once either fires: a long-lived event stream waits here many times
         await new Promise<void>((resolve) => {
-          res.once("drain", resolve);
-          res.once("close", resolve);
+          const done = () => {
+            res.off("drain", done);
+            res.off("close", done);
+            resolve();
+          };
+          res.on("drain", done);
+          res.on("close", done);
         });
       }
     }
@@ -325,24 +353,35 @@ export async function serveNodeHttp<D>(spec: ServeSpec<D>): Promise<RunningServe
   const log = spec.log;
   let fallbackHost = `${spec.hostname}:${spec.port}`;
 
-  const handleRequest = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+  /**
+   * The handler's answer. A function of its own, so that the web Request (a copy of every
+   * header) is not kept by the frame that streams a long-lived response (SSE) afterwards.
+   */
+  const answer = async (req: IncomingMessage, signal: AbortSignal): Promise<Response> => {
     let request: Request;
     try {
-      request = webRequest(req, scheme, fallbackHost, true);
+      request = webRequest(req, scheme, fallbackHost, true, signal);
     } catch {
-      await writeResponse(res, text(400, "Bad Request\n"), false);
-      return;
+      return text(400, "Bad Request\n");
     }
-    let response: Response;
     try {
       const handled = await spec.handle(request, remoteOf(req.socket));
       // an upgrade asked for without `Connection: Upgrade` (node:http's condition for one)
-      response = handled instanceof Response ? handled : text(400, "WebSocket upgrade failed\n");
+      return handled instanceof Response ? handled : text(400, "WebSocket upgrade failed\n");
     } catch (err) {
       log?.error("request handler failed", { error: err });
-      response = text(500, "Internal Server Error\n");
+      return text(500, "Internal Server Error\n");
     }
-    await writeResponse(res, response, req.method === "HEAD");
+  };
+
+  const handleRequest = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    // request.signal aborts when the client goes before the response is complete (as Deno.serve's)
+    const gone = new AbortController();
+    res.once("close", () => {
+      if (!res.writableFinished) gone.abort();
+    });
+    const response = await answer(req, gone.signal);
+    await writeResponse(res, response, req.method === "HEAD", gone.signal);
   };
 
   const handleUpgrade = async (req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> => {

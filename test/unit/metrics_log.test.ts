@@ -382,6 +382,7 @@ describe("metrics a cable registers", () => {
       [["--rpc_host=http://localhost:3000/_anycable", "--rpc_concurrency=0"]],
       [["--norpc", "--broker=redis", "--pubsub=redis"]],
       [["--norpc", "--broker=nats", "--pubsub=nats"]],
+      [["--norpc", "--sse"]],
     ];
     const seen = new Set<string>();
     for (const [argv, env] of configs) {

@@ -37,6 +37,12 @@ class FakeSocket implements ClientSocket {
   /** Reading paused by the node (runtimes that can: Bun, the node:http Deno server). */
   paused = false;
   pauses = 0;
+  joinTopic(topic: string): void {
+    this.topics.add(topic);
+  }
+  leaveTopic(topic: string): void {
+    this.topics.delete(topic);
+  }
   pauseReading(): void {
     this.paused = true;
     this.pauses++;

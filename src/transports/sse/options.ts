@@ -1,5 +1,5 @@
 // Option rows: The Server-Sent Events transport.
-import type { OptionSpec } from "../../config/schema.ts";
+import type { Config, OptionSpec } from "../../config/schema.ts";
 
 export const SSE_OPTIONS = [
   {
@@ -13,7 +13,7 @@ export const SSE_OPTIONS = [
     description: "Serve Server-Sent Events clients",
     hidden: false,
     deprecated: null,
-    served: false,
+    served: true,
   },
   {
     name: "sse_path",
@@ -26,6 +26,15 @@ export const SSE_OPTIONS = [
     description: "Path of the Server-Sent Events endpoint",
     hidden: false,
     deprecated: null,
-    served: false,
+    served: true,
   },
 ] as const satisfies readonly OptionSpec[];
+
+export interface Options {
+  enabled: boolean;
+  path: string;
+}
+
+export function fromConfig(c: Config): Options {
+  return { enabled: c.sse, path: c.sse_path };
+}
