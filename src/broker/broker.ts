@@ -117,3 +117,8 @@ export function presenceProblem(pid: string, info: unknown): BrokerError | undef
   }
   return undefined;
 }
+
+/** anycable-go omits a nil info (omitempty), so a record without one carries no `info` key. */
+export function withInfo<T extends object>(base: T, info: unknown): T & { info?: unknown } {
+  return info === undefined || info === null ? base : { ...base, info };
+}

@@ -14,6 +14,7 @@ import {
   type PresenceRecord,
   type Presenter,
   presenceProblem,
+  withInfo,
 } from "./broker.ts";
 import { DeadlineHeap, type Timed } from "./deadlines.ts";
 
@@ -399,9 +400,4 @@ export class MemoryBroker implements Broker {
       // The presenter is the node's: a failure there must not undo or stop the broker's bookkeeping.
     }
   }
-}
-
-/** anycable-go omits a nil info (omitempty), so a record without one carries no `info` key. */
-function withInfo<T extends object>(base: T, info: unknown): T & { info?: unknown } {
-  return info === undefined || info === null ? base : { ...base, info };
 }

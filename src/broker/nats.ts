@@ -41,6 +41,7 @@ import {
   type PresenceRecord,
   type Presenter,
   presenceProblem,
+  withInfo,
 } from "./broker.ts";
 import { DeadlineHeap, type Timed } from "./deadlines.ts";
 import {
@@ -61,6 +62,7 @@ import {
   presenceValueJson,
   SESSIONS_BUCKET,
 } from "./nats_layout.ts";
+import { BrokerTimeout, OrderedDelivery, withTimeout } from "./ordered_delivery.ts";
 
 export interface NatsBrokerOptions {
   nats: NatsOptions;
@@ -95,15 +97,6 @@ const REAP_CLAIM_MS = 60_000;
 const INIT_RETRY_MAX_MS = 30_000;
 
 const UTF8 = new TextDecoder("utf-8", { fatal: true });
-
-class Timeout extends Error {}
-
-interface Slot {
-  publication: StreamPublication;
-  /** performance.now() when handed in. */
-  at: number;
-  message?: StreamMessage;
-}
 
 interface Entry {
   seq: number;
@@ -191,8 +184,8 @@ export class NatsBroker implements Broker {
   /** The revision of this node's last heartbeat (0: none written to the current bucket). */
   private heartbeatRevision = 0;
 
-  private readonly pending: Slot[] = [];
-  private pendingHead = 0;
+  /** Publications waiting for their offsets, in the order they were handed in. */
+  private readonly outgoing: OrderedDelivery;
   private readonly known = new Map<string, Known>();
   private readonly copies = new Map<string, Copy>();
 
@@ -209,6 +202,7 @@ export class NatsBroker implements Broker {
     this.log = logger.with({ context: "broker", provider: "nats" });
     this.nodeId = o.nodeId ?? nanoid(10);
     this.timeoutMs = o.callTimeoutMs ?? CALL_TIMEOUT_MS;
+    this.outgoing = new OrderedDelivery((m) => o.pubsub.broadcast(m), this.timeoutMs);
     this.historyTtlSec = o.historyTtlSec;
     this.sessionsTtlMs = o.sessionsTtlSec * 1000;
     this.presenceTtlMs = o.presenceTtlSec * 1000;
@@ -265,11 +259,7 @@ export class NatsBroker implements Broker {
     if (this.stopped) return;
     this.stopped = true;
     clearTimeout(this.initTimer);
-    for (let i = this.pendingHead; i < this.pending.length; i++) {
-      const slot = this.pending[i];
-      slot.message ??= slot.publication;
-    }
-    this.drain();
+    this.outgoing.flushAll();
     this.watcher?.stop();
     this.watcher = undefined;
     this.phase = "unavailable";
@@ -280,25 +270,19 @@ export class NatsBroker implements Broker {
   // --- publications
 
   handleBroadcast(publication: StreamPublication): void {
-    const slot: Slot = { publication, at: performance.now() };
-    this.pending.push(slot);
+    const slot = this.outgoing.add(publication);
     if (publication.transient || this.stopped || !this.link.up || this.phase === "unavailable") {
       if (!publication.transient && !this.stopped) this.gapEpoch ??= this._epoch;
-      slot.message = publication;
-      this.drain();
+      this.outgoing.settle(slot, publication);
       return;
     }
     this.append(publication.stream, publication.dataJson).then(
-      ({ seq, epoch }) => {
-        slot.message ??= { ...publication, offset: seq, epoch };
-        this.drain();
-      },
+      ({ seq, epoch }) => this.outgoing.settle(slot, { ...publication, offset: seq, epoch }),
       (err: Error) => {
         this.failed("publish", err);
         // not kept (a timeout may still have been): history past it would have a hole
-        if (!(err instanceof Timeout)) this.gapEpoch ??= this._epoch;
-        slot.message ??= publication;
-        this.drain();
+        if (!(err instanceof BrokerTimeout)) this.gapEpoch ??= this._epoch;
+        this.outgoing.settle(slot, publication);
       },
     );
   }
@@ -712,7 +696,7 @@ export class NatsBroker implements Broker {
       added = await this.timed(this.addRecord(stream, sid, pid, info));
     } catch (err) {
       // a change that timed out may still land: tracked, so this node's expiry takes it out again
-      if (err instanceof Timeout) this.track(sid, stream, pid, info);
+      if (err instanceof BrokerTimeout) this.track(sid, stream, pid, info);
       return this.brokerFailed("presence add", err as Error);
     }
     // This node expires what it added (and tells the leave) --presence_ttl after the last touch.
@@ -881,7 +865,13 @@ export class NatsBroker implements Broker {
   // --- the ticker
 
   expire(nowMs: number): void {
-    this.giveUpOnSlowOffsets(performance.now());
+    const gaveUp = this.outgoing.expireSlow(performance.now());
+    if (gaveUp > 0) {
+      this.failed(
+        "publish",
+        new BrokerTimeout(`${gaveUp} publication(s) sent without offsets: JetStream is slow`),
+      );
+    }
     // A tick while the last one still runs is skipped: maintenance never piles up behind NATS.
     if (!this.maintaining) void this.expireNow(nowMs);
   }
@@ -1353,48 +1343,8 @@ export class NatsBroker implements Broker {
   // --- plumbing
 
   /** Hands finished publications to pub/sub in the order they came in. */
-  private drain(): void {
-    const { pending } = this;
-    while (this.pendingHead < pending.length) {
-      const message = pending[this.pendingHead].message;
-      if (!message) break;
-      this.pendingHead++;
-      this.o.pubsub.broadcast(message);
-    }
-    if (this.pendingHead === pending.length) {
-      pending.length = 0;
-      this.pendingHead = 0;
-    } else if (this.pendingHead >= 1024 && this.pendingHead * 2 >= pending.length) {
-      pending.splice(0, this.pendingHead);
-      this.pendingHead = 0;
-    }
-  }
-
-  private giveUpOnSlowOffsets(monotonicMs: number): void {
-    let gaveUp = 0;
-    for (let i = this.pendingHead; i < this.pending.length; i++) {
-      const slot = this.pending[i];
-      if (slot.message) continue;
-      if (monotonicMs - slot.at < this.timeoutMs) break;
-      slot.message = slot.publication;
-      gaveUp++;
-    }
-    if (gaveUp > 0) {
-      this.failed("publish", new Timeout(`${gaveUp} publication(s) sent without offsets: JetStream is slow`));
-      this.drain();
-    }
-  }
-
-  /** At most timeoutMs: one timer per call, not per connection (calls are per client event). */
   private timed<T>(p: Promise<T>): Promise<T> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new Timeout(`NATS did not answer in ${this.timeoutMs}ms`)),
-        this.timeoutMs,
-      );
-    });
-    return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+    return withTimeout(p, this.timeoutMs, "NATS");
   }
 
   private historyFailed(err: Error): HistoryError {
@@ -1412,7 +1362,10 @@ export class NatsBroker implements Broker {
     this.errors?.inc();
     this.log.debug(`NATS broker: ${what} failed`, { error: err.message });
     // JetStream answering "not found" for what the broker set up: a server that lost its data
-    if (this.phase === "ready" && (isStreamNotFound(err) || isNoResponders(err) || err instanceof Timeout)) {
+    if (
+      this.phase === "ready" &&
+      (isStreamNotFound(err) || isNoResponders(err) || err instanceof BrokerTimeout)
+    ) {
       this.verifySoon(true);
     }
   }
@@ -1462,9 +1415,4 @@ async function listKeys(kv: KV, filter?: string): Promise<string[]> {
   const keys: string[] = [];
   for await (const key of await kv.keys(filter)) keys.push(key);
   return keys;
-}
-
-/** anycable-go omits a nil info (omitempty), so a record without one carries no `info` key. */
-function withInfo<T extends object>(base: T, info: unknown): T & { info?: unknown } {
-  return info === undefined || info === null ? base : { ...base, info };
 }

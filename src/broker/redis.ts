@@ -30,7 +30,9 @@ import {
   type PresenceRecord,
   type Presenter,
   presenceProblem,
+  withInfo,
 } from "./broker.ts";
+import { BrokerTimeout, OrderedDelivery, withTimeout } from "./ordered_delivery.ts";
 import {
   DROP_IDLE_STREAMS,
   HISTORY_ALL,
@@ -72,15 +74,6 @@ export const ERRORS_METRIC = "broker_errors_total";
 
 type Reply = unknown;
 
-interface Slot {
-  publication: StreamPublication;
-  /** performance.now() when handed in: the broker's clock may be moved by tests. */
-  at: number;
-  message?: StreamMessage;
-}
-
-class Timeout extends Error {}
-
 export class RedisBroker implements Broker {
   readonly name = "broker (redis)";
   readonly supportsHistory = true;
@@ -97,8 +90,7 @@ export class RedisBroker implements Broker {
   private supervisor?: RedisSupervisor;
   private client?: RedisClient;
   /** Publications waiting for their offsets, in the order they were handed in. */
-  private readonly pending: Slot[] = [];
-  private pendingHead = 0;
+  private readonly outgoing: OrderedDelivery;
   private sweeping: Promise<void> | undefined;
   private stopped = false;
 
@@ -111,6 +103,7 @@ export class RedisBroker implements Broker {
     this.now = o.now ?? Date.now;
     this.prefix = o.keyPrefix ?? "_ac_:";
     this.timeoutMs = o.callTimeoutMs ?? CALL_TIMEOUT_MS;
+    this.outgoing = new OrderedDelivery((m) => o.pubsub.broadcast(m), this.timeoutMs);
     this.historyTtlMs = o.historyTtlSec * 1000;
     this.sessionsTtlMs = o.sessionsTtlSec * 1000;
     this.presenceTtlMs = o.presenceTtlSec * 1000;
@@ -153,11 +146,7 @@ export class RedisBroker implements Broker {
     if (this.stopped) return;
     this.stopped = true;
     // What still waits for an offset goes out without one rather than not at all.
-    for (let i = this.pendingHead; i < this.pending.length; i++) {
-      const slot = this.pending[i];
-      slot.message ??= slot.publication;
-    }
-    this.drain();
+    this.outgoing.flushAll();
     await this.supervisor?.close();
   }
 
@@ -167,11 +156,9 @@ export class RedisBroker implements Broker {
   }
 
   handleBroadcast(publication: StreamPublication): void {
-    const slot: Slot = { publication, at: performance.now() };
-    if (publication.transient || this.stopped) slot.message = publication;
-    this.pending.push(slot);
-    if (slot.message) {
-      this.drain();
+    const slot = this.outgoing.add(publication);
+    if (publication.transient || this.stopped) {
+      this.outgoing.settle(slot, publication);
       return;
     }
     const now = this.now();
@@ -192,17 +179,15 @@ export class RedisBroker implements Broker {
       (reply) => {
         const [epoch, offset] = reply as [unknown, unknown];
         if (typeof epoch === "string" && typeof offset === "number") {
-          slot.message ??= { ...publication, offset, epoch };
+          this.outgoing.settle(slot, { ...publication, offset, epoch });
         } else {
           this.failed("publish", new Error(`unexpected reply ${JSON.stringify(reply)}`));
-          slot.message ??= publication;
+          this.outgoing.settle(slot, publication);
         }
-        this.drain();
       },
       (err: Error) => {
         this.failed("publish", err);
-        slot.message ??= publication;
-        this.drain();
+        this.outgoing.settle(slot, publication);
       },
     );
   }
@@ -399,7 +384,13 @@ export class RedisBroker implements Broker {
   }
 
   expire(nowMs: number): void {
-    this.giveUpOnSlowOffsets(performance.now());
+    const gaveUp = this.outgoing.expireSlow(performance.now());
+    if (gaveUp > 0) {
+      this.failed(
+        "publish",
+        new BrokerTimeout(`${gaveUp} publication(s) sent without offsets: Redis is slow`),
+      );
+    }
     // A tick while the last sweep still runs is skipped: sweeps never pile up behind a slow Redis.
     if (!this.sweeping) void this.expireNow(nowMs);
   }
@@ -463,16 +454,8 @@ export class RedisBroker implements Broker {
     }
   }
 
-  /** At most timeoutMs: one timer per call, not per connection (calls are per client event). */
   private timed<T>(p: Promise<T>): Promise<T> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new Timeout(`Redis did not answer in ${this.timeoutMs}ms`)),
-        this.timeoutMs,
-      );
-    });
-    return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+    return withTimeout(p, this.timeoutMs, "Redis");
   }
 
   /** History entries ([id, [field, value...]]) → messages; foreign entries are skipped and counted. */
@@ -498,39 +481,6 @@ export class RedisBroker implements Broker {
     } catch {
       this.failed("read presence", new Error("skipping foreign presence info"));
       return undefined;
-    }
-  }
-
-  /** Hands finished publications to pub/sub in the order they came in. */
-  private drain(): void {
-    const { pending } = this;
-    while (this.pendingHead < pending.length) {
-      const message = pending[this.pendingHead].message;
-      if (!message) break;
-      this.pendingHead++;
-      this.pubsub.broadcast(message);
-    }
-    if (this.pendingHead === pending.length) {
-      pending.length = 0;
-      this.pendingHead = 0;
-    } else if (this.pendingHead >= 1024 && this.pendingHead * 2 >= pending.length) {
-      pending.splice(0, this.pendingHead);
-      this.pendingHead = 0;
-    }
-  }
-
-  private giveUpOnSlowOffsets(monotonicMs: number): void {
-    let gaveUp = 0;
-    for (let i = this.pendingHead; i < this.pending.length; i++) {
-      const slot = this.pending[i];
-      if (slot.message) continue;
-      if (monotonicMs - slot.at < this.timeoutMs) break;
-      slot.message = slot.publication;
-      gaveUp++;
-    }
-    if (gaveUp > 0) {
-      this.failed("publish", new Timeout(`${gaveUp} publication(s) sent without offsets: Redis is slow`));
-      this.drain();
     }
   }
 
@@ -572,9 +522,4 @@ function parseEntry(entry: unknown): { offset: number; d: string; t: number } | 
   }
   if (d === undefined || Number.isNaN(t)) return undefined;
   return { offset: Number(m[1]), d, t };
-}
-
-/** anycable-go omits a nil info (omitempty), so a record without one carries no `info` key. */
-function withInfo<T extends object>(base: T, info: unknown): T & { info?: unknown } {
-  return info === undefined || info === null ? base : { ...base, info };
 }
