@@ -57,6 +57,37 @@ function got(s: Subscriber): unknown[] {
   });
 }
 
+const isWarmup = (m: unknown) => typeof m === "string" && m.startsWith("warmup-");
+
+/**
+ * Each node reads a stream once its cursor is set: publishes markers until every subscriber has
+ * one, then drops the markers. Non-consuming while it waits: a marker a slow node delivers after
+ * its attempt gave up is not left to a stale waiter, which would take later messages too. A node
+ * delivers a stream in offset order, so once every subscriber holds marker i no earlier marker
+ * can still arrive.
+ */
+async function warmUp(url: string, subs: Subscriber[]): Promise<void> {
+  for (let i = 0; ; i++) {
+    const marker = `warmup-${i}`;
+    await viaPsql(url, marker);
+    try {
+      await waitFor(() => subs.every((s) => got(s).includes(marker)), `warm-up marker ${i}`, 1000);
+      break;
+    } catch {
+      if (i > 20) throw new Error("the nodes never all delivered a warm-up marker");
+    }
+  }
+  for (const s of subs) {
+    for (let j = s.client.messages.length - 1; j >= 0; j--) {
+      const m = s.client.messages[j] as { identifier?: string; message?: unknown };
+      if (m?.identifier === ID && isWarmup(m.message)) {
+        s.client.messages.splice(j, 1);
+        s.client.raw.splice(j, 1);
+      }
+    }
+  }
+}
+
 /** Waits for `marker` on every subscriber, then returns what each got before it (consumed). */
 async function upTo(
   subs: Subscriber[],
@@ -64,14 +95,22 @@ async function upTo(
   what: string,
   timeoutMs = 10_000,
 ): Promise<unknown[][]> {
+  // Once one subscriber failed the others stop taking messages: nothing is left consuming.
+  let failed = false;
   return Promise.all(
     subs.map(async (s, i) => {
       const seen: unknown[] = [];
-      for (;;) {
-        const m = await s.client.next((x) => x.identifier === ID, `${what} on subscriber ${i}`, timeoutMs);
+      while (!failed) {
+        const m = await s.client
+          .next((x) => x.identifier === ID, `${what} on subscriber ${i}`, timeoutMs)
+          .catch((err: Error) => {
+            failed = true;
+            throw err;
+          });
         if (m.message === marker) return seen;
         seen.push(m.message);
       }
+      return seen;
     }),
   );
 }
@@ -122,17 +161,8 @@ for (const runtime of runtimes) {
       const subs: Subscriber[] = [];
       for (const n of nodes) subs.push(await subscriber(n), await subscriber(n));
       clients.push(...subs.map((s) => s.client));
-      // Each node reads the stream once its cursor is set: publish markers until all have one.
-      for (let i = 0; ; i++) {
-        const marker = `warmup-${i}`;
-        await viaPsql(pg.url, marker);
-        try {
-          await upTo(subs, marker, "warm-up", 1000);
-          return subs;
-        } catch {
-          if (i > 20) throw new Error("the nodes never all delivered a warm-up marker");
-        }
-      }
+      await warmUp(pg.url, subs);
+      return subs;
     }
 
     it("picks pub/sub postgres by itself and says so", () => {
@@ -314,15 +344,8 @@ for (const runtime of runtimes) {
     async function warmSubscribers(url: string, ns: ServerProcess[]): Promise<Subscriber[]> {
       const subs = await Promise.all(ns.map((n) => subscriber(n)));
       clients.push(...subs.map((s) => s.client));
-      for (let i = 0; ; i++) {
-        await viaPsql(url, `warmup-${i}`);
-        try {
-          await upTo(subs, `warmup-${i}`, "warm-up", 1000);
-          return subs;
-        } catch {
-          if (i > 20) throw new Error("the nodes never all delivered a warm-up marker");
-        }
-      }
+      await warmUp(url, subs);
+      return subs;
     }
 
     it("PostgreSQL restarted mid-stream: nothing committed is lost or duplicated, order kept", async () => {
