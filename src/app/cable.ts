@@ -129,9 +129,10 @@ export async function composeCable({ config, runtime, logger, embedded }: Compos
     presenceTouchMs: brokerOpts.presenceTtlSec * 500,
     cancellableCalls: rpc.impl !== "none",
     executors: pusher ? new Map([[PUSHER_PROTOCOL, pusher.executor]]) : undefined,
+    secretParams: [identityConfig.fromConfig(config).jwtParam],
   });
   pusher?.attach(node);
-  const clusterHandler = new ForwardingHandler(broker, node);
+  const clusterHandler = new ForwardingHandler(broker, node, logger);
 
   const routes = new Routes(listener);
   routes.main.all(listener.healthPath, (c) => c.text(HEALTH_BODY));
@@ -139,7 +140,7 @@ export async function composeCable({ config, runtime, logger, embedded }: Compos
     config,
     {
       cluster: clusterHandler,
-      local: new ForwardingHandler(thisNode, node),
+      local: new ForwardingHandler(thisNode, node, logger),
       delivered: () => pubsub.drained?.() ?? Promise.resolve(),
     },
     routes,
@@ -268,7 +269,7 @@ export async function composeCable({ config, runtime, logger, embedded }: Compos
       if (pusherUpgrade && url.pathname === pusher?.wsPath) return pusherUpgrade(req, url, remote);
       return mainApp.fetch(req);
     },
-    websocket: wsCallbacks(node),
+    websocket: wsCallbacks(node, logger),
   };
 
   // StatsD / log sinks (written every rotate interval by the ticker) and the process gauges

@@ -4,6 +4,7 @@
 import type { StreamPublication } from "../broadcast/publication.ts";
 import type { Hub } from "../hub/hub.ts";
 import type { Logger } from "../log/logger.ts";
+import { redactSigned } from "../log/redact.ts";
 import type { Counter } from "../metrics/registry.ts";
 import { type ClientCommand, publicationDataJson, rejectMessage } from "../protocols/actioncable.ts";
 import {
@@ -52,11 +53,16 @@ export interface CommandsOptions {
 export class Commands {
   private readonly controllerOf: (session: Session) => Controller;
   private readonly hub: Hub;
+  /** Debug lines are built only when printed: commands check this first. */
+  private readonly debugOn: boolean;
+  private readonly hubLog: Logger;
 
   constructor(private readonly opts: CommandsOptions) {
     const controller = opts.controller;
     this.controllerOf = opts.controllerOf ?? (() => controller);
     this.hub = opts.hub;
+    this.debugOn = opts.logger.enabled("debug");
+    this.hubLog = opts.logger.with({ component: "hub" });
   }
 
   /** The authenticate call's context: identifiers are not known yet. */
@@ -80,7 +86,7 @@ export class Commands {
       this.opts.limitExceeded.inc();
       this.opts.logger.debug("subscription rejected: too many subscriptions", {
         sid: session.sid,
-        identifier: id,
+        identifier: redactSigned(id),
         limit: max,
       });
       session.deliver(rejectMessage(id));
@@ -92,9 +98,15 @@ export class Commands {
     } catch (err) {
       return `subscribe failed for ${id}: ${(err as Error).message}`;
     }
+    if (this.debugOn) this.logResult(session, "controller subscribe", res);
     if (session.isClosed || !res) return undefined;
     if (res.status === "error") return `subscribe failed for ${id}: ${res.errorMsg ?? "error"}`;
     const confirmed = res.status === "success";
+    if (this.debugOn)
+      this.opts.logger.debug(confirmed ? "subscribed" : "subscription rejected", {
+        sid: session.sid,
+        identifier: redactSigned(id),
+      });
     if (confirmed) session.subscriptions.add(id);
     await this.applyCommandResult(session, id, res);
     if (!confirmed || session.isClosed) return undefined;
@@ -103,12 +115,20 @@ export class Commands {
     if (cmd.history) {
       const error = await this.opts.history.run(session, id, cmd.history);
       if (error)
-        this.opts.logger.warn("couldn't retrieve history", { sid: session.sid, identifier: id, error });
+        this.opts.logger.warn("couldn't retrieve history", {
+          sid: session.sid,
+          identifier: redactSigned(id),
+          error,
+        });
     }
     if (cmd.presence && !session.isClosed) {
       const error = await this.opts.presence.change(session, id, { type: "join", ...cmd.presence });
       if (error)
-        this.opts.logger.warn("couldn't process presence join", { sid: session.sid, identifier: id, error });
+        this.opts.logger.warn("couldn't process presence join", {
+          sid: session.sid,
+          identifier: redactSigned(id),
+          error,
+        });
     }
     return undefined;
   }
@@ -122,17 +142,20 @@ export class Commands {
     } catch (err) {
       return `failed to unsubscribe from ${id}: ${(err as Error).message}`;
     }
+    if (this.debugOn) this.logResult(session, "controller unsubscribe", res);
     if (session.isClosed || !res) return undefined;
     if (res.status === "error") return `failed to unsubscribe from ${id}: ${res.errorMsg ?? "error"}`;
     const presenceStream = session.env.istate[id]?.[PRESENCE_STREAM_STATE];
     await this.applyCommandResult(session, id, { ...res, stopAllStreams: true });
     session.subscriptions.delete(id);
+    if (this.debugOn)
+      this.opts.logger.debug("unsubscribed", { sid: session.sid, identifier: redactSigned(id) });
     if (Object.hasOwn(session.env.istate, id)) delete this.ownIstate(session)[id];
     session.dirty = true;
     // An explicit unsubscribe leaves the presence set at once (a disconnect lets it expire).
     if (presenceStream && session.hasPresence) {
       const error = await this.opts.presence.leaveOnUnsubscribe(session, presenceStream);
-      if (error) this.opts.logger.debug(error, { sid: session.sid, identifier: id });
+      if (error) this.opts.logger.debug(error, { sid: session.sid, identifier: redactSigned(id) });
     }
     return undefined;
   }
@@ -147,6 +170,7 @@ export class Commands {
     } catch (err) {
       return `perform failed for ${id}: ${(err as Error).message}`;
     }
+    if (this.debugOn) this.logResult(session, "controller perform", res);
     if (session.isClosed || !res) return undefined;
     if (res.status === "error") return `perform failed for ${id}: ${res.errorMsg ?? "error"}`;
     if (await this.applyCommandResult(session, id, res)) session.dirty = true;
@@ -172,7 +196,10 @@ export class Commands {
   whisper(session: Session, cmd: ClientCommand): void {
     const stream = session.env.istate[cmd.identifier]?.[WHISPER_STREAM_STATE];
     if (!stream) {
-      this.opts.logger.debug("whisper stream not found", { sid: session.sid, identifier: cmd.identifier });
+      this.opts.logger.debug("whisper stream not found", {
+        sid: session.sid,
+        identifier: redactSigned(cmd.identifier),
+      });
       return;
     }
     // Same encoding rule as any publication (a JSON null is sent as the string "null", like anycable-go).
@@ -216,16 +243,24 @@ export class Commands {
     );
     const subs = session.subscriptions;
     if (res.stopAllStreams) {
-      for (const s of subs.takeStreams(identifier)) hub.unsubscribe(session, s, identifier);
+      for (const s of subs.takeStreams(identifier)) {
+        hub.unsubscribe(session, s, identifier);
+        if (this.debugOn) this.logStream(session, "unsubscribed", identifier, s);
+      }
     } else if (res.stoppedStreams) {
       for (const s of res.stoppedStreams) {
         hub.unsubscribe(session, s, identifier);
         subs.removeStream(identifier, s);
+        if (this.debugOn) this.logStream(session, "unsubscribed", identifier, s);
       }
     }
     if (res.streams) {
       // recorded once per subscription (a stream named twice is one), so the hub is asked once
-      for (const s of res.streams) if (subs.addStream(identifier, s)) hub.subscribe(session, s, identifier);
+      for (const s of res.streams) {
+        if (!subs.addStream(identifier, s)) continue;
+        hub.subscribe(session, s, identifier);
+        if (this.debugOn) this.logStream(session, "subscribed", identifier, s);
+      }
     }
     if (res.istate) {
       const istate = this.ownIstate(session);
@@ -236,10 +271,40 @@ export class Commands {
     this.markDisconnectable(session, res.disconnectInterest ?? 0);
     if (res.presence && !session.isClosed) {
       const error = await this.opts.presence.change(session, identifier, res.presence);
-      if (error) this.opts.logger.warn("failed to process presence", { sid: session.sid, identifier, error });
+      if (error)
+        this.opts.logger.warn("failed to process presence", {
+          sid: session.sid,
+          identifier: redactSigned(identifier),
+          error,
+        });
     }
     if (res.disconnect) this.opts.close(session, CloseCode.abnormal, "Command Failed");
     return changed;
+  }
+
+  /** anycable-go's "controller <command>" line: the answer in short, never a signed name. */
+  private logResult(session: Session, what: string, res: CommandResult | null): void {
+    if (!res) {
+      this.opts.logger.debug(`skip ${what.replace("controller ", "")} result: closed`, { sid: session.sid });
+      return;
+    }
+    this.opts.logger.debug(what, {
+      sid: session.sid,
+      response: {
+        status: res.status,
+        streams: res.streams,
+        stopped_streams: res.stoppedStreams,
+        stop_all_streams: res.stopAllStreams || undefined,
+        transmissions: res.transmissions.length,
+        disconnect: res.disconnect || undefined,
+        error: res.errorMsg,
+      },
+    });
+  }
+
+  /** The hub's line for a stream a subscription started or stopped (component=hub, as anycable-go). */
+  private logStream(session: Session, what: string, identifier: string, stream: string): void {
+    this.hubLog.debug(what, { sid: session.sid, identifier: redactSigned(identifier), stream });
   }
 
   /** The one object a command allocates for its controller call. */

@@ -6,7 +6,8 @@
 import type { Broker, PresenceEvent, Presenter } from "../broker/broker.ts";
 import { nanoid } from "../http/request.ts";
 import type { Hub, Publication } from "../hub/hub.ts";
-import { compact, type Logger } from "../log/logger.ts";
+import type { Logger } from "../log/logger.ts";
+import { frameForLog, redactHeaders, redactSigned, redactUrl } from "../log/redact.ts";
 import type { Metrics } from "../metrics/registry.ts";
 import {
   type ClientCommand,
@@ -76,6 +77,8 @@ export interface NodeOptions extends Options {
   random?: () => number;
   /** Foreign protocols (Pusher, ...) by the internal protocol name their sessions carry. */
   executors?: ReadonlyMap<string, Executor>;
+  /** Query parameters whose values debug lines never show (the JWT one, --jwt_param). */
+  secretParams?: readonly string[];
 }
 
 export class Node implements Presenter {
@@ -95,6 +98,8 @@ export class Node implements Presenter {
   private readonly pings: Pings;
   private readonly keepalives: Keepalive;
   private readonly broker: Broker;
+  /** Debug lines are built only when they are printed: the hot paths check this first. */
+  private readonly debugOn: boolean;
   /** When the current slice of command work started (performance.now()); -1 when none runs. */
   private sliceStart = -1;
   /** Set once the slice is used up: commands wait on it for the event loop's next turn. */
@@ -103,6 +108,7 @@ export class Node implements Presenter {
 
   constructor(private readonly opts: NodeOptions) {
     this.log = opts.logger.with({ context: "node" });
+    this.debugOn = this.log.enabled("debug");
     this.m = nodeMetrics(opts.metrics, {
       clients: () => this.sessions.size,
       uniqueClients: () => this.byIdentifiers.size,
@@ -259,7 +265,11 @@ export class Node implements Presenter {
         }
         if (session.state !== "connected") return resolve("closed");
         if (error !== undefined) {
-          this.log.warn("failed to subscribe", { sid: session.sid, identifier: cmd.identifier, error });
+          this.log.warn("failed to subscribe", {
+            sid: session.sid,
+            identifier: redactSigned(cmd.identifier),
+            error: redactSigned(error),
+          });
           return resolve("failed");
         }
         resolve(session.subscriptions.has(cmd.identifier) ? "confirmed" : "rejected");
@@ -279,7 +289,7 @@ export class Node implements Presenter {
       session.readingStopped = true;
       this.log.debug("failed to decode client message, ignoring further input", {
         sid: session.sid,
-        data: compact(frame),
+        data: frameForLog(frame),
         error: decoded.error,
       });
       return;
@@ -287,6 +297,8 @@ export class Node implements Presenter {
     this.m.clientMsg.inc();
     session.pongDeadline = 0;
     const cmd = decoded.command;
+    if (this.debugOn)
+      this.log.debug("incoming message", { sid: session.sid, data: redactSigned(JSON.stringify(cmd)) });
     this.enqueue(session, () => this.handleCommand(session, cmd, frame));
     if (session.pending >= READ_PAUSE_AT && !session.readPaused) this.throttle(session);
   }
@@ -335,11 +347,24 @@ export class Node implements Presenter {
     if (wasConnected && session.disconnectable) {
       const subs = session.subscriptionIds();
       const ctx = { sid: session.sid, env: session.env, identifiers: session.identifiers };
+      if (this.debugOn)
+        this.log.debug("disconnect", {
+          sid: session.sid,
+          ids: session.identifiers,
+          url: redactUrl(session.env.url, this.opts.secretParams),
+          headers: redactHeaders(session.env.headers, this.opts.secretParams),
+          subscriptions: subs.map(redactSigned),
+        });
       this.controllerOf(session)
         .disconnect(ctx, subs)
-        .catch((err) => {
-          this.log.warn("disconnect call failed", { sid: session.sid, error: err });
-        });
+        .then(
+          () => {
+            if (this.debugOn) this.log.debug("controller disconnect succeeded", { sid: session.sid });
+          },
+          (err) => {
+            this.log.warn("disconnect call failed", { sid: session.sid, error: err });
+          },
+        );
     }
   }
 
@@ -380,6 +405,7 @@ export class Node implements Presenter {
 
   broadcast(pub: Publication): void {
     this.m.broadcastMsg.inc();
+    if (this.debugOn) this.log.debug("incoming broadcast message", { payload: publicationForLog(pub) });
     const stats = this.opts.hub.broadcast(pub);
     // Natively fanned-out frames bypass onSend, so they are counted here from the hub's stats.
     if (stats.unencodable) {
@@ -402,6 +428,7 @@ export class Node implements Presenter {
 
   remoteDisconnect(identifiers: string, reconnect: boolean): void {
     this.m.remoteCommands.inc();
+    if (this.debugOn) this.log.debug("incoming remote command", { command: { identifiers, reconnect } });
     const entry = this.byIdentifiers.get(identifiers);
     if (!entry) {
       this.log.debug("cannot disconnect session", { identifier: identifiers, reason: "not found" });
@@ -619,6 +646,11 @@ export class Node implements Presenter {
       this.closeSocket(session, CloseCode.internalError, "Auth Error");
       return;
     }
+    if (this.debugOn && res)
+      this.log.debug("controller authenticate", {
+        sid: session.sid,
+        response: { status: res.status, identifiers: res.identifiers },
+      });
     if (session.isClosed || !res) return;
     if (res.status === "success") {
       session.identifiers = res.identifiers;
@@ -649,7 +681,11 @@ export class Node implements Presenter {
       this.m.failedClientMsg.inc();
       // anycable-go's session logs this at WARN (node/session.go ReadMessage), for every command
       // that fails: a subscribe failing at the RPC backend gets no reply, only this line.
-      this.log.warn("failed to handle incoming message", { sid: session.sid, data: compact(raw), error });
+      this.log.warn("failed to handle incoming message", {
+        sid: session.sid,
+        data: frameForLog(raw),
+        error: redactSigned(error),
+      });
     }
   }
 
@@ -724,5 +760,17 @@ function abortableSleep(ms: number, signal?: AbortSignal): Promise<void> {
     };
     const timer = setTimeout(done, ms);
     signal?.addEventListener("abort", done, { once: true });
+  });
+}
+
+/** A publication as debug lines show it: the data cut to a readable size. */
+function publicationForLog(pub: Publication): string {
+  const data = pub.dataJson.length > 200 ? `${pub.dataJson.slice(0, 200)}...` : pub.dataJson;
+  return JSON.stringify({
+    stream: pub.stream,
+    data,
+    offset: pub.offset,
+    epoch: pub.epoch,
+    exclude_socket: pub.excludeSocket,
   });
 }

@@ -375,7 +375,8 @@ export class RedisSupervisor {
       : `next Redis reconnect attempt in ${delay / 1000}s`;
     const first = this.failing.size === 0;
     this.failing.add(member.role);
-    if (first) this.log.info(msg, { error: cause.message });
+    // The first failure of a burst at WARN, as anycable-go logs a failed Redis connection.
+    if (first) this.log.warn(msg, { error: cause.message });
     else this.log.debug(msg, { error: cause.message, conn: member.role });
     return delay;
   }

@@ -9,6 +9,14 @@ import type { Upgrade, WebSocketHandlers } from "../../runtime/types.ts";
 import { VERSION_STRING } from "../../version.ts";
 import type { RequestGate } from "../request.ts";
 
+/** The offered sub-protocols as a debug line shows them: a token entry (anycable-token.<jwt>) filtered. */
+function redactProtocols(offered: string): string {
+  return offered
+    .split(",")
+    .map((p) => (p.trim().startsWith("anycable-token.") ? "anycable-token.[FILTERED]" : p.trim()))
+    .join(",");
+}
+
 /** Longer restore ids are ignored: no session id we hand out comes close. */
 const MAX_SID_LENGTH = 256;
 
@@ -28,7 +36,8 @@ export function wsUpgradeHandler(
     }
     const refusal = gate.refuse(req);
     if (refusal) return refusal;
-    const protocol = selectProtocol(req.headers.get("sec-websocket-protocol"));
+    const offered = req.headers.get("sec-websocket-protocol");
+    const protocol = selectProtocol(offered);
     const pi = url.searchParams.get("pi");
     let pingIntervalSec: number | undefined;
     if (pi !== null && pi !== "") {
@@ -46,6 +55,8 @@ export function wsUpgradeHandler(
       pingPrecision: ptp ? ptp : undefined,
     };
     if (clientSid) request.clientSid = true;
+    if (protocol === "" && offered && log.enabled("debug"))
+      log.debug("no subprotocol negotiated", { sid, client: redactProtocols(offered) });
     // anycable-go: the header first, then the query parameter.
     const restoreSid = req.headers.get("x-anycable-restore-sid") || url.searchParams.get("sid");
     if (restoreSid && restoreSid.length <= MAX_SID_LENGTH) request.restoreSid = restoreSid;
@@ -58,16 +69,20 @@ export function wsUpgradeHandler(
   };
 }
 
-export function wsCallbacks(node: Node): WebSocketHandlers<SocketContext> {
+export function wsCallbacks(node: Node, logger?: Logger): WebSocketHandlers<SocketContext> {
+  // anycable-go's per-connection lines (context=ws), built only at debug level
+  const log = logger?.enabled("debug") ? logger.with({ context: "ws" }) : undefined;
   return {
     open(socket, ctx) {
       ctx.session = node.open(ctx.request, socket);
+      log?.debug("WebSocket session established", { sid: ctx.session.sid });
     },
     message(ctx, frame, size) {
       if (ctx.session) node.message(ctx.session, frame, size);
     },
     close(ctx) {
       if (ctx.session) node.closed(ctx.session);
+      log?.debug("WebSocket session completed", { sid: ctx.session?.sid ?? ctx.request.sid });
     },
     drain(ctx) {
       if (ctx.session) node.drained(ctx.session);
