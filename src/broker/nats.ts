@@ -703,7 +703,7 @@ export class NatsBroker implements Broker {
     this.track(sid, stream, pid, info);
     if (!added) return undefined;
     const event = withInfo<PresenceEvent>({ type: "join", id: pid }, info);
-    this.tell(stream, event);
+    this.tell(stream, event, sid);
     return event;
   }
 
@@ -987,7 +987,7 @@ export class NatsBroker implements Broker {
       for (const [stream, { pid, info }] of session.streams) {
         try {
           if (await this.timed(this.addRecord(stream, session.sid, pid, info))) {
-            this.tell(stream, withInfo<PresenceEvent>({ type: "join", id: pid }, info));
+            this.tell(stream, withInfo<PresenceEvent>({ type: "join", id: pid }, info), session.sid);
           }
         } catch (err) {
           this.failed("presence add", err as Error);
@@ -1370,9 +1370,9 @@ export class NatsBroker implements Broker {
     }
   }
 
-  private tell(stream: string, event: PresenceEvent): void {
+  private tell(stream: string, event: PresenceEvent, sid?: string): void {
     try {
-      this.o.presenter?.presenceChanged(stream, event);
+      this.o.presenter?.presenceChanged(stream, event, sid);
     } catch {
       // The presenter is the node's: a failure there must not undo the broker's bookkeeping.
     }

@@ -84,8 +84,11 @@ export class RecordingPubSub implements PubSub {
 /** A Presenter that keeps the events it was told about, in order. */
 export class RecordingPresenter implements Presenter {
   readonly events: { stream: string; event: PresenceEvent }[] = [];
-  presenceChanged(stream: string, event: PresenceEvent): void {
+  /** The session each event was told with (the joiner's, so its protocol can spare it its own join). */
+  readonly sids: (string | undefined)[] = [];
+  presenceChanged(stream: string, event: PresenceEvent, sid?: string): void {
     this.events.push({ stream, event });
+    this.sids.push(sid);
   }
 }
 
@@ -533,6 +536,8 @@ export function brokerContract(name: string, makeHarness: MakeBrokerHarness, cap
         const join = { type: "join", id: "u1", info: { name: "Ann" } };
         assert.deepEqual(await broker.presenceAdd("room", "s1", "u1", { name: "Ann" }), join);
         assert.deepEqual(presenter.events, [{ stream: "room", event: join }]);
+        // the joiner's session with it: Pusher sends no member_added to the member itself
+        assert.deepEqual(presenter.sids, ["s1"]);
         assert.deepEqual(await broker.presenceAdd("room", "s2", "u2", undefined), { type: "join", id: "u2" });
         assert.deepEqual(sortedInfo(await broker.presenceInfo("room", { returnRecords: true })), {
           type: "info",
