@@ -3,7 +3,9 @@
 // the latest arrival. Talks to the coordinator with JSON lines on stdin/stdout.
 //   bun bench/loadgen.ts --url ws://127.0.0.1:8080/cable --count 5000 --offset 0 --streams 1
 // With --transport sse the clients are SSE streams (GET <url>?stream=bench-N, read with fetch;
-// the coordinator raises BUN_CONFIG_MAX_HTTP_REQUESTS, Bun's cap on concurrent fetches).
+// the coordinator raises BUN_CONFIG_MAX_HTTP_REQUESTS, Bun's cap on concurrent fetches). With
+// --transport pusher they speak the Pusher protocol at <url> (ws://host/app/<key>), each subscribed
+// to the public channel bench-N (the same stream as Action Cable's bench-N).
 import { parseArgs } from "node:util";
 
 const { values } = parseArgs({
@@ -17,6 +19,7 @@ const { values } = parseArgs({
   },
 });
 const sse = values.transport === "sse";
+const pusher = values.transport === "pusher";
 const url = values.url!;
 const count = Number(values.count);
 const offset = Number(values.offset);
@@ -33,6 +36,39 @@ let failures = 0;
 
 function onMessage(ev: MessageEvent): void {
   onData(ev.data as string);
+}
+
+/** A Pusher event carries the publication as a JSON string: its quotes arrive escaped. */
+function onPusherMessage(ev: MessageEvent): void {
+  const data = ev.data as string;
+  if (data.includes('"seq":')) onData(data);
+  else if (data.includes('\\"seq\\":')) onData(data.replaceAll('\\"', '"'));
+}
+
+function openPusherClient(index: number): Promise<void> {
+  return new Promise((resolve) => {
+    const ws = new WebSocket(url);
+    const channel = `bench-${(offset + index) % streams}`;
+    let done = false;
+    const finish = (ok: boolean) => {
+      if (done) return;
+      done = true;
+      if (!ok) failures++;
+      resolve();
+    };
+    ws.onmessage = (ev) => {
+      const data = ev.data as string;
+      if (data.includes('"pusher:connection_established"')) {
+        ws.send(JSON.stringify({ event: "pusher:subscribe", data: { channel } }));
+      } else if (data.includes('"pusher_internal:subscription_succeeded"')) {
+        ws.onmessage = onPusherMessage;
+        finish(true);
+      }
+    };
+    ws.onerror = () => finish(false);
+    ws.onclose = () => finish(false);
+    sockets.push(ws);
+  });
 }
 
 function onData(data: string): void {
@@ -93,6 +129,7 @@ function onEvents(events: string): void {
 
 function openClient(index: number): Promise<void> {
   if (sse) return openSseClient(index);
+  if (pusher) return openPusherClient(index);
   return new Promise((resolve) => {
     const ws = new WebSocket(url, ["actioncable-v1-json"]);
     const identifier = JSON.stringify({

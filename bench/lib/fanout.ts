@@ -18,7 +18,7 @@ export function startWorker(
   count: number,
   offset: number,
   streams: number,
-  transport: "ws" | "sse" = "ws",
+  transport: "ws" | "sse" | "pusher" = "ws",
 ): Worker {
   return jsonChild(join(BIN, "bun"), [
     join(ROOT, "bench", "loadgen.ts"),
@@ -54,6 +54,8 @@ export async function broadcastPhase(
   rounds: number,
   /** Sends one body (default: POST to `url`); the postgres-sql cluster mode sends it through SQL. */
   send?: (body: string) => Promise<void>,
+  /** An `event` field in every publication (what a Pusher client needs to get it as an event). */
+  event?: string,
 ): Promise<LatencyStats> {
   for (const w of workers) w.send("reset");
   const perStream = n / streams;
@@ -65,7 +67,8 @@ export async function broadcastPhase(
   for (let r = 0; r < rounds; r++) {
     const batch = [];
     for (let s = 0; s < streams; s++) {
-      batch.push({ stream: `bench-${s}`, data: JSON.stringify({ seq: seq++, t: now() }) });
+      const data = event ? { event, seq: seq++, t: now() } : { seq: seq++, t: now() };
+      batch.push({ stream: `bench-${s}`, data: JSON.stringify(data) });
     }
     const body = streams === 1 ? batch[0] : batch;
     if (send) await send(JSON.stringify(body));
