@@ -187,7 +187,10 @@ for (const runtime of runtimes) {
       const signed = signStream("news/42", SECRET);
       const rejected = [
         { channel: "$pubsub", stream_name: "news/42" }, // public streams are off
-        { channel: "$pubsub", signed_stream_name: `${signed.slice(0, -1)}0` },
+        {
+          channel: "$pubsub",
+          signed_stream_name: `${signed.slice(0, -1)}${signed.endsWith("0") ? "1" : "0"}`,
+        },
         { channel: "$pubsub", signed_stream_name: signStream("news/42", "other-key") },
         // another name's data under this name's digest
         {
