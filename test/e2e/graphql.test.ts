@@ -114,13 +114,15 @@ for (const runtime of runtimes) {
     const broadcast = (stream: string, message: unknown) =>
       publish(`${server.url}/_broadcast`, { stream, data: JSON.stringify(message) }, BROADCAST_KEY);
 
-    const gql = (connectionParams?: Record<string, unknown>) => {
+    /** lazy: false keeps the socket open between operations (a lazy client closes it after the last one). */
+    const gql = (connectionParams?: Record<string, unknown>, lazy = true) => {
       const c = createClient({
         url,
         webSocketImpl: WebSocket,
         connectionParams,
         retryAttempts: 0,
-        lazy: true,
+        lazy,
+        onNonLazyError: () => {},
       });
       clients.push(c);
       return c;
