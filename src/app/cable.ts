@@ -24,6 +24,7 @@ import type { Controller } from "../node/controller.ts";
 import { Node } from "../node/node.ts";
 import { NullController } from "../node/null_controller.ts";
 import * as nodeConfig from "../node/options.ts";
+import * as graphqlConfig from "../protocols/graphql/index.ts";
 import * as pusherConfig from "../protocols/pusher/index.ts";
 import { PUSHER_PROTOCOL } from "../protocols/pusher/protocol.ts";
 import { createPubSub } from "../pubsub/factory.ts";
@@ -116,6 +117,15 @@ export async function composeCable({ config, runtime, logger, embedded }: Compos
   const pusher = pusherOpts.enabled
     ? new pusherConfig.Pusher(pusherOpts, { broker, logger, maxBodyBytes: listener.maxBodyBytes })
     : undefined;
+  // --- GraphQL over WebSocket (protocols/graphql): executors on the application's controller chain
+  const graphqlOpts = graphqlConfig.fromConfig(config);
+  const graphql = graphqlOpts.enabled
+    ? new graphqlConfig.Graphql(graphqlOpts, controller, logger)
+    : undefined;
+  const executors = new Map([
+    ...(pusher ? ([[PUSHER_PROTOCOL, pusher.executor]] as const) : []),
+    ...(graphql ? graphql.executors : []),
+  ]);
   const node = new Node({
     controller,
     hub,
@@ -128,7 +138,7 @@ export async function composeCable({ config, runtime, logger, embedded }: Compos
     sessionsTouchMs: brokerOpts.sessionsTtlSec * 500,
     presenceTouchMs: brokerOpts.presenceTtlSec * 500,
     cancellableCalls: rpc.impl !== "none",
-    executors: pusher ? new Map([[PUSHER_PROTOCOL, pusher.executor]]) : undefined,
+    executors: executors.size > 0 ? executors : undefined,
     secretParams: [identityConfig.fromConfig(config).jwtParam],
   });
   pusher?.attach(node);
@@ -256,6 +266,14 @@ export async function composeCable({ config, runtime, logger, embedded }: Compos
         : "Pusher API is not served: no secret to verify requests with",
     ]);
   }
+  const graphqlUpgrade = graphql?.upgradeHandler(gate);
+  if (graphql) {
+    routes.announce(() => [
+      embedded
+        ? `Embedded: GraphQL WebSocket connections at ${graphqlOpts.path}`
+        : `Handle GraphQL WebSocket connections at ${routes.address(listener.port)}${graphqlOpts.path}`,
+    ]);
+  }
   const mainApp = routes.main;
   const main: HandlerSpec<SocketContext> = {
     maxMessageSize: ws.maxMessageSize,
@@ -267,6 +285,7 @@ export async function composeCable({ config, runtime, logger, embedded }: Compos
       if (isWsPath(url.pathname)) return upgrade(req, url, remote);
       if (sse && isSsePath(url.pathname)) return sse.handle(req, url, remote);
       if (pusherUpgrade && url.pathname === pusher?.wsPath) return pusherUpgrade(req, url, remote);
+      if (graphqlUpgrade && url.pathname === graphqlOpts.path) return graphqlUpgrade(req, url, remote);
       return mainApp.fetch(req);
     },
     websocket: wsCallbacks(node, logger),
@@ -294,6 +313,7 @@ export async function composeCable({ config, runtime, logger, embedded }: Compos
     ...controllerTasks,
     ...pushed.tasks,
     ...(statusSampler ? [statusSampler.task()] : []),
+    ...(graphql ? [{ everyMs: 1000, run: (now: number) => graphql.tick(now) }] : []),
   ];
   if (sse) {
     // Stopped after the node closed every session, before the listeners cut open connections.

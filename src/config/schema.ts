@@ -14,6 +14,7 @@ import { METRICS_OPTIONS } from "../metrics/options.ts";
 import { NATS_OPTIONS } from "../nats/options.ts";
 import { NODE_OPTIONS } from "../node/options.ts";
 import { POSTGRES_OPTIONS } from "../postgres/options.ts";
+import { GRAPHQL_OPTIONS } from "../protocols/graphql/options.ts";
 import { PUSHER_OPTIONS } from "../protocols/pusher/options.ts";
 import { PUBSUB_OPTIONS } from "../pubsub/options.ts";
 import { REDIS_OPTIONS } from "../redis/options.ts";
@@ -88,6 +89,7 @@ export const OPTIONS = [
   ...IDENTITY_OPTIONS,
   ...STREAMS_OPTIONS,
   ...PUSHER_OPTIONS,
+  ...GRAPHQL_OPTIONS,
   ...ENATS_OPTIONS,
   ...SSE_OPTIONS,
   ...DS_OPTIONS,

@@ -7,6 +7,12 @@ import type { ClientCommand } from "../protocols/encoder.ts";
 import type { Controller } from "./controller.ts";
 import type { Session } from "./session.ts";
 
+/**
+ * The command an executor with `deferredAuthentication` runs through `next` to authenticate its
+ * session (the node's authenticate, as at open for every other session). No decoder produces it.
+ */
+export const AUTHENTICATE_COMMAND = "$authenticate";
+
 /** Runs a node command (subscribe, unsubscribe, whisper, ping, ...) as the node would. */
 export type RunCommand = (cmd: ClientCommand) => Promise<string | undefined>;
 
@@ -25,7 +31,15 @@ export interface Executor {
   handle(session: Session, cmd: ClientCommand, next: RunCommand): Promise<string | undefined>;
   /** false: a session's own presence join is not sent back to it (Pusher has no member_added for oneself). */
   readonly ownPresenceEvents?: boolean;
-  /** The WebSocket close code of a server-side disconnect in this protocol (default: the node's). */
+  /**
+   * The node does not authenticate this protocol's sessions when they open: the executor gets
+   * their commands while they are connecting and runs AUTHENTICATE_COMMAND when its protocol says
+   * (GraphQL's connection_init carries the connection params the application authenticates with).
+   */
+  readonly deferredAuthentication?: boolean;
+  /** A session of this protocol opened (before authentication). */
+  opened?(session: Session): void;
+  /** The WebSocket close code of a server-side disconnect (or a refused authentication) in this protocol (default: the node's). */
   closeCode?(reconnect: boolean, code: number): number;
   /** The session closed; the node has already dropped its subscriptions from the hub. */
   closed?(session: Session): void;

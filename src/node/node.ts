@@ -21,7 +21,7 @@ import { protocolInfo } from "../protocols/registry.ts";
 import { Backpressure } from "./backpressure.ts";
 import { Commands } from "./commands.ts";
 import type { ConnectResult, Controller } from "./controller.ts";
-import type { Executor } from "./executor.ts";
+import { AUTHENTICATE_COMMAND, type Executor } from "./executor.ts";
 import { History } from "./history.ts";
 import { Keepalive } from "./keepalive.ts";
 import { type NodeCounters, nodeMetrics } from "./node_metrics.ts";
@@ -233,7 +233,9 @@ export class Node implements Presenter {
       this.backpressure.onSend,
     );
     this.sessions.set(session.sid, session);
-    this.enqueue(session, () => this.authenticate(session));
+    const executor = this.executorOf(session);
+    executor?.opened?.(session);
+    if (!executor?.deferredAuthentication) this.enqueue(session, () => this.authenticate(session));
     return session;
   }
 
@@ -663,16 +665,24 @@ export class Node implements Presenter {
       this.m.failedAuths.inc();
     }
     this.commands.applyConnectResult(session, res);
-    if (res.status !== "success") this.closeSocket(session, CloseCode.normal, "Auth Failed");
+    if (res.status !== "success") {
+      const code = this.executorOf(session)?.closeCode?.(false, CloseCode.normal) ?? CloseCode.normal;
+      this.closeSocket(session, code, "Auth Failed");
+    }
   }
 
   private async handleCommand(session: Session, cmd: ClientCommand, raw: Frame): Promise<void> {
-    if (session.state !== "connected") return;
+    const executor = this.executorOf(session);
+    const deferred = executor?.deferredAuthentication === true;
+    if (session.state !== "connected" && !(deferred && session.state === "connecting")) return;
     let error: string | undefined;
     try {
-      const executor = this.executorOf(session);
       error = executor
-        ? await executor.handle(session, cmd, (c) => this.runCommand(session, c))
+        ? await executor.handle(session, cmd, (c) =>
+            deferred && c.command === AUTHENTICATE_COMMAND
+              ? this.deferredAuthenticate(session)
+              : this.runCommand(session, c),
+          )
         : await this.runCommand(session, cmd);
     } catch (err) {
       error = (err as Error).message ?? String(err);
@@ -687,6 +697,14 @@ export class Node implements Presenter {
         error: redactSigned(error),
       });
     }
+  }
+
+  /** An executor's AUTHENTICATE_COMMAND: once, while the session is still connecting. */
+  private async deferredAuthenticate(session: Session): Promise<string | undefined> {
+    if (session.state === "closed") return undefined;
+    if (session.state !== "connecting") return "already authenticated";
+    await this.authenticate(session);
+    return undefined;
   }
 
   /** One client command: an error text, or undefined. */

@@ -1,6 +1,12 @@
 // Sub-protocol name -> Encoder, and the choice of sub-protocol at upgrade time.
 import { PROTOCOL_EXT_JSON, PROTOCOL_JSON, selectProtocol as selectFrom } from "./actioncable.ts";
 import type { Encoder } from "./encoder.ts";
+import {
+  LEGACY_WS_PROTOCOL,
+  legacyWsEncoder,
+  TRANSPORT_WS_PROTOCOL,
+  transportWsEncoder,
+} from "./graphql/protocol.ts";
 import { jsonEncoder } from "./json_encoder.ts";
 import { msgpackEncoder } from "./msgpack_encoder.ts";
 import { protobufEncoder, protobufExtEncoder } from "./protobuf_encoder.ts";
@@ -43,6 +49,8 @@ export const ALL_PROTOCOLS: readonly string[] = [...PROTOCOLS.keys()];
  */
 const INTERNAL_PROTOCOLS: ReadonlyMap<string, ProtocolInfo> = new Map([
   [PUSHER_PROTOCOL, info(PUSHER_PROTOCOL, pusherEncoder, false)],
+  [TRANSPORT_WS_PROTOCOL, info(TRANSPORT_WS_PROTOCOL, transportWsEncoder, false)],
+  [LEGACY_WS_PROTOCOL, info(LEGACY_WS_PROTOCOL, legacyWsEncoder, false)],
 ]);
 
 /**

@@ -493,6 +493,9 @@ describe("schema", () => {
     ...POSTGRES_OPTIONS.map((r) => r.name),
     "pusher_webhook_url",
     "pusher_webhook_events",
+    "graphql_path",
+    "graphql_channel",
+    "graphql_action",
   ];
 
   test("has exactly anycable-go's flags, plus TOML-only settings and the marked anycable-ts ones", () => {
