@@ -1,15 +1,18 @@
-// `npm run bench`: anycable-ts under Bun and Deno against the raw Bun.serve baseline, side by side
-// in one invocation. Scenarios: connect (RSS per 1k idle subscribed clients, connect rate),
+// `npm run bench`: anycable-ts under Bun and Deno against the raw Bun.serve and Deno.serve baselines
+// (and anycable-go when ANYCABLE_GO_BIN names its binary), side by side in one invocation.
+// Scenarios: connect (RSS per 1k idle subscribed clients, connect rate), idle CPU with pings,
 // broadcast to N subscribers of one stream and of 100 streams (time until every subscriber has a
-// publication), connect/disconnect memory cycle. Writes bench/results/<date>.json and .md.
-//   bun bench/run.ts [--sizes 1000,5000,10000] [--runs 3] [--targets raw-bun,ts-bun,ts-deno]
+// publication, server CPU per delivered message), connect/disconnect memory cycle, RPC. Writes
+// bench/results/<date>.json, .md and, with 3 sizes or more, the cost curve as .svg.
+//   bun bench/run.ts [--sizes 1000,5000,10000] [--runs 3] [--targets raw-bun,raw-deno,ts-bun,ts-deno,anycable-go]
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { broadcastPhase, type LatencyStats, startWorker } from "./lib/fanout.ts";
-import { median, memoryAfterGc } from "./lib/proc.ts";
-import { freePort, startTarget } from "./lib/targets.ts";
+import { cpuMs, median, memoryAfterGc } from "./lib/proc.ts";
+import { costCurveSvg } from "./lib/svg.ts";
+import { availableTargets, collectsOnSignal, freePort, startTarget } from "./lib/targets.ts";
 
 const ROOT = join(import.meta.dir, "..");
 const BIN = join(ROOT, "node_modules", ".bin");
@@ -18,7 +21,8 @@ const { values } = parseArgs({
   options: {
     sizes: { type: "string", default: "1000,5000,10000" },
     runs: { type: "string", default: "3" },
-    targets: { type: "string", default: "raw-bun,ts-bun,ts-deno" },
+    targets: { type: "string", default: "raw-bun,raw-deno,ts-bun,ts-deno,anycable-go" },
+    "idle-seconds": { type: "string", default: "9" },
     workers: { type: "string", default: "2" },
     samples: { type: "string", default: "40" },
     out: { type: "string", default: join(ROOT, "bench", "results") },
@@ -30,7 +34,8 @@ const { values } = parseArgs({
 const scenarios = new Set(values.scenarios!.split(","));
 const sizes = values.sizes!.split(",").map(Number);
 const runs = Number(values.runs);
-const targets = values.targets!.split(",");
+const targets = availableTargets(values.targets!.split(","));
+const idleSeconds = Number(values["idle-seconds"]);
 const workerCount = Number(values.workers);
 const samples = Number(values.samples);
 
@@ -60,6 +65,8 @@ interface RunResult {
   anonIdle: number;
   rssConnected: number;
   rssPer1kMiB: number;
+  /** Server CPU per second of wall time with N idle clients and pings every 3 s (ms/s). */
+  idleCpuMsPerSec: number;
   oneStream: LatencyStats;
   hundredStreams: LatencyStats;
   rssAfterClose: number;
@@ -75,13 +82,15 @@ interface RunResult {
 }
 
 async function runOnce(target: string, n: number, run: number): Promise<RunResult> {
-  const { proc, port } = await startTarget(target);
+  // the raw baselines send the same pings anycable-ts and anycable-go send by default
+  const { proc, port } = await startTarget(target, [], { pings: true });
   const pid = proc.pid!;
+  const collects = collectsOnSignal(target);
   try {
     const per = Math.ceil(n / workerCount);
     const url = `ws://127.0.0.1:${port}/cable`;
     await warmUp(port, pid, url);
-    const idle = await memoryAfterGc(pid);
+    const idle = await memoryAfterGc(pid, collects);
     // 1 stream: every client on bench-0
     const started = now();
     const workers = Array.from({ length: workerCount }, (_, i) =>
@@ -90,7 +99,10 @@ async function runOnce(target: string, n: number, run: number): Promise<RunResul
     const ready = await Promise.all(workers.map((w) => w.next("ready", 300_000)));
     const connectMs = now() - started;
     const failures = ready.reduce((s, r) => s + Number(r.failures), 0);
-    const { rss: rssConnected } = await memoryAfterGc(pid);
+    const { rss: rssConnected } = await memoryAfterGc(pid, collects);
+    const idleCpu0 = cpuMs(pid);
+    await sleep(idleSeconds * 1000);
+    const idleCpuMsPerSec = (cpuMs(pid) - idleCpu0) / idleSeconds;
     const oneStream = await broadcastPhase(
       `http://127.0.0.1:${port}/_broadcast`,
       [pid],
@@ -101,7 +113,7 @@ async function runOnce(target: string, n: number, run: number): Promise<RunResul
     );
     for (const w of workers) w.send("close");
     await Promise.all(workers.map((w) => w.next("closed")));
-    const { rss: rssAfterFirstCycle } = await memoryAfterGc(pid);
+    const { rss: rssAfterFirstCycle } = await memoryAfterGc(pid, collects);
     // 100 streams: a second set of clients spread round-robin
     const workers100 = Array.from({ length: workerCount }, (_, i) =>
       startWorker(url, Math.min(per, n - i * per), i * per, 100),
@@ -117,7 +129,7 @@ async function runOnce(target: string, n: number, run: number): Promise<RunResul
     );
     for (const w of workers100) w.send("close");
     await Promise.all(workers100.map((w) => w.next("closed")));
-    const afterClose = await memoryAfterGc(pid);
+    const afterClose = await memoryAfterGc(pid, collects);
     return {
       target,
       n,
@@ -129,6 +141,7 @@ async function runOnce(target: string, n: number, run: number): Promise<RunResul
       anonIdle: idle.anon,
       rssConnected,
       rssPer1kMiB: (rssConnected - idle.rss) / (n / 1000) / 1048576,
+      idleCpuMsPerSec,
       oneStream,
       hundredStreams,
       rssAfterClose: afterClose.rss,
@@ -152,7 +165,9 @@ for (const n of scenarios.has("fanout") ? sizes : []) {
       results.push(r);
       console.log(
         `${target} n=${n} run=${run}: connect ${r.connectRate.toFixed(0)}/s, ${r.rssPer1kMiB.toFixed(2)} MiB/1k, ` +
+          `idle CPU ${r.idleCpuMsPerSec.toFixed(1)} ms/s, ` +
           `1 stream p50/p99 ${r.oneStream.p50.toFixed(1)}/${r.oneStream.p99.toFixed(1)} ms, ` +
+          `server ${r.oneStream.serverCpuUsPerMsg.toFixed(2)} µs/msg, ` +
           `100 streams p99 ${r.hundredStreams.p99.toFixed(1)} ms, client CPU ${r.oneStream.clientCpuUsPerMsg.toFixed(1)} µs/msg, ` +
           `cycle ${r.cycleGrowthPct.toFixed(1)}% (anon ${r.anonCycleGrowthPct.toFixed(1)}%, 2nd ${r.secondCycleGrowthPct.toFixed(1)}%)${r.failures ? `, ${r.failures} failed connects` : ""}`,
       );
@@ -224,9 +239,11 @@ async function rpcOnce(target: string, transport: "grpc" | "http", run: number):
       "--log_level=error",
     ];
     const [cmd, args] =
-      target === "ts-bun"
-        ? [join(BIN, "bun"), [join(ROOT, "src", "main.ts"), ...tsArgs]]
-        : [join(BIN, "deno"), ["run", "-A", join(ROOT, "src", "main.ts"), ...tsArgs]];
+      target === "anycable-go"
+        ? [process.env.ANYCABLE_GO_BIN!, tsArgs]
+        : target === "ts-bun"
+          ? [join(BIN, "bun"), [join(ROOT, "src", "main.ts"), ...tsArgs]]
+          : [join(BIN, "deno"), ["run", "-A", join(ROOT, "src", "main.ts"), ...tsArgs]];
     const server = spawn(cmd, args, { stdio: ["ignore", "ignore", "inherit"] });
     try {
       for (let i = 0; i < 200; i++) {
@@ -270,12 +287,17 @@ async function rpcOnce(target: string, transport: "grpc" | "http", run: number):
 
 const rpcResults: RpcRun[] = [];
 if (scenarios.has("rpc")) {
+  const withGo = targets.includes("anycable-go");
+  const go: Array<[string, "grpc" | "http"]> = withGo ? [["anycable-go", "grpc"]] : [];
+  const goHttp: Array<[string, "grpc" | "http"]> = withGo ? [["anycable-go", "http"]] : [];
   const rpcTargets: Array<[string, "grpc" | "http"]> = [
     ["grpc-js-direct", "grpc"],
     ["ts-bun", "grpc"],
     ["ts-deno", "grpc"],
+    ...go,
     ["ts-bun", "http"],
     ["ts-deno", "http"],
+    ...goHttp,
   ];
   for (let run = 1; run <= runs; run++) {
     for (const [target, transport] of rpcTargets) {
@@ -288,61 +310,93 @@ if (scenarios.has("rpc")) {
   }
 }
 
-// --- summary: medians per (target, n), ratios to the raw baseline of the same n
+// --- summary: medians per (target, n); ratios per run to the baseline of the same run, then their
+// median. A Deno target's baseline is raw Deno.serve, every other one's raw Bun.serve.
 const fmt = (v: number, d = 1) => (Number.isFinite(v) ? v.toFixed(d) : "–");
+const baselineOf = (target: string) =>
+  target.endsWith("-deno") && targets.includes("raw-deno") ? "raw-deno" : "raw-bun";
+function ratioTo(base: string, target: string, n: number, pick: (r: RunResult) => number): number {
+  return median(
+    results
+      .filter((r) => r.target === target && r.n === n)
+      .map((r) => {
+        const b = results.find((x) => x.target === base && x.n === n && x.run === r.run);
+        return b ? pick(r) / pick(b) : Number.NaN;
+      })
+      .filter(Number.isFinite),
+  );
+}
 const rows: string[] = [];
 rows.push(
-  "| target | N | RSS MiB/1k | ×raw | connect/s | 1-stream p50 ms | p95 | p99 | ×raw p99 | max | 100-stream p99 ms | client µs/msg | RSS after cycles vs idle | MiB kept | anon after cycles vs idle | 2nd cycle vs 1st |",
-  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+  "Ratios (×base) are to raw-bun, or to raw-deno for Deno targets, per run, then the median.",
+  "",
+  "| target | N | RSS MiB/1k | ×base | connect/s | ×base | idle CPU ms/s | ×base | 1-stream p50 ms | p95 | p99 | ×base p99 | max | server µs/msg | ×base | 100-stream p99 ms | client µs/msg | RSS after cycles vs idle | MiB kept | anon after cycles vs idle | 2nd cycle vs 1st |",
+  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
 );
 const summary: Record<string, unknown>[] = [];
 for (const n of sizes) {
   const medianOf = (target: string, pick: (r: RunResult) => number) =>
     median(results.filter((r) => r.target === target && r.n === n).map(pick));
-  const rawRss = medianOf("raw-bun", (r) => r.rssPer1kMiB);
-  const rawP99 = medianOf("raw-bun", (r) => r.oneStream.p99);
   for (const target of targets) {
+    const base = baselineOf(target);
     const m = {
       target,
       n,
+      base,
       rssPer1kMiB: medianOf(target, (r) => r.rssPer1kMiB),
       connectRate: medianOf(target, (r) => r.connectRate),
+      idleCpu: medianOf(target, (r) => r.idleCpuMsPerSec),
       p50: medianOf(target, (r) => r.oneStream.p50),
       p95: medianOf(target, (r) => r.oneStream.p95),
       p99: medianOf(target, (r) => r.oneStream.p99),
       max: medianOf(target, (r) => r.oneStream.max),
+      serverUs: medianOf(target, (r) => r.oneStream.serverCpuUsPerMsg),
       p99Hundred: medianOf(target, (r) => r.hundredStreams.p99),
       clientUs: medianOf(target, (r) => r.oneStream.clientCpuUsPerMsg),
       cycle: medianOf(target, (r) => r.cycleGrowthPct),
       cycleMiB: medianOf(target, (r) => r.cycleRetainedMiB),
       anonCycle: medianOf(target, (r) => r.anonCycleGrowthPct),
       secondCycle: medianOf(target, (r) => r.secondCycleGrowthPct),
-      // per-run ratios to the baseline of the same run, then their median
-      rssRatio: median(
-        results
-          .filter((r) => r.target === target && r.n === n)
-          .map(
-            (r) =>
-              r.rssPer1kMiB /
-              (results.find((b) => b.target === "raw-bun" && b.n === n && b.run === r.run)?.rssPer1kMiB ??
-                rawRss),
-          ),
-      ),
-      p99Ratio: median(
-        results
-          .filter((r) => r.target === target && r.n === n)
-          .map(
-            (r) =>
-              r.oneStream.p99 /
-              (results.find((b) => b.target === "raw-bun" && b.n === n && b.run === r.run)?.oneStream.p99 ??
-                rawP99),
-          ),
-      ),
+      rssRatio: ratioTo(base, target, n, (r) => r.rssPer1kMiB),
+      connectRatio: ratioTo(base, target, n, (r) => r.connectRate),
+      idleCpuRatio: ratioTo(base, target, n, (r) => r.idleCpuMsPerSec),
+      p99Ratio: ratioTo(base, target, n, (r) => r.oneStream.p99),
+      serverUsRatio: ratioTo(base, target, n, (r) => r.oneStream.serverCpuUsPerMsg),
+      // run-to-run spread of the two budget ratios (min–max over runs)
+      rssRatios: spread(base, target, n, (r) => r.rssPer1kMiB),
+      p99Ratios: spread(base, target, n, (r) => r.oneStream.p99),
     };
     summary.push(m);
     rows.push(
-      `| ${target} | ${n} | ${fmt(m.rssPer1kMiB, 2)} | ${fmt(m.rssRatio, 2)} | ${fmt(m.connectRate, 0)} | ${fmt(m.p50)} | ${fmt(m.p95)} | ${fmt(m.p99)} | ${fmt(m.p99Ratio, 2)} | ${fmt(m.max)} | ${fmt(m.p99Hundred)} | ${fmt(m.clientUs)} | ${fmt(m.cycle)}% | ${fmt(m.cycleMiB)} | ${fmt(m.anonCycle)}% | ${fmt(m.secondCycle)}% |`,
+      `| ${target} | ${n} | ${fmt(m.rssPer1kMiB, 2)} | ${fmt(m.rssRatio, 2)} | ${fmt(m.connectRate, 0)} | ${fmt(m.connectRatio, 2)} | ${fmt(m.idleCpu)} | ${fmt(m.idleCpuRatio, 2)} | ${fmt(m.p50)} | ${fmt(m.p95)} | ${fmt(m.p99)} | ${fmt(m.p99Ratio, 2)} | ${fmt(m.max)} | ${fmt(m.serverUs, 2)} | ${fmt(m.serverUsRatio, 2)} | ${fmt(m.p99Hundred)} | ${fmt(m.clientUs)} | ${fmt(m.cycle)}% | ${fmt(m.cycleMiB)} | ${fmt(m.anonCycle)}% | ${fmt(m.secondCycle)}% |`,
     );
+  }
+}
+function spread(base: string, target: string, n: number, pick: (r: RunResult) => number): string {
+  const all = results
+    .filter((r) => r.target === target && r.n === n)
+    .map((r) => {
+      const b = results.find((x) => x.target === base && x.n === n && x.run === r.run);
+      return b ? pick(r) / pick(b) : Number.NaN;
+    })
+    .filter(Number.isFinite);
+  return all.length ? `${fmt(Math.min(...all), 2)}–${fmt(Math.max(...all), 2)}` : "–";
+}
+if (targets.includes("anycable-go")) {
+  rows.push(
+    "",
+    "anycable-ts / anycable-go (per run, then the median; memory and latency: lower is better, rates: higher)",
+    "",
+    "| target | N | RSS/1k ×go | connect/s ×go | idle CPU ×go | 1-stream p99 ×go | server µs/msg ×go |",
+    "|---|---|---|---|---|---|---|",
+  );
+  for (const n of sizes) {
+    for (const target of targets.filter((t) => t.startsWith("ts-"))) {
+      const go = (pick: (r: RunResult) => number) => fmt(ratioTo("anycable-go", target, n, pick), 2);
+      rows.push(
+        `| ${target} | ${n} | ${go((r) => r.rssPer1kMiB)} | ${go((r) => r.connectRate)} | ${go((r) => r.idleCpuMsPerSec)} | ${go((r) => r.oneStream.p99)} | ${go((r) => r.oneStream.serverCpuUsPerMsg)} |`,
+      );
+    }
   }
 }
 if (rpcResults.length) {
@@ -353,7 +407,15 @@ if (rpcResults.length) {
     "| target | transport | commands/s | ×direct | p50 ms | p99 ms |",
     "|---|---|---|---|---|---|",
   );
-  for (const key of ["grpc-js-direct/grpc", "ts-bun/grpc", "ts-deno/grpc", "ts-bun/http", "ts-deno/http"]) {
+  for (const key of [
+    "grpc-js-direct/grpc",
+    "ts-bun/grpc",
+    "ts-deno/grpc",
+    "anycable-go/grpc",
+    "ts-bun/http",
+    "ts-deno/http",
+    "anycable-go/http",
+  ]) {
     const [target, transport] = key.split("/");
     const mine = rpcResults.filter((r) => r.target === target && r.transport === transport);
     if (!mine.length) continue;
@@ -397,4 +459,19 @@ writeFileSync(
   JSON.stringify({ meta, summary, results, rpcResults }, null, 2),
 );
 writeFileSync(join(values.out!, `${stamp}.md`), `# Benchmark ${meta.date}\n\n${table}\n`);
+if (sizes.length >= 3 && results.length) {
+  const series = targets.map((target) => ({
+    target,
+    points: sizes.map((n) => {
+      const mine = results.filter((r) => r.target === target && r.n === n);
+      return {
+        n,
+        rssPerConnKiB: (median(mine.map((r) => r.rssPer1kMiB)) * 1024) / 1000,
+        connectRate: median(mine.map((r) => r.connectRate)),
+        serverUsPerMsg: median(mine.map((r) => r.oneStream.serverCpuUsPerMsg)),
+      };
+    }),
+  }));
+  writeFileSync(join(values.out!, `${stamp}.svg`), costCurveSvg(series, meta.date));
+}
 console.log(`\nwrote ${join(values.out!, stamp)}.json and .md`);

@@ -1,11 +1,19 @@
 // The runtime's own limit: a minimal Bun.serve WebSocket server speaking the same wire messages
 // (welcome, confirm_subscription, broadcast) with native topic fan-out, and the same
 // POST /_broadcast body format. No sessions, no metrics, no checks: what anycable-ts is compared to.
-//   bun bench/baselines/raw-bun.ts --port 8080
+// With --pings every socket gets `{"type":"ping","message":<unix s>}` every 3 s (anycable-go's
+// default interval), one send per socket as a session-based server sends them (a native topic
+// would be cheaper, but pings are per session: they are spread over the interval).
+//   bun bench/baselines/raw-bun.ts --port 8080 [--pings]
 import { parseArgs } from "node:util";
+import type { ServerWebSocket } from "bun";
 
-const { values } = parseArgs({ options: { port: { type: "string", default: "8080" } }, strict: false });
+const { values } = parseArgs({
+  options: { port: { type: "string", default: "8080" }, pings: { type: "boolean", default: false } },
+  strict: false,
+});
 let counter = 0;
+const sockets = new Set<ServerWebSocket<{ sid: string }>>();
 
 const server = Bun.serve<{ sid: string }, never>({
   hostname: "127.0.0.1",
@@ -33,6 +41,7 @@ const server = Bun.serve<{ sid: string }, never>({
   },
   websocket: {
     open(ws) {
+      sockets.add(ws);
       ws.send(`{"type":"welcome","sid":"${ws.data.sid}"}`);
     },
     message(ws, msg) {
@@ -43,6 +52,15 @@ const server = Bun.serve<{ sid: string }, never>({
         ws.send(`{"type":"confirm_subscription","identifier":${JSON.stringify(cmd.identifier)}}`);
       }
     },
+    close(ws) {
+      sockets.delete(ws);
+    },
   },
 });
+if (values.pings) {
+  setInterval(() => {
+    const frame = `{"type":"ping","message":${Math.floor(Date.now() / 1000)}}`;
+    for (const ws of sockets) ws.send(frame);
+  }, 3000);
+}
 console.log(`raw bun baseline listening on ${server.port}`);

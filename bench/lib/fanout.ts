@@ -39,6 +39,10 @@ export interface LatencyStats {
   publications: number;
   clientCpuUsPerMsg: number;
   serverCpuMs: number;
+  /** Messages received by all clients over the phase. */
+  delivered: number;
+  /** Server CPU time per delivered message: the figure that is not bound by the clients. */
+  serverCpuUsPerMsg: number;
 }
 
 /**
@@ -99,6 +103,7 @@ export async function broadcastPhase(
     await sleep(100);
   }
   const clientCpu = workers.reduce((s, w) => s + cpuMs(w.proc.pid!), 0) - clientCpu0;
+  const serverCpuMs = serverCpu() - serverCpu0;
   const complete = [...merged.values()].filter(([count]) => count >= perStream);
   const latencies = complete.map(([, max]) => max).sort((a, b) => a - b);
   const delivered = [...merged.values()].reduce((s, [count]) => s + count, 0);
@@ -110,6 +115,8 @@ export async function broadcastPhase(
     complete: complete.length,
     publications: total,
     clientCpuUsPerMsg: delivered ? (clientCpu * 1000) / delivered : Number.NaN,
-    serverCpuMs: serverCpu() - serverCpu0,
+    serverCpuMs,
+    delivered,
+    serverCpuUsPerMsg: delivered ? (serverCpuMs * 1000) / delivered : Number.NaN,
   };
 }

@@ -4,9 +4,9 @@ import { connect } from "node:net";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { type JsonChild, jsonChild } from "../lib/child.ts";
+import { renderSvg, type Series } from "../lib/plot.ts";
 import { memoryAfterGc, memoryOf } from "../lib/proc.ts";
 import { startTarget } from "../lib/targets.ts";
-import { renderSvg, type Series } from "./plot.ts";
 
 const ROOT = join(import.meta.dir, "..", "..");
 const BIN = join(ROOT, "node_modules", ".bin");

@@ -1,12 +1,28 @@
-// A small SVG line chart (time on x, one line per series), so the soak's figure needs no library.
+// A small SVG line chart (one line per series), so the benches' figures need no library: the
+// soak's (time on x) and the cost curve's (connections on x, bench/lib/svg.ts).
 export interface Series {
   name: string;
   values: Array<[number, number]>;
 }
 
-const COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728"];
+const COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"];
 
-export function renderSvg(title: string, series: Series[], width = 720, height = 320): string {
+export interface Axis {
+  /** x-axis tick positions (default: 7 evenly spaced from 0). */
+  xTicks?: number[];
+  /** x tick text (default: seconds shown as minutes, the soak's axis). */
+  xLabel?: (v: number) => string;
+  /** y tick text (default: whole numbers). */
+  yLabel?: (v: number) => string;
+}
+
+export function renderSvg(
+  title: string,
+  series: Series[],
+  width = 720,
+  height = 320,
+  axis: Axis = {},
+): string {
   const pad = { left: 50, right: 140, top: 30, bottom: 35 };
   const all = series.flatMap((s) => s.values);
   const maxX = Math.max(1, ...all.map(([x]) => x));
@@ -20,13 +36,14 @@ export function renderSvg(title: string, series: Series[], width = 720, height =
     return `<path d="${d}" fill="none" stroke="${color}" stroke-width="1.5"/>
 <text x="${width - pad.right + 10}" y="${ly + 4}" font-size="12" fill="${color}">${s.name}</text>`;
   });
+  const yLabel = axis.yLabel ?? ((v: number) => v.toFixed(0));
+  const xLabel = axis.xLabel ?? ((v: number) => `${(v / 60).toFixed(0)} min`);
   const ticks = Array.from({ length: 5 }, (_, i) => (maxY * i) / 4).map(
-    (v) =>
-      `<text x="${pad.left - 6}" y="${y(v) + 4}" font-size="10" text-anchor="end">${v.toFixed(0)}</text>`,
+    (v) => `<text x="${pad.left - 6}" y="${y(v) + 4}" font-size="10" text-anchor="end">${yLabel(v)}</text>`,
   );
-  const xTicks = Array.from({ length: 7 }, (_, i) => (maxX * i) / 6).map(
+  const xTicks = (axis.xTicks ?? Array.from({ length: 7 }, (_, i) => (maxX * i) / 6)).map(
     (v) =>
-      `<text x="${x(v)}" y="${height - pad.bottom + 14}" font-size="10" text-anchor="middle">${(v / 60).toFixed(0)} min</text>`,
+      `<text x="${x(v)}" y="${height - pad.bottom + 14}" font-size="10" text-anchor="middle">${xLabel(v)}</text>`,
   );
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif">
 <rect width="100%" height="100%" fill="white"/>
