@@ -207,6 +207,18 @@ function sse(o: Out, s: State): void {
   o.blank();
 }
 
+function poll(o: Out, s: State): void {
+  const { v } = s;
+  o.section("Long polling", "poll");
+  o.comment("Enable the long polling endpoint").kv("enabled", "true", v.poll);
+  o.comment("Long polling endpoint path").kv("path", q(v.poll_path));
+  o.comment("Polling interval (seconds)").kv("interval", String(v.poll_interval));
+  o.comment("Flush interval (milliseconds)").kv("flush_interval", String(v.poll_flush_interval));
+  o.comment("Maximum request body size (bytes)").kv("max_request_size", String(v.poll_max_request_size));
+  o.comment("Keepalive timeout (seconds)").kv("keepalive_timeout", String(v.poll_keepalive_timeout));
+  o.blank();
+}
+
 function pusher(o: Out, s: State): void {
   const { v, d } = s;
   o.section("Pusher protocol compatibility", "pusher");
@@ -442,6 +454,7 @@ export function printToml(state: State): string {
     streams,
     ws,
     sse,
+    poll,
     pusher,
     ds,
     api,

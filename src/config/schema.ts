@@ -22,6 +22,7 @@ import { RPC_OPTIONS } from "../rpc/options.ts";
 import { STATUS_OPTIONS } from "../status/options.ts";
 import { STREAMS_OPTIONS } from "../streams/options.ts";
 import { DS_OPTIONS } from "../transports/ds/options.ts";
+import { LP_OPTIONS } from "../transports/lp/options.ts";
 import { TRANSPORT_OPTIONS } from "../transports/options.ts";
 import { SSE_OPTIONS } from "../transports/sse/options.ts";
 import { WS_OPTIONS } from "../transports/ws/options.ts";
@@ -92,6 +93,7 @@ export const OPTIONS = [
   ...GRAPHQL_OPTIONS,
   ...ENATS_OPTIONS,
   ...SSE_OPTIONS,
+  ...LP_OPTIONS,
   ...DS_OPTIONS,
   ...API_OPTIONS,
 ] as const satisfies readonly OptionSpec[];

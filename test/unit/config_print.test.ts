@@ -500,7 +500,16 @@ describe("schema", () => {
 
   test("has exactly anycable-go's flags, plus TOML-only settings and the marked anycable-ts ones", () => {
     const flags = ROWS.filter((r) => r.flag !== false && !r.extension).map((r) => r.name);
-    assert.deepEqual([...flags].sort(), [...GO_FLAGS].sort());
+    // anycable-go Pro flags we accept (long polling: the Pro docs are the reference).
+    const PRO_FLAGS = [
+      "poll",
+      "poll_path",
+      "poll_interval",
+      "poll_flush_interval",
+      "poll_max_request_size",
+      "poll_keepalive_timeout",
+    ];
+    assert.deepEqual([...flags].sort(), [...GO_FLAGS, ...PRO_FLAGS].sort());
     const extensions = ROWS.filter((r) => r.extension).map((r) => r.name);
     assert.deepEqual(extensions.sort(), [...TS_FLAGS].sort());
     for (const name of TS_FLAGS) {
