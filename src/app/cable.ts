@@ -153,7 +153,10 @@ export async function composeCable({ config, runtime, logger, embedded }: Compos
     {
       cluster: clusterHandler,
       local: new ForwardingHandler(thisNode, node, logger),
-      delivered: () => pubsub.drained?.() ?? Promise.resolve(),
+      delivered: async () => {
+        await broker.drained?.();
+        await pubsub.drained?.();
+      },
     },
     routes,
     logger,

@@ -135,6 +135,10 @@ export class PostgresBroker implements Broker {
   private lost = false;
   private sweeping: Promise<void> | undefined;
   private lastPrune = 0;
+  /** Publications handed in / gone on to pub/sub since start: what drained() compares. */
+  private handedIn = 0;
+  private handedOn = 0;
+  private readonly drainWaiters: Array<{ target: number; resolve: () => void }> = [];
   /** Touches in flight: expiry and restores wait for them (a touch must not lose to a sweep). */
   private readonly touches = new Set<Promise<unknown>>();
   private stopped = false;
@@ -147,7 +151,11 @@ export class PostgresBroker implements Broker {
     this.log = logger.with({ context: "broker" });
     this.now = o.now ?? Date.now;
     this.timeoutMs = o.callTimeoutMs ?? CALL_TIMEOUT_MS;
-    this.outgoing = new OrderedDelivery((m) => o.pubsub.broadcast(m), this.timeoutMs);
+    this.outgoing = new OrderedDelivery((m) => {
+      o.pubsub.broadcast(m);
+      this.handedOn++;
+      this.wakeDrainWaiters();
+    }, this.timeoutMs);
     this.sessionsTtlMs = o.sessionsTtlSec * 1000;
     this.presenceTtlMs = o.presenceTtlSec * 1000;
     this.t = brokerTables(o.postgres.brokerTablePrefix);
@@ -198,6 +206,7 @@ export class PostgresBroker implements Broker {
     // What still waits for an offset goes out without one rather than not at all.
     for (const w of this.waiting.splice(0)) this.outgoing.settle(w.slot, w.publication);
     this.outgoing.flushAll();
+    this.wakeDrainWaiters();
     await settle(Promise.all([this.writing, this.sweeping, ...this.touches]), deadline);
     await this.lease?.release();
   }
@@ -217,6 +226,7 @@ export class PostgresBroker implements Broker {
   }
 
   handleBroadcast(publication: StreamPublication): void {
+    this.handedIn++;
     const slot = this.outgoing.add(publication);
     if (publication.transient || this.stopped || unstorable(publication.stream)) {
       this.outgoing.settle(slot, publication);
@@ -234,6 +244,22 @@ export class PostgresBroker implements Broker {
 
   handleCommand(command: RemoteCommand): void {
     this.o.pubsub.broadcastCommand(command);
+  }
+
+  async drained(): Promise<void> {
+    if (this.stopped || this.handedOn >= this.handedIn) return;
+    const target = this.handedIn;
+    await new Promise<void>((resolve) => this.drainWaiters.push({ target, resolve }));
+  }
+
+  private wakeDrainWaiters(): void {
+    for (let i = this.drainWaiters.length - 1; i >= 0; i--) {
+      const w = this.drainWaiters[i]!;
+      if (this.stopped || this.handedOn >= w.target) {
+        this.drainWaiters.splice(i, 1);
+        w.resolve();
+      }
+    }
   }
 
   /** One batch in flight at a time: a node's offsets follow the order of its publications. */
@@ -389,8 +415,10 @@ export class PostgresBroker implements Broker {
     if (unstorable(stream)) return [];
     const t = this.t;
     const limit = Math.max(1, this.o.historyLimit);
-    const from = Math.max(this.oldestKept(this.now()), sinceUnixSec * 1000);
-    if (!Number.isFinite(from)) return [];
+    const now = this.now();
+    const from = Math.max(this.oldestKept(now), sinceUnixSec * 1000);
+    // Nothing is kept from the future (and PostgreSQL's timestamps end in 294276).
+    if (!Number.isFinite(from) || from > now + 86_400_000) return [];
     let row: { epoch: string | null; entries: string | null } | undefined;
     try {
       [row] = await this.timed(sql<{ epoch: string | null; entries: string | null }[]>`
@@ -672,7 +700,11 @@ export class PostgresBroker implements Broker {
     });
   }
 
-  /** History past its TTL, expired sessions, idle streams: in batches, by one node at a time. */
+  /**
+   * History past its TTL, expired sessions, idle streams: in batches, by one node at a time. Rows
+   * another transaction holds (a publication trimming its stream, a commit) are skipped, never
+   * waited for: pruning cannot deadlock with them, so it never costs a publication its offset.
+   */
   private async prune(sql: Sql, nowMs: number): Promise<number> {
     const t = this.t;
     const oldest = this.oldestKept(nowMs);
@@ -697,7 +729,8 @@ export class PostgresBroker implements Broker {
           await tx`
         DELETE FROM ${tx.unsafe(t.history)} WHERE (stream, "offset") IN (
           SELECT stream, "offset" FROM ${tx.unsafe(t.history)}
-          WHERE created_at < to_timestamp(${oldest}::float8 / 1000) LIMIT ${PRUNE_BATCH})`
+          WHERE created_at < to_timestamp(${oldest}::float8 / 1000) LIMIT ${PRUNE_BATCH}
+          FOR UPDATE SKIP LOCKED)`
         ).count,
     );
     await batch(
@@ -706,7 +739,8 @@ export class PostgresBroker implements Broker {
           await tx`
         DELETE FROM ${tx.unsafe(t.sessions)} WHERE sid IN (
           SELECT sid FROM ${tx.unsafe(t.sessions)}
-          WHERE expires_at <= to_timestamp(${nowMs}::float8 / 1000) LIMIT ${PRUNE_BATCH})`
+          WHERE expires_at <= to_timestamp(${nowMs}::float8 / 1000) LIMIT ${PRUNE_BATCH}
+          FOR UPDATE SKIP LOCKED)`
         ).count,
     );
     await batch(async (tx) => {

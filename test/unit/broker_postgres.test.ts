@@ -265,6 +265,17 @@ describe("PostgreSQL broker", { skip: !available }, () => {
       await broker.shutdown();
     });
 
+    it("drained() resolves once what was handed in went on to pub/sub (a broadcaster acks after it)", async () => {
+      const { broker, pubsub } = await build();
+      for (let i = 0; i < 300; i++) broker.handleBroadcast(pub(`d-${i % 7}`, i));
+      assert.ok(pubsub.messages.length < 300, "numbering takes a round trip");
+      await broker.drained();
+      assert.equal(pubsub.messages.length, 300);
+      assert.ok(pubsub.messages.every((m) => typeof m.offset === "number"));
+      await broker.drained(); // nothing pending: at once
+      await broker.shutdown();
+    });
+
     it("gives no history to streams PostgreSQL cannot key, and still delivers them", async () => {
       const { broker, pubsub } = await build();
       const long = "x".repeat(4000);
