@@ -193,7 +193,41 @@ describe("PostgreSQL broker", { skip: !available }, () => {
       await close();
     });
 
-    it("reports each expired record's leave from exactly one node when both sweep", async () => {
+    it("numbers every publication of two busy nodes while both prune: no deadlock costs an offset", {
+      timeout: 30_000,
+    }, async () => {
+      let t = Date.now();
+      const now = () => t;
+      const metrics = new Metrics();
+      const { a, b, close } = await pair({ now, metrics, historyLimit: 3, historyTtlSec: 5 });
+      const N = 1500;
+      const pruning = (async () => {
+        for (let i = 0; i < 20; i++) {
+          t += 700; // history keeps expiring under the publishers
+          await Promise.all([a.broker.expireNow(t), b.broker.expireNow(t)]);
+        }
+      })();
+      for (let i = 0; i < N; i++) {
+        (i % 2 ? a : b).broker.handleBroadcast(pub(`busy-${i % 13}`, i));
+        if (i % 250 === 249) await Promise.all([a.broker.drained(), b.broker.drained()]);
+      }
+      await Promise.all([a.broker.drained(), b.broker.drained(), pruning]);
+      const all = [...a.pubsub.messages, ...b.pubsub.messages];
+      assert.equal(all.length, N);
+      assert.equal(all.filter((m) => m.offset === undefined).length, 0, "every one numbered");
+      assert.equal(new Set(all.map((m) => m.epoch)).size, 1, "one epoch: nothing went unnumbered");
+      for (let s = 0; s < 13; s++) {
+        const offsets = all.filter((m) => m.stream === `busy-${s}`).map((m) => m.offset!);
+        assert.equal(new Set(offsets).size, offsets.length, `no offset twice in busy-${s}`);
+        assert.equal(Math.max(...offsets), offsets.length, `no gap in busy-${s}`);
+      }
+      assert.equal(metrics.counter(ERRORS_METRIC, "").value, 0, "no failed operation");
+      await close();
+    });
+
+    it("reports each expired record's leave from exactly one node when both sweep", {
+      timeout: 30_000,
+    }, async () => {
       let t = Date.now();
       const now = () => t;
       const { a, b, close } = await pair({ now });
@@ -235,6 +269,24 @@ describe("PostgreSQL broker", { skip: !available }, () => {
       } finally {
         await sql.end();
       }
+    });
+
+    it("serves a week-long --history_ttl from the table and prunes it only after the week", async () => {
+      let t = Date.now();
+      const week = 7 * 24 * 3600;
+      const { broker, pubsub } = await build({ now: () => t, historyTtlSec: week, historyLimit: 1000 });
+      for (let i = 1; i <= 600; i++) broker.handleBroadcast(pub("week", i));
+      await broker.drained();
+      const epoch = pubsub.messages[0].epoch!;
+      t += 6 * 24 * 3600 * 1000;
+      await broker.expireNow(t);
+      const kept = await broker.historyFrom("week", epoch, 100);
+      assert.ok(!isHistoryError(kept), JSON.stringify(kept));
+      assert.equal(kept.length, 500, "six days later: all there");
+      t += 2 * 24 * 3600 * 1000;
+      await broker.expireNow(t);
+      assert.ok(isHistoryError(await broker.historyFrom("week", epoch, 100)), "eight days later: gone");
+      await broker.shutdown();
     });
 
     it("drops a stream idle for 10 history TTLs; offsets then carry on above every one issued", async () => {
@@ -334,7 +386,9 @@ describe("PostgreSQL broker", { skip: !available }, () => {
   });
 
   describe("PostgreSQL unreachable", () => {
-    it("answers with error values, delivers without offsets, then keeps its history under a new epoch", async () => {
+    it("answers with error values, delivers without offsets, then keeps its history under a new epoch", {
+      timeout: 30_000,
+    }, async () => {
       const own = await startPostgres();
       let db: PostgresProcess = own;
       try {
