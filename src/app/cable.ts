@@ -24,6 +24,7 @@ import type { Controller } from "../node/controller.ts";
 import { Node } from "../node/node.ts";
 import { NullController } from "../node/null_controller.ts";
 import * as nodeConfig from "../node/options.ts";
+import * as postgresConfig from "../postgres/options.ts";
 import * as graphqlConfig from "../protocols/graphql/index.ts";
 import * as pusherConfig from "../protocols/pusher/index.ts";
 import { PUSHER_PROTOCOL } from "../protocols/pusher/protocol.ts";
@@ -109,6 +110,7 @@ export async function composeCable({ config, runtime, logger, embedded }: Compos
     log,
     redis: redisConfig.fromConfig(config),
     nats: natsConfig.fromConfig(config),
+    postgres: postgresConfig.fromConfig(config),
     metrics,
   });
   log.info(broker.announce());
@@ -151,7 +153,10 @@ export async function composeCable({ config, runtime, logger, embedded }: Compos
     {
       cluster: clusterHandler,
       local: new ForwardingHandler(thisNode, node, logger),
-      delivered: () => pubsub.drained?.() ?? Promise.resolve(),
+      delivered: async () => {
+        await broker.drained?.();
+        await pubsub.drained?.();
+      },
     },
     routes,
     logger,

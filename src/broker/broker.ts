@@ -53,6 +53,12 @@ export interface Broker extends Service {
   /** Stores the publication (history, offsets; not when `transient`) and hands it to pub/sub. */
   handleBroadcast(publication: StreamPublication): void;
   handleCommand(command: RemoteCommand): void;
+  /**
+   * Resolves once every publication handed in so far went on to pub/sub (with its offset, or
+   * without one when the engine could not give it in time), so a broadcaster acknowledges its
+   * source only after that. Absent: publications go on at once (or within a microtask).
+   */
+  drained?(): Promise<void>;
   /** Messages of `stream` after `offset` within `epoch`, in order. */
   historyFrom(stream: string, epoch: string, offset: number): Promise<StreamMessage[] | HistoryError>;
   /** Messages of `stream` published at or after `sinceUnixSec`, in order. */

@@ -2,6 +2,7 @@
 import type { Logger } from "../log/logger.ts";
 import type { Metrics } from "../metrics/registry.ts";
 import type { Options as NatsOptions } from "../nats/options.ts";
+import type { Options as PostgresOptions } from "../postgres/options.ts";
 import type { PubSub } from "../pubsub/pubsub.ts";
 import type { Options as RedisOptions } from "../redis/options.ts";
 import type { Broker, Presenter } from "./broker.ts";
@@ -9,6 +10,7 @@ import { MemoryBroker } from "./memory.ts";
 import { NatsBroker } from "./nats.ts";
 import { NoBroker } from "./none.ts";
 import type { Options } from "./options.ts";
+import { PostgresBroker } from "./postgres.ts";
 import { RedisBroker } from "./redis.ts";
 
 export interface BrokerDeps {
@@ -17,6 +19,7 @@ export interface BrokerDeps {
   log: Logger;
   redis: RedisOptions;
   nats: NatsOptions;
+  postgres: PostgresOptions;
   metrics?: Metrics;
 }
 
@@ -55,6 +58,20 @@ export function createBroker(opts: Options, deps: BrokerDeps): Broker {
       return new NatsBroker(
         {
           nats: deps.nats,
+          pubsub,
+          presenter,
+          historyLimit: opts.historyLimit,
+          historyTtlSec: opts.historyTtlSec,
+          sessionsTtlSec: opts.sessionsTtlSec,
+          presenceTtlSec: opts.presenceTtlSec,
+        },
+        log,
+        deps.metrics,
+      );
+    case "postgres":
+      return new PostgresBroker(
+        {
+          postgres: deps.postgres,
           pubsub,
           presenter,
           historyLimit: opts.historyLimit,

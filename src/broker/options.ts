@@ -11,11 +11,11 @@ export const BROKER_OPTIONS = [
     toml: "broker.adapter",
     category: "BROADCASTING:",
     description:
-      "Broker engine for streams history, sessions and presence (memory, redis, nats); empty disables the broker",
+      "Broker engine for streams history, sessions and presence (memory, redis, nats, postgres); empty disables the broker",
     hidden: false,
     deprecated: null,
     served: true,
-    choices: ["none", "memory", "redis", "nats"],
+    choices: ["none", "memory", "redis", "nats", "postgres"],
   },
   {
     name: "history_limit",

@@ -83,8 +83,9 @@ export function deriveState({ v, provided, configPath }: DeriveInput): State {
   ) {
     pubsub = "redis";
   }
-  // anycable's Postgres signalling PR: table-backed broadcasts reach every node through Postgres.
-  if (pubsub === "" && adapters.includes("postgres")) pubsub = "postgres";
+  // anycable's Postgres signalling PR: table-backed broadcasts reach every node through Postgres;
+  // so do the offsets of the Postgres broker (as --broker=redis switches pub/sub to Redis).
+  if (pubsub === "" && (adapters.includes("postgres") || v.broker === "postgres")) pubsub = "postgres";
 
   let redisPubsubChannel = v.redis_pubsub_channel;
   if (adapters.includes("redis") && redisPubsubChannel === v.redis_channel) {

@@ -109,16 +109,28 @@ function broker(state: State): string | null {
   const { v, d } = state;
   const redisEnabled = !isDefault(state, "redis_url");
   const enats = v.embed_nats;
+  // anycable-ts only: Postgres as the one engine (a URL given, DATABASE_URL included, or Postgres
+  // broadcasting / pub/sub chosen) gives the Postgres broker, broadcasting and pub/sub.
+  const postgresOnly =
+    !enats &&
+    !redisEnabled &&
+    (!isDefault(state, "postgres_url") ||
+      d.broadcastAdapters.includes("postgres") ||
+      d.pubsubAdapter === "postgres");
   // anycable-go OSS keeps the memory broker with Redis; Pro (whose docs we follow) picks Redis.
-  if (v.broker === "") v.broker = enats ? "nats" : redisEnabled ? "redis" : "memory";
+  if (v.broker === "") {
+    v.broker = enats ? "nats" : redisEnabled ? "redis" : postgresOnly ? "postgres" : "memory";
+  }
   if (isDefault(state, "broadcast_adapter")) {
     if (enats) setAdapters(state, ["http", "nats"]);
     else if (redisEnabled) setAdapters(state, ["http", "redisx", "redis"]);
+    else if (postgresOnly) setAdapters(state, ["http", "postgres"]);
     else setAdapters(state, ["http"]);
   }
   if (d.pubsubAdapter === "") {
     if (enats) setPubsub(state, "nats");
     else if (redisEnabled) setPubsub(state, "redis");
+    else if (postgresOnly || v.broker === "postgres") setPubsub(state, "postgres");
   }
   return null;
 }

@@ -430,7 +430,10 @@ function embeddedNats(o: Out, s: State): void {
 // when Postgres is in use or a setting differs, so the default output stays anycable-go's.
 function postgres(o: Out, s: State): void {
   const values = s.v as unknown as Record<string, string | number | boolean>;
-  const used = s.d.broadcastAdapters.includes("postgres") || s.d.pubsubAdapter === "postgres";
+  const used =
+    s.d.broadcastAdapters.includes("postgres") ||
+    s.d.pubsubAdapter === "postgres" ||
+    s.v.broker === "postgres";
   if (!used && POSTGRES_OPTIONS.every((r) => values[r.key] === r.default)) return;
   o.section("PostgreSQL signalling (anycable-ts only; anycable/anycable#306)", "postgres");
   for (const row of POSTGRES_OPTIONS) {

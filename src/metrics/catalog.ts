@@ -136,7 +136,7 @@ export const METRICS_CATALOG: readonly MetricInfo[] = [
   c(
     "broker_errors_total",
     "The total number of broker operations that failed (engine unreachable, slow or holding foreign data)",
-    { extension: true, note: "with the Redis or NATS broker" },
+    { extension: true, note: "with the Redis, NATS or PostgreSQL broker" },
   ),
 ];
 

@@ -15,7 +15,7 @@ import postgres, { type Sql } from "postgres";
 import { nextRetryMs } from "../broadcast/retry.ts";
 import type { Logger } from "../log/logger.ts";
 import type { Options } from "./options.ts";
-import { ensureSchema, SchemaError } from "./schema.ts";
+import { type EnsureResult, ensureSchema, SchemaError } from "./schema.ts";
 
 export type { Sql };
 
@@ -44,8 +44,18 @@ export interface Lease {
 interface Entry {
   sql: Sql;
   users: number;
-  ready: Promise<void>;
+  /** Startup (connect + schema check) per schema part, run once per pool. */
+  ready: Map<string, Promise<void>>;
   key: string;
+}
+
+/** A set of tables a part needs ensured at startup (the signalling schema unless told otherwise). */
+export interface SchemaPart {
+  /** One startup per pool and key. */
+  readonly key: string;
+  /** What the startup line calls it. */
+  readonly label: string;
+  ensure(sql: Sql): Promise<EnsureResult>;
 }
 
 const pools = new Map<string, Entry>();
@@ -70,11 +80,22 @@ export interface AcquireOptions {
   retryDelayMs?: (step: number) => number;
 }
 
+const signalling = (o: Options): SchemaPart => ({
+  key: "signalling",
+  label: "signalling",
+  ensure: (sql) => ensureSchema(sql, o),
+});
+
 /**
  * Opens (or joins) the pool for `o`, connected and with the schema ensured. Throws once startup
  * gave up: the message is the server's one-line reason.
  */
-export async function acquire(o: Options, logger: Logger, ao: AcquireOptions = {}): Promise<Lease> {
+export async function acquire(
+  o: Options,
+  logger: Logger,
+  ao: AcquireOptions = {},
+  part: SchemaPart = signalling(o),
+): Promise<Lease> {
   const key = keyOf(o);
   let entry = ao.private ? undefined : pools.get(key);
   if (!entry) {
@@ -85,13 +106,17 @@ export async function acquire(o: Options, logger: Logger, ao: AcquireOptions = {
       // The parts keep no session state: a connection dropped when idle is opened again on use.
       idle_timeout: 0,
     });
-    const created: Entry = { sql, users: 0, key, ready: Promise.resolve() };
-    created.ready = startup(sql, o, logger, ao.retryDelayMs ?? nextRetryMs);
+    const created: Entry = { sql, users: 0, key, ready: new Map() };
     entry = created;
     if (!ao.private) pools.set(key, created);
   }
   entry.users++;
   const e = entry;
+  let ready = e.ready.get(part.key);
+  if (!ready) {
+    ready = startup(e.sql, o, part, logger, ao.retryDelayMs ?? nextRetryMs);
+    e.ready.set(part.key, ready);
+  }
   let released = false;
   const release = async () => {
     if (released) return;
@@ -101,7 +126,7 @@ export async function acquire(o: Options, logger: Logger, ao: AcquireOptions = {
     await e.sql.end({ timeout: 1 }).catch(() => {});
   };
   try {
-    await e.ready;
+    await ready;
   } catch (err) {
     await release();
     throw err;
@@ -115,15 +140,22 @@ export async function acquire(o: Options, logger: Logger, ao: AcquireOptions = {
   };
 }
 
-async function startup(sql: Sql, o: Options, logger: Logger, delay: (step: number) => number): Promise<void> {
+async function startup(
+  sql: Sql,
+  o: Options,
+  part: SchemaPart,
+  logger: Logger,
+  delay: (step: number) => number,
+): Promise<void> {
   const log = logger.with({ context: "postgres" });
   const where = describePostgresUrl(o.url);
   const attempts = Math.max(1, o.startupAttempts);
   for (let attempt = 1; ; attempt++) {
     try {
-      const result = await ensureSchema(sql, o);
+      const result = await part.ensure(sql);
       const what = { created: "created or updated", unchanged: "up to date", checked: "checked" }[result];
-      log.info(`PostgreSQL signalling schema ${what}`, { url: where, broadcasts: o.broadcastsTable });
+      const attrs = part.key === "signalling" ? { broadcasts: o.broadcastsTable } : {};
+      log.info(`PostgreSQL ${part.label} schema ${what}`, { url: where, ...attrs });
       return;
     } catch (err) {
       if (err instanceof SchemaError) throw err;

@@ -1,5 +1,5 @@
-// Option rows: the PostgreSQL connection and schema shared by the postgres broadcaster and pub/sub
-// (and, later, the broker). Names, TOML keys ([postgres] section) and defaults are those of
+// Option rows: the PostgreSQL connection and schema shared by the postgres broadcaster, pub/sub
+// and broker. Names, TOML keys ([postgres] section) and defaults are those of
 // anycable's open "Postgres signalling" pull request (anycable/anycable#306); anycable-go 1.6 has
 // none of them, so they are marked as extensions. DATABASE_URL as a fallback is ours.
 import type { Config, OptionSpec } from "../config/schema.ts";
@@ -14,7 +14,7 @@ export const POSTGRES_OPTIONS = [
     toml: "postgres.url",
     category: "POSTGRES:",
     description:
-      "PostgreSQL URL of the postgres broadcaster and pub/sub (DATABASE_URL is read when ANYCABLE_POSTGRES_URL is not set)",
+      "PostgreSQL URL of the postgres broadcaster, pub/sub and broker (DATABASE_URL is read when ANYCABLE_POSTGRES_URL is not set)",
     hidden: false,
     deprecated: null,
     served: true,
@@ -227,6 +227,21 @@ export const POSTGRES_OPTIONS = [
     extension: true,
   },
   {
+    name: "postgres_broker_table_prefix",
+    key: "postgres_broker_table_prefix",
+    type: "string",
+    default: "anycable_broker",
+    env: ["ANYCABLE_POSTGRES_BROKER_TABLE_PREFIX"],
+    toml: "postgres.broker_table_prefix",
+    category: "POSTGRES:",
+    description:
+      "Prefix of the --broker=postgres tables (<prefix>_history, _sessions, ...; prefix or schema.prefix)",
+    hidden: false,
+    deprecated: null,
+    served: true,
+    extension: true,
+  },
+  {
     name: "postgres_startup_max_attempts",
     key: "postgres_startup_max_attempts",
     type: "int",
@@ -262,6 +277,8 @@ export interface Options {
   retentionSec: number;
   cleanupIntervalSec: number;
   startupAttempts: number;
+  /** The broker's tables are `<brokerTablePrefix>_meta`, `_history`, ... */
+  brokerTablePrefix: string;
   /** Stored as claimed_by on the broadcasts this node claims: the node id (as the PR does). */
   claimId: string;
 }
@@ -284,6 +301,7 @@ export function fromConfig(c: Config): Options {
     retentionSec: c.postgres_retention_ttl,
     cleanupIntervalSec: c.postgres_cleanup_interval,
     startupAttempts: c.postgres_startup_max_attempts,
+    brokerTablePrefix: c.postgres_broker_table_prefix,
     claimId: c.derived.nodeId,
   };
 }
@@ -308,6 +326,7 @@ export function defaults(url: string, overrides: Partial<Options> = {}): Options
     retentionSec: 300,
     cleanupIntervalSec: 60,
     startupAttempts: 5,
+    brokerTablePrefix: row("postgres_broker_table_prefix") as string,
     claimId: "anycable-ts",
     ...overrides,
   };

@@ -33,12 +33,12 @@ import type { Options } from "./options.ts";
 export const SCHEMA_VERSION = 1;
 const VERSION_MARK = /anycable signalling schema (\d+)/;
 /** pg_advisory_xact_lock key shared by every anycable-ts node of a database. */
-const DDL_LOCK = 0x616e7963; // "anyc"
+export const DDL_LOCK = 0x616e7963; // "anyc"
 
 /** A schema problem no retry can fix: the server does not start. */
 export class SchemaError extends Error {}
 
-type Q = Sql | TransactionSql;
+export type Q = Sql | TransactionSql;
 
 export function schemaSql(o: Options): string {
   const n = schemaNames(o);
@@ -144,18 +144,16 @@ BEGIN
 END;
 $fn$;`;
 
-interface ColumnSpec {
+export interface ColumnSpec {
   name: string;
   type: string;
   notNull: boolean;
 }
 
-const col = (name: string, type: string, notNull = true): ColumnSpec => ({ name, type, notNull });
-const TZ = "timestamp with time zone";
+export const col = (name: string, type: string, notNull = true): ColumnSpec => ({ name, type, notNull });
+export const TZ = "timestamp with time zone";
 
-const TABLES = (
-  o: Options,
-): Array<{ table: string; quoted: string; columns: ColumnSpec[]; unique: string[] }> => {
+const TABLES = (o: Options): TableSpec[] => {
   const n = schemaNames(o);
   return [
     {
@@ -198,37 +196,46 @@ const TABLES = (
   ];
 };
 
+/** A table the server needs: its columns and the columns of one unique index. */
+export interface TableSpec {
+  table: string;
+  quoted: string;
+  columns: ColumnSpec[];
+  unique: string[];
+}
+
+/** How one table differs from `t` (empty: it fits). */
+export async function checkTable(q: Q, t: TableSpec): Promise<string[]> {
+  const problems: string[] = [];
+  const rows = await q<{ name: string; type: string; not_null: boolean }[]>`
+    SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type, a.attnotnull AS not_null
+    FROM pg_attribute a WHERE a.attrelid = to_regclass(${t.quoted}) AND a.attnum > 0 AND NOT a.attisdropped`;
+  if (rows.length === 0) return [`table ${t.table} does not exist`];
+  const have = new Map(rows.map((r) => [r.name, r]));
+  for (const c of t.columns) {
+    const got = have.get(c.name);
+    if (!got) problems.push(`table ${t.table} has no column ${c.name}`);
+    else if (got.type !== c.type) problems.push(`column ${t.table}.${c.name} is ${got.type}, not ${c.type}`);
+    else if (c.notNull && !got.not_null) problems.push(`column ${t.table}.${c.name} must be NOT NULL`);
+  }
+  const [{ ok }] = await q<{ ok: boolean }[]>`
+    SELECT EXISTS (
+      SELECT 1 FROM pg_index i
+      WHERE i.indrelid = to_regclass(${t.quoted}) AND i.indisunique AND i.indisvalid
+        AND i.indpred IS NULL AND i.indexprs IS NULL
+        AND ARRAY(SELECT a.attname::text FROM unnest(i.indkey) WITH ORDINALITY k(attnum, ord)
+                  JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum ORDER BY k.ord)
+            = ${t.unique}::text[]
+    ) AS ok`;
+  if (!ok) problems.push(`table ${t.table} has no unique index on (${t.unique.join(", ")})`);
+  return problems;
+}
+
 /** Every way the database differs from what the server needs (empty: it fits). */
 export async function checkSchema(q: Q, o: Options): Promise<string[]> {
   const problems: string[] = [];
   const n = schemaNames(o);
-  for (const t of TABLES(o)) {
-    const rows = await q<{ name: string; type: string; not_null: boolean }[]>`
-      SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type, a.attnotnull AS not_null
-      FROM pg_attribute a WHERE a.attrelid = to_regclass(${t.quoted}) AND a.attnum > 0 AND NOT a.attisdropped`;
-    if (rows.length === 0) {
-      problems.push(`table ${t.table} does not exist`);
-      continue;
-    }
-    const have = new Map(rows.map((r) => [r.name, r]));
-    for (const c of t.columns) {
-      const got = have.get(c.name);
-      if (!got) problems.push(`table ${t.table} has no column ${c.name}`);
-      else if (got.type !== c.type)
-        problems.push(`column ${t.table}.${c.name} is ${got.type}, not ${c.type}`);
-      else if (c.notNull && !got.not_null) problems.push(`column ${t.table}.${c.name} must be NOT NULL`);
-    }
-    const [{ ok }] = await q<{ ok: boolean }[]>`
-      SELECT EXISTS (
-        SELECT 1 FROM pg_index i
-        WHERE i.indrelid = to_regclass(${t.quoted}) AND i.indisunique AND i.indisvalid
-          AND i.indpred IS NULL AND i.indexprs IS NULL
-          AND ARRAY(SELECT a.attname::text FROM unnest(i.indkey) WITH ORDINALITY k(attnum, ord)
-                    JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum ORDER BY k.ord)
-              = ${t.unique}::text[]
-      ) AS ok`;
-    if (!ok) problems.push(`table ${t.table} has no unique index on (${t.unique.join(", ")})`);
-  }
+  for (const t of TABLES(o)) problems.push(...(await checkTable(q, t)));
   const triggers: Array<[string, string, string, string, string]> = [
     [o.broadcastsTable, n.broadcasts, BROADCASTS_TRIGGER, n.broadcastTriggerFnName, n.broadcastChannel],
     [o.pubsubTable, n.pubsub, PUBSUB_TRIGGER, n.pubsubTriggerFnName, n.pubsubChannel],

@@ -369,6 +369,35 @@ describe("presets", () => {
     assert.equal(given.broker, "memory", "a broker given explicitly stays");
   });
 
+  test("broker preset with Postgres as the only engine: the Postgres broker, broadcasting and pub/sub", () => {
+    for (const [argv, env] of [
+      [["--presets=broker", "--postgres_url", "postgres://db/app"], {}],
+      [["--presets=broker"], { DATABASE_URL: "postgres://db/app" }],
+      [["--presets=broker", "--broadcast_adapter=http,postgres"], {}],
+    ] as Array<[string[], Record<string, string>]>) {
+      const c = run(argv, env);
+      assert.equal(c.broker, "postgres", argv.join(" "));
+      assert.deepEqual(c.derived.broadcastAdapters, ["http", "postgres"]);
+      assert.equal(c.derived.pubsubAdapter, "postgres");
+    }
+    // another engine besides Postgres keeps its own rule
+    const both = run(["--presets=broker", "--redis_url", "redis://r:1"], {
+      DATABASE_URL: "postgres://db/app",
+    });
+    assert.equal(both.broker, "redis");
+    assert.equal(
+      run(["--presets=broker", "--embed_nats"], { DATABASE_URL: "postgres://db/app" }).broker,
+      "nats",
+    );
+    // a broker given explicitly stays; --broker=postgres alone switches pub/sub to Postgres
+    assert.equal(
+      run(["--presets=broker", "--broker=memory"], { DATABASE_URL: "postgres://db/app" }).broker,
+      "memory",
+    );
+    const explicit = run(["--broker=postgres"]);
+    assert.equal(explicit.derived.pubsubAdapter, "postgres");
+  });
+
   test("broker preset with embedded NATS: the NATS broker on JetStream, as anycable-go's presets.go", () => {
     const c = run(["--presets=broker", "--embed_nats"]);
     assert.equal(c.broker, "nats");

@@ -41,6 +41,8 @@ describe("postgres options", () => {
         retentionSec: 300,
         cleanupIntervalSec: 60,
         startupAttempts: 5,
+        // ours (the PR has no broker)
+        brokerTablePrefix: "anycable_broker",
         claimId: "x",
       },
     );
