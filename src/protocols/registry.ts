@@ -9,6 +9,7 @@ import {
 } from "./graphql/protocol.ts";
 import { jsonEncoder } from "./json_encoder.ts";
 import { msgpackEncoder } from "./msgpack_encoder.ts";
+import { OCPP_PROTOCOL, ocppEncoder } from "./ocpp/protocol.ts";
 import { protobufEncoder, protobufExtEncoder } from "./protobuf_encoder.ts";
 import { PUSHER_PROTOCOL, pusherEncoder } from "./pusher/protocol.ts";
 
@@ -51,6 +52,8 @@ const INTERNAL_PROTOCOLS: ReadonlyMap<string, ProtocolInfo> = new Map([
   [PUSHER_PROTOCOL, info(PUSHER_PROTOCOL, pusherEncoder, false)],
   [TRANSPORT_WS_PROTOCOL, info(TRANSPORT_WS_PROTOCOL, transportWsEncoder, false)],
   [LEGACY_WS_PROTOCOL, info(LEGACY_WS_PROTOCOL, legacyWsEncoder, false)],
+  // (each OCPP session carries an encoder of its own: request.encoder)
+  [OCPP_PROTOCOL, info(OCPP_PROTOCOL, ocppEncoder, false)],
 ]);
 
 /**
