@@ -128,3 +128,30 @@ export function presenceProblem(pid: string, info: unknown): BrokerError | undef
 export function withInfo<T extends object>(base: T, info: unknown): T & { info?: unknown } {
   return info === undefined || info === null ? base : { ...base, info };
 }
+
+/** The value a history read answers when the engine failed it (the failure is logged by the broker). */
+export function historyUnavailable(err: Error): HistoryError {
+  return { error: `history is unavailable: ${err.message}` };
+}
+
+/** The value a session or presence operation answers when the engine failed it. */
+export function operationFailed(what: string, err: Error): BrokerError {
+  return { error: `${what} failed: ${err.message}` };
+}
+
+/**
+ * Tells the presenter (the node) of a presence change. A failure there must not undo or stop the
+ * broker's bookkeeping, so it is swallowed.
+ */
+export function tellPresenter(
+  presenter: Presenter | undefined,
+  stream: string,
+  event: PresenceEvent,
+  sid?: string,
+): void {
+  try {
+    presenter?.presenceChanged(stream, event, sid);
+  } catch {
+    // the node's own failure, reported there
+  }
+}

@@ -14,6 +14,7 @@ import {
   type PresenceRecord,
   type Presenter,
   presenceProblem,
+  tellPresenter,
   withInfo,
 } from "./broker.ts";
 import { DeadlineHeap, type Timed } from "./deadlines.ts";
@@ -394,10 +395,6 @@ export class MemoryBroker implements Broker {
   }
 
   private tell(stream: string, event: PresenceEvent, sid?: string): void {
-    try {
-      this.presenter?.presenceChanged(stream, event, sid);
-    } catch {
-      // The presenter is the node's: a failure there must not undo or stop the broker's bookkeeping.
-    }
+    tellPresenter(this.presenter, stream, event, sid);
   }
 }

@@ -36,11 +36,14 @@ import {
   type Broker,
   type BrokerError,
   type HistoryError,
+  historyUnavailable,
+  operationFailed,
   type PresenceEvent,
   type PresenceInfo,
   type PresenceRecord,
   type Presenter,
   presenceProblem,
+  tellPresenter,
   withInfo,
 } from "./broker.ts";
 import { DeadlineHeap, type Timed } from "./deadlines.ts";
@@ -1349,12 +1352,12 @@ export class NatsBroker implements Broker {
 
   private historyFailed(err: Error): HistoryError {
     this.failed("read history", err);
-    return { error: `history is unavailable: ${err.message}` };
+    return historyUnavailable(err);
   }
 
   private brokerFailed(what: string, err: Error): BrokerError {
     this.failed(what, err);
-    return { error: `${what} failed: ${err.message}` };
+    return operationFailed(what, err);
   }
 
   private failed(what: string, err: Error): void {
@@ -1371,11 +1374,7 @@ export class NatsBroker implements Broker {
   }
 
   private tell(stream: string, event: PresenceEvent, sid?: string): void {
-    try {
-      this.o.presenter?.presenceChanged(stream, event, sid);
-    } catch {
-      // The presenter is the node's: a failure there must not undo the broker's bookkeeping.
-    }
+    tellPresenter(this.o.presenter, stream, event, sid);
   }
 }
 
