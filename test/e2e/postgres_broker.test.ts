@@ -142,6 +142,9 @@ for (const runtime of runtimes) {
       const epoch = real()[0]!.meta!.epoch;
       const base = real()[0]!.meta!.offset;
       const oldSid = cable.sessionId;
+      // a second subscriber on node A keeps its pub/sub reading the stream after the client leaves
+      const watcher = await extClient(a.wsUrl);
+      await subscribeRaw(watcher.c, pubId(stream));
 
       gate.shut();
       target = b.wsUrl;
@@ -150,6 +153,14 @@ for (const runtime of runtimes) {
       const N = 5;
       // published through node B while the client is away: node B gives the next offsets
       for (let n = 3; n < 3 + N; n++) assert.equal((await broadcast(b, stream, { n })).status, 201);
+      // in the pub/sub table (node A's watcher has them) before the client is back: node B's pub/sub
+      // then reads the stream from after them, and the client gets them from history only, in order
+      await framesUntil(
+        watcher.c,
+        (m) => (m.message as { n?: number })?.n === 2 + N,
+        "node B's messages on A",
+      );
+      watcher.c.close();
       gate.open();
       await waitFor(() => real().length === 2 + N, "the missed messages, from node B", 15_000);
       // and a live one through node A reaches the client on node B (PostgreSQL pub/sub)
