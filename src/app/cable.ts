@@ -21,6 +21,7 @@ import { pushMetrics } from "../metrics/push.ts";
 import { Metrics } from "../metrics/registry.ts";
 import * as natsConfig from "../nats/options.ts";
 import type { Controller } from "../node/controller.ts";
+import type { Executor } from "../node/executor.ts";
 import { Node } from "../node/node.ts";
 import { NullController } from "../node/null_controller.ts";
 import * as nodeConfig from "../node/options.ts";
@@ -124,7 +125,8 @@ export async function composeCable({ config, runtime, logger, embedded }: Compos
   const graphql = graphqlOpts.enabled
     ? new graphqlConfig.Graphql(graphqlOpts, controller, logger)
     : undefined;
-  const executors = new Map([
+  // typed: deno check infers the map's value type from the first spread alone
+  const executors = new Map<string, Executor>([
     ...(pusher ? ([[PUSHER_PROTOCOL, pusher.executor]] as const) : []),
     ...(graphql ? graphql.executors : []),
   ]);
