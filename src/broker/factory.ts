@@ -25,18 +25,22 @@ export interface BrokerDeps {
 
 export function createBroker(opts: Options, deps: BrokerDeps): Broker {
   const { pubsub, presenter, log } = deps;
+  // what every broker with history is given
+  const shared = {
+    pubsub,
+    presenter,
+    historyLimit: opts.historyLimit,
+    historyTtlSec: opts.historyTtlSec,
+    sessionsTtlSec: opts.sessionsTtlSec,
+    presenceTtlSec: opts.presenceTtlSec,
+  };
   switch (opts.adapter) {
     case "":
     case "none":
       return new NoBroker(pubsub);
     case "memory":
       return new MemoryBroker({
-        pubsub,
-        presenter,
-        historyLimit: opts.historyLimit,
-        historyTtlSec: opts.historyTtlSec,
-        sessionsTtlSec: opts.sessionsTtlSec,
-        presenceTtlSec: opts.presenceTtlSec,
+        ...shared,
         maxStreams: opts.maxStreams,
         maxSessions: opts.maxSessions,
       });
@@ -44,12 +48,7 @@ export function createBroker(opts: Options, deps: BrokerDeps): Broker {
       return new RedisBroker(
         {
           redis: deps.redis,
-          pubsub,
-          presenter,
-          historyLimit: opts.historyLimit,
-          historyTtlSec: opts.historyTtlSec,
-          sessionsTtlSec: opts.sessionsTtlSec,
-          presenceTtlSec: opts.presenceTtlSec,
+          ...shared,
         },
         log,
         deps.metrics,
@@ -58,12 +57,7 @@ export function createBroker(opts: Options, deps: BrokerDeps): Broker {
       return new NatsBroker(
         {
           nats: deps.nats,
-          pubsub,
-          presenter,
-          historyLimit: opts.historyLimit,
-          historyTtlSec: opts.historyTtlSec,
-          sessionsTtlSec: opts.sessionsTtlSec,
-          presenceTtlSec: opts.presenceTtlSec,
+          ...shared,
         },
         log,
         deps.metrics,
@@ -72,12 +66,7 @@ export function createBroker(opts: Options, deps: BrokerDeps): Broker {
       return new PostgresBroker(
         {
           postgres: deps.postgres,
-          pubsub,
-          presenter,
-          historyLimit: opts.historyLimit,
-          historyTtlSec: opts.historyTtlSec,
-          sessionsTtlSec: opts.sessionsTtlSec,
-          presenceTtlSec: opts.presenceTtlSec,
+          ...shared,
         },
         log,
         deps.metrics,
