@@ -81,15 +81,15 @@ function binaryPath() {
 
 function main() {
   const file = binaryPath();
-  const child = spawn(file, process.argv.slice(2), {
-    stdio: "inherit",
-    detached: process.platform !== "win32",
-  });
+  // Handlers go in before the spawn: a SIGTERM that arrives once the server is up (it may print
+  // "ready" before this process runs its next line) must reach the server, not kill us and
+  // orphan it. A signal is delivered on a later turn, when `child` is set.
+  let child;
   const handlers = new Map();
   for (const signal of FORWARDED) {
     const handler = () => {
       try {
-        child.kill(signal);
+        child?.kill(signal);
       } catch {
         // the server has exited already
       }
@@ -101,6 +101,10 @@ function main() {
       // not a signal on this platform
     }
   }
+  child = spawn(file, process.argv.slice(2), {
+    stdio: "inherit",
+    detached: process.platform !== "win32",
+  });
   child.on("error", (err) => fail(`cannot run ${file}: ${err.message}`));
   child.on("exit", (code, signal) => {
     for (const [sig, handler] of handlers) process.off(sig, handler);
