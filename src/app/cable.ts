@@ -13,6 +13,7 @@ import * as listenerConfig from "../http/options.ts";
 import { pathMatcher } from "../http/request.ts";
 import { Hub } from "../hub/hub.ts";
 import { wrapIdentity } from "../identity/factory.ts";
+import { jwtHeaderName } from "../identity/jwt.ts";
 import * as identityConfig from "../identity/options.ts";
 import type { Logger } from "../log/logger.ts";
 import * as metricsConfig from "../metrics/options.ts";
@@ -37,9 +38,12 @@ import type { HandlerSpec, Runtime } from "../runtime/types.ts";
 import { createStatusApp, STATUS_DISABLED_LINE, statusEnabled, statusStartupLines } from "../status/index.ts";
 import * as statusConfig from "../status/options.ts";
 import { StatusSampler } from "../status/sampler.ts";
+import { StreamsController } from "../streams/controller.ts";
 import { buildChannelRouter } from "../streams/factory.ts";
 import * as streamsConfig from "../streams/options.ts";
 import { corsHeaders } from "../transports/cors.ts";
+import { DsTransport } from "../transports/ds/handler.ts";
+import * as dsConfig from "../transports/ds/options.ts";
 import * as transportConfig from "../transports/options.ts";
 import { requestGate } from "../transports/request.ts";
 import { SseTransport } from "../transports/sse/handler.ts";
@@ -256,6 +260,39 @@ export async function composeCable({ config, runtime, logger, embedded }: Compos
         : `Handle SSE requests at ${routes.address(listener.port)}${sseOpts.path}`,
     ]);
   }
+  // --- Durable Streams (transports/ds): reads of the broker's history, authorized as $pubsub streams
+  const dsOpts = dsConfig.fromConfig(config);
+  const streamsOpts = streamsConfig.fromConfig(config);
+  const ds = dsOpts.enabled
+    ? new DsTransport(dsOpts, {
+        node,
+        broker,
+        gate,
+        cors: corsHeaders(transport.allowedOrigins),
+        streams: new StreamsController({
+          secret: streamsOpts.secret,
+          publicStreams: streamsOpts.publicStreams,
+        }),
+        pubsubChannel: streamsOpts.pubsubChannel,
+        jwtHeader: transport.jwtParam ? jwtHeaderName(transport.jwtParam) : "",
+        closeTimeoutMs: nodeOpts.writeTimeoutMs > 0 ? nodeOpts.writeTimeoutMs : 2000,
+        metrics,
+        logger,
+      })
+    : undefined;
+  if (ds) {
+    if (!broker.supportsHistory) {
+      log.warn(
+        "Durable Streams need a broker for history (--broker=memory, --presets=broker): " +
+          "without one every read but offset=now is answered 410",
+      );
+    }
+    routes.announce(() => [
+      embedded
+        ? `Embedded: Durable Streams requests at ${dsOpts.path}/*`
+        : `Handle Durable Streams requests at ${routes.address(listener.port)}${dsOpts.path}/*`,
+    ]);
+  }
   const pusherUpgrade = pusher?.upgradeHandler(gate);
   if (pusher) {
     pusher.warnings();
@@ -291,6 +328,7 @@ export async function composeCable({ config, runtime, logger, embedded }: Compos
       const url = new URL(req.url);
       if (isWsPath(url.pathname)) return upgrade(req, url, remote);
       if (sse && isSsePath(url.pathname)) return sse.handle(req, url, remote);
+      if (ds?.matches(url.pathname)) return ds.handle(req, url, remote);
       if (pusherUpgrade && url.pathname === pusher?.wsPath) return pusherUpgrade(req, url, remote);
       if (graphqlUpgrade && url.pathname === graphqlOpts.path) return graphqlUpgrade(req, url, remote);
       return mainApp.fetch(req);
@@ -327,6 +365,7 @@ export async function composeCable({ config, runtime, logger, embedded }: Compos
     services.add({ name: "sse", async start() {}, shutdown: (deadline) => sse.drain(deadline) });
     tasks.push({ everyMs: 0, run: (now) => sse.tick(now) });
   }
+  if (ds) tasks.push({ everyMs: 0, run: (now) => ds.tick(now) });
   services.add(
     nodeService(node, controller, tasks, { slowDrainMs: appConfig.fromConfig(config).slowDrainMs }),
   );

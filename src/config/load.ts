@@ -2,6 +2,7 @@
 // defaults < TOML file < env vars < flags, then derives and applies presets.
 
 import { configProblem as rpcConfigProblem } from "../rpc/options.ts";
+import { configProblem as dsConfigProblem } from "../transports/ds/options.ts";
 import { VERSION_STRING } from "../version.ts";
 import { parseArgv } from "./argv.ts";
 import { deriveState, resolveRpcImpl, type Values } from "./derive.ts";
@@ -168,7 +169,7 @@ export function loadConfig(input: LoadInput): LoadResult {
   state.d.rpcImpl = resolveRpcImpl(state.rpcImplementation, state.v.rpc_host);
 
   const config = { ...state.v, derived: state.d } as Config;
-  const problem = rpcConfigProblem(config);
+  const problem = rpcConfigProblem(config) ?? dsConfigProblem(config);
   if (problem) return { kind: "error", message: problem };
   return { kind: "run", config, warnings: [...state.warnings] };
 }

@@ -104,19 +104,19 @@ export const METRICS_CATALOG: readonly MetricInfo[] = [
   g("sse_clients_num", "The number of active SSE clients", { note: "with `--sse`" }),
   // durable streams (anycable-go ds/handler.go)
   c("ds_requests_total", "The total number of durable streams HEAD/GET requests", {
-    served: "with Durable Streams, not built yet",
+    note: "with `--ds`",
   }),
   c("ds_poll_requests_total", "The total number of durable streams long-poll requests", {
-    served: "with Durable Streams, not built yet",
+    note: "with `--ds`",
   }),
   c("ds_sse_requests_total", "The total number of durable streams SSE requests", {
-    served: "with Durable Streams, not built yet",
+    note: "with `--ds`",
   }),
   g("ds_poll_clients_num", "The number of active durable streams long-poll clients", {
-    served: "with Durable Streams, not built yet",
+    note: "with `--ds`",
   }),
   g("ds_sse_clients_num", "The number of active durable streams SSE clients", {
-    served: "with Durable Streams, not built yet",
+    note: "with `--ds`",
   }),
   // gobench (anycable-go's Go-channels benchmark build, gobench-cable)
   c("gochannels_call_total", "The total number of Go channels calls", {

@@ -638,8 +638,12 @@ export class Node implements Presenter {
       if (session.isClosed) return;
     }
     let res: ConnectResult | null;
+    const { identifiers } = session.request;
     try {
-      res = await this.controllerOf(session).authenticate(this.commands.connectionContext(session));
+      res =
+        identifiers === undefined
+          ? await this.controllerOf(session).authenticate(this.commands.connectionContext(session))
+          : { status: "success", identifiers, transmissions: [], disconnectInterest: -1 };
     } catch (err) {
       if (session.isClosed) return;
       // The RPC layer already logs failures once per burst; per session it is debug detail, so a

@@ -60,4 +60,9 @@ export interface ConnectionRequest {
   encoder?: Encoder;
   /** The client cannot answer pings (SSE): it is never held to --pong_timeout. */
   oneWay?: boolean;
+  /**
+   * Connection identifiers the transport already decided (Durable Streams with --ds_skip_auth):
+   * the session is connected without asking the controller, and needs no Disconnect call.
+   */
+  identifiers?: string;
 }

@@ -268,8 +268,8 @@ describe("other derived values", () => {
 describe("unserved options", () => {
   test("only non-default, non-served options are reported", () => {
     assert.deepEqual(unservedOptions(defaultConfig()), []);
-    const c = run(["--port", "1", "--ds", "--sse", "--history_limit", "5", "--pong_timeout", "3"]);
-    assert.deepEqual(unservedOptions(c), ["ds"]);
+    const c = run(["--port", "1", "--poll", "--ds", "--sse", "--history_limit", "5", "--pong_timeout", "3"]);
+    assert.deepEqual(unservedOptions(c), ["poll"]);
   });
 
   test("adapters not implemented yet are reported", () => {

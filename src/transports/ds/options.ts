@@ -1,5 +1,5 @@
 // Option rows: The Durable Streams read transport.
-import type { OptionSpec } from "../../config/schema.ts";
+import type { Config, OptionSpec } from "../../config/schema.ts";
 
 export const DS_OPTIONS = [
   {
@@ -13,7 +13,7 @@ export const DS_OPTIONS = [
     description: "Serve the Durable Streams protocol",
     hidden: false,
     deprecated: null,
-    served: false,
+    served: true,
   },
   {
     name: "ds_path",
@@ -26,7 +26,7 @@ export const DS_OPTIONS = [
     description: "Path of the Durable Streams endpoint",
     hidden: false,
     deprecated: null,
-    served: false,
+    served: true,
   },
   {
     name: "ds_skip_auth",
@@ -39,7 +39,7 @@ export const DS_OPTIONS = [
     description: "Skip client authentication for Durable Streams and only check access to each stream",
     hidden: false,
     deprecated: null,
-    served: false,
+    served: true,
   },
   {
     name: "ds_poll_interval",
@@ -52,7 +52,7 @@ export const DS_OPTIONS = [
     description: "Long-polling interval for Durable Streams (seconds)",
     hidden: false,
     deprecated: null,
-    served: false,
+    served: true,
   },
   {
     name: "ds_sse_ttl",
@@ -65,6 +65,37 @@ export const DS_OPTIONS = [
     description: "Maximum lifetime of a Durable Streams SSE connection (seconds)",
     hidden: false,
     deprecated: null,
-    served: false,
+    served: true,
   },
 ] as const satisfies readonly OptionSpec[];
+
+export interface Options {
+  enabled: boolean;
+  /** The mount path, without a trailing slash ("/ds"). */
+  path: string;
+  skipAuth: boolean;
+  pollIntervalMs: number;
+  sseTtlMs: number;
+}
+
+export function fromConfig(c: Config): Options {
+  return {
+    enabled: c.ds,
+    path: c.ds_path.replace(/\/+$/, ""),
+    skipAuth: c.ds_skip_auth,
+    pollIntervalMs: c.ds_poll_interval * 1000,
+    // anycable-go: a TTL of 0 is 60 seconds
+    sseTtlMs: (c.ds_sse_ttl > 0 ? c.ds_sse_ttl : 60) * 1000,
+  };
+}
+
+/** A start-up error for a DS setup that cannot work, or undefined. */
+export function configProblem(c: Config): string | undefined {
+  if (!c.ds) return undefined;
+  // DS reads are authorized and subscribed as streams of the pub/sub channel
+  if (c.streams_pubsub_channel === "") {
+    return "--ds needs the pub/sub streams channel, but --streams_pubsub_channel is empty";
+  }
+  if (!c.ds_path.startsWith("/")) return `--ds_path must start with "/": ${JSON.stringify(c.ds_path)}`;
+  return undefined;
+}
