@@ -44,6 +44,8 @@ import * as streamsConfig from "../streams/options.ts";
 import { corsHeaders } from "../transports/cors.ts";
 import { DsTransport } from "../transports/ds/handler.ts";
 import * as dsConfig from "../transports/ds/options.ts";
+import { LpTransport } from "../transports/lp/handler.ts";
+import * as lpConfig from "../transports/lp/options.ts";
 import * as transportConfig from "../transports/options.ts";
 import { requestGate } from "../transports/request.ts";
 import { SseTransport } from "../transports/sse/handler.ts";
@@ -260,6 +262,28 @@ export async function composeCable({ config, runtime, logger, embedded }: Compos
         : `Handle SSE requests at ${routes.address(listener.port)}${sseOpts.path}`,
     ]);
   }
+  // --- long polling (transports/lp): sessions held between poll requests, on this node only
+  const lpOpts = lpConfig.fromConfig(config);
+  const lp = lpOpts.enabled
+    ? new LpTransport(lpOpts, {
+        node,
+        gate,
+        cors: corsHeaders(transport.allowedOrigins),
+        maxConn: transport.maxConn,
+        maxPendingBytes: nodeOpts.maxPendingBytes,
+        metrics,
+        logger,
+      })
+    : undefined;
+  const isLpPath = pathMatcher([lpOpts.path]);
+  if (lp) {
+    routes.announce(() => [
+      embedded
+        ? `Embedded: long polling requests at ${lpOpts.path}`
+        : `Handle long polling requests at ${routes.address(listener.port)}${lpOpts.path} ` +
+          `(poll_interval: ${lpOpts.intervalSec}, keepalive_timeout: ${lpOpts.keepaliveSec})`,
+    ]);
+  }
   // --- Durable Streams (transports/ds): reads of the broker's history, authorized as $pubsub streams
   const dsOpts = dsConfig.fromConfig(config);
   const streamsOpts = streamsConfig.fromConfig(config);
@@ -328,6 +352,7 @@ export async function composeCable({ config, runtime, logger, embedded }: Compos
       const url = new URL(req.url);
       if (isWsPath(url.pathname)) return upgrade(req, url, remote);
       if (sse && isSsePath(url.pathname)) return sse.handle(req, url, remote);
+      if (lp && isLpPath(url.pathname)) return lp.handle(req, url, remote);
       if (ds?.matches(url.pathname)) return ds.handle(req, url, remote);
       if (pusherUpgrade && url.pathname === pusher?.wsPath) return pusherUpgrade(req, url, remote);
       if (graphqlUpgrade && url.pathname === graphqlOpts.path) return graphqlUpgrade(req, url, remote);
@@ -364,6 +389,11 @@ export async function composeCable({ config, runtime, logger, embedded }: Compos
     // Stopped after the node closed every session, before the listeners cut open connections.
     services.add({ name: "sse", async start() {}, shutdown: (deadline) => sse.drain(deadline) });
     tasks.push({ everyMs: 0, run: (now) => sse.tick(now) });
+  }
+  if (lp) {
+    // like SSE: after the node answered every held poll with its server_restart
+    services.add({ name: "long polling", async start() {}, shutdown: (deadline) => lp.drain(deadline) });
+    tasks.push({ everyMs: 0, run: (now) => lp.tick(now) }, { everyMs: 1000, run: (now) => lp.sweep(now) });
   }
   if (ds) tasks.push({ everyMs: 0, run: (now) => ds.tick(now) });
   services.add(

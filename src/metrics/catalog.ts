@@ -102,6 +102,13 @@ export const METRICS_CATALOG: readonly MetricInfo[] = [
   }),
   // sse (anycable-go sse/handler.go)
   g("sse_clients_num", "The number of active SSE clients", { note: "with `--sse`" }),
+  // long polling (AnyCable Pro's long_polling.md)
+  g("long_poll_clients_num", "The number of active long polling clients", { note: "with `--poll`" }),
+  c(
+    "long_poll_stale_requests_total",
+    "The total number of long polling requests for closed or unknown poll sessions",
+    { note: "with `--poll`" },
+  ),
   // durable streams (anycable-go ds/handler.go)
   c("ds_requests_total", "The total number of durable streams HEAD/GET requests", {
     note: "with `--ds`",

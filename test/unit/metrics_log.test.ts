@@ -383,7 +383,7 @@ describe("metrics a cable registers", () => {
       [["--norpc", "--broker=redis", "--pubsub=redis"]],
       [["--norpc", "--broker=nats", "--pubsub=nats"]],
       [["--norpc", "--sse"]],
-      [["--norpc", "--ds", "--broker=memory"]],
+      [["--norpc", "--ds", "--broker=memory", "--poll"]],
     ];
     const seen = new Set<string>();
     for (const [argv, env] of configs) {

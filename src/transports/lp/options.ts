@@ -1,4 +1,4 @@
-// Option rows: the long polling transport (not served yet: accepted and reported at startup).
+// Option rows: the long polling transport (transports/lp/handler.ts).
 import type { Config, OptionSpec } from "../../config/schema.ts";
 
 export const LP_OPTIONS = [
@@ -10,10 +10,10 @@ export const LP_OPTIONS = [
     env: ["ANYCABLE_POLL"],
     toml: "poll.enabled",
     category: "LONG POLLING:",
-    description: "Serve long polling clients (not served yet)",
+    description: "Serve long polling clients",
     hidden: false,
     deprecated: null,
-    served: false,
+    served: true,
   },
   {
     name: "poll_path",
@@ -26,7 +26,7 @@ export const LP_OPTIONS = [
     description: "Path of the long polling endpoint",
     hidden: false,
     deprecated: null,
-    served: false,
+    served: true,
   },
   {
     name: "poll_interval",
@@ -39,7 +39,7 @@ export const LP_OPTIONS = [
     description: "Long polling interval (seconds)",
     hidden: false,
     deprecated: null,
-    served: false,
+    served: true,
   },
   {
     name: "poll_flush_interval",
@@ -52,20 +52,21 @@ export const LP_OPTIONS = [
     description: "How long to buffer server messages before flushing them to a poll (milliseconds)",
     hidden: false,
     deprecated: null,
-    served: false,
+    served: true,
   },
   {
     name: "poll_max_request_size",
     key: "poll_max_request_size",
     type: "int",
     default: 65536,
-    env: ["ANYCABLE_POLL_MAX_REQUEST_SIZE"],
+    // the second name is the one AnyCable Pro's docs print (sic)
+    env: ["ANYCABLE_POLL_MAX_REQUEST_SIZE", "ANYCABLE_POLL_MAX_REQEUEST_SIZE"],
     toml: "poll.max_request_size",
     category: "LONG POLLING:",
     description: "Maximum poll request body size (bytes); larger bodies get 413",
     hidden: false,
     deprecated: null,
-    served: false,
+    served: true,
   },
   {
     name: "poll_keepalive_timeout",
@@ -78,7 +79,7 @@ export const LP_OPTIONS = [
     description: "How long a poll session lives between requests (seconds)",
     hidden: false,
     deprecated: null,
-    served: false,
+    served: true,
   },
 ] as const satisfies readonly OptionSpec[];
 

@@ -45,7 +45,13 @@ export class PollQueue {
     return out;
   }
 
-  /** A poll request arrived. */
+  /** Drops everything queued and the overflow mark (the session is being let go as too slow). */
+  reset(): void {
+    this.drain();
+    this.overflowed = false;
+  }
+
+  /** A poll request arrived, or was answered. */
   touch(now: number): void {
     this.lastSeenAt = now;
   }

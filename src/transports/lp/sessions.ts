@@ -23,6 +23,8 @@ export class PollSessions<T> {
     private readonly capacity: number,
     private readonly limits: QueueLimits,
     private readonly newId: () => string = () => crypto.randomUUID(),
+    /** A session with a poll in progress is not stale, however long that poll is held. */
+    private readonly busy: (data: T) => boolean = () => false,
   ) {}
 
   get size(): number {
@@ -43,7 +45,7 @@ export class PollSessions<T> {
   take(id: string, now: number, keepaliveMs: number): PollSession<T> | undefined {
     const s = this.byId.get(id);
     if (!s) return undefined;
-    if (s.queue.expired(now, keepaliveMs)) {
+    if (!this.busy(s.data) && s.queue.expired(now, keepaliveMs)) {
       this.byId.delete(id);
       return undefined;
     }
@@ -60,7 +62,8 @@ export class PollSessions<T> {
   /** Removes and returns the sessions not polled within the keepalive timeout. */
   sweep(now: number, keepaliveMs: number): PollSession<T>[] {
     const out: PollSession<T>[] = [];
-    for (const s of this.byId.values()) if (s.queue.expired(now, keepaliveMs)) out.push(s);
+    for (const s of this.byId.values())
+      if (!this.busy(s.data) && s.queue.expired(now, keepaliveMs)) out.push(s);
     for (const s of out) this.byId.delete(s.id);
     return out;
   }
