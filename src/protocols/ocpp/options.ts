@@ -15,7 +15,7 @@ export const OCPP_OPTIONS = [
       "WebSocket endpoint path prefix to accept OCPP connections (stations at <path>/{station_id}; empty: off)",
     hidden: false,
     deprecated: null,
-    served: false, // not wired into the ws route yet
+    served: true,
     // AnyCable Pro's; OSS anycable-go has no such flag
     extension: true,
   },
@@ -30,7 +30,7 @@ export const OCPP_OPTIONS = [
     description: "Action Cable channel class name to use at the Ruby side to manage OCPP connections",
     hidden: false,
     deprecated: null,
-    served: false, // not wired into the ws route yet
+    served: true,
     extension: true,
   },
   {
@@ -45,7 +45,7 @@ export const OCPP_OPTIONS = [
       "Default heartbeat interval in seconds (the interval of the default BootNotification answer)",
     hidden: false,
     deprecated: null,
-    served: false, // not wired into the ws route yet
+    served: true,
     min: 1,
     extension: true,
   },
@@ -61,7 +61,7 @@ export const OCPP_OPTIONS = [
       'Translate each OCPP command into its own channel action ("BootNotification" -> #boot_notification); false: all go to #receive',
     hidden: false,
     deprecated: null,
-    served: false, // not wired into the ws route yet
+    served: true,
     extension: true,
   },
 ] as const satisfies readonly OptionSpec[];
