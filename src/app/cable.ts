@@ -345,7 +345,7 @@ export async function composeCable({ config, runtime, logger, embedded }: Compos
       if (ds?.matches(url.pathname)) return ds.handle(req, url, remote);
       if (pusherUpgrade && url.pathname === pusher?.wsPath) return pusherUpgrade(req, url, remote);
       if (graphqlUpgrade && url.pathname === graphqlOpts.path) return graphqlUpgrade(req, url, remote);
-      if (ocppUpgrade && ocpp?.matches(url.pathname)) return ocppUpgrade(req, url, remote);
+      if (ocppUpgrade && ocpp?.matches(url.pathname, req)) return ocppUpgrade(req, url, remote);
       return mainApp.fetch(req);
     },
     websocket: wsCallbacks(node, logger),

@@ -4,11 +4,13 @@
 // frames), remote commands and the station's answers to them, and the protocol's own errors.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { loadConfig } from "../../src/config/index.ts";
 import { Hub } from "../../src/hub/hub.ts";
 import { Metrics } from "../../src/metrics/registry.ts";
 import type { ChannelContext, ConnectionContext, Controller } from "../../src/node/controller.ts";
 import { Node } from "../../src/node/node.ts";
 import { OcppExecutor, stationIdOf, UNSUPPORTED_PROTOCOL_CLOSE } from "../../src/protocols/ocpp/executor.ts";
+import { fromConfig, Ocpp } from "../../src/protocols/ocpp/index.ts";
 import { OCPP_PROTOCOL } from "../../src/protocols/ocpp/protocol.ts";
 import { FakeSocket, nodeBroker, silentLogger } from "../support/fake_node.ts";
 
@@ -475,5 +477,54 @@ describe("OCPP stations in the node", () => {
     await node.settled(c.session);
     assert.equal(executor.booted, 0);
     assert.ok(calls.some((x) => x.kind === "disconnect"));
+  });
+});
+
+describe("OCPP options and endpoint", () => {
+  const optsOf = (argv: string[]) => {
+    const loaded = loadConfig({ argv, env: {}, readFile: () => undefined });
+    if (loaded.kind !== "run") throw new Error(JSON.stringify(loaded));
+    return fromConfig(loaded.config);
+  };
+
+  it("off by default; the prefix normalised; the other options as given", () => {
+    assert.deepEqual(optsOf([]), {
+      enabled: false,
+      path: "",
+      channel: "OCPPChannel",
+      heartbeatIntervalSec: 30,
+      granularActions: true,
+    });
+    assert.equal(optsOf(["--ocpp_path=/ocpp/"]).path, "/ocpp");
+    assert.equal(optsOf(["--ocpp_path=ocpp"]).path, "/ocpp");
+    assert.equal(optsOf(["--ocpp_path=/ev/ocpp"]).path, "/ev/ocpp");
+    const root = optsOf(["--ocpp_path=/"]);
+    assert.deepEqual([root.enabled, root.path], [true, ""]);
+    const o = optsOf([
+      "--ocpp_path=/ocpp",
+      "--ocpp_channel=EvChannel",
+      "--ocpp_heartbeat_interval=60",
+      "--ocpp_granular_actions=false",
+    ]);
+    assert.deepEqual(o, {
+      enabled: true,
+      path: "/ocpp",
+      channel: "EvChannel",
+      heartbeatIntervalSec: 60,
+      granularActions: false,
+    });
+  });
+
+  it("takes the paths under its prefix; at / only WebSocket upgrades", () => {
+    const app = application([]);
+    const upgrade = new Request("http://x/", { headers: { upgrade: "websocket" } });
+    const plain = new Request("http://x/");
+    const ocpp = new Ocpp(optsOf(["--ocpp_path=/ocpp"]), app, silentLogger);
+    assert.equal(ocpp.matches("/ocpp/CP-1", plain), true);
+    assert.equal(ocpp.matches("/ocpp", upgrade), false);
+    assert.equal(ocpp.matches("/ocppx/CP-1", upgrade), false);
+    const root = new Ocpp(optsOf(["--ocpp_path=/"]), app, silentLogger);
+    assert.equal(root.matches("/CP-1", upgrade), true);
+    assert.equal(root.matches("/health", plain), false);
   });
 });

@@ -316,7 +316,7 @@ export class OcppExecutor implements Executor {
       return this.error(session, res.id, "GenericError", "CallResult for an unknown message id");
     const message = { id: res.id, command: "Ack", payload: res.payload };
     const data = JSON.stringify(this.o.granularActions ? { action: "ack", ...message } : message);
-    return next({ command: "message", identifier, data });
+    return this.performAnswer(session, res.id, identifier, data, next);
   }
 
   /** The station's CallError: `error` for a Call it was sent; for any other id only logged (no ping-pong). */
@@ -337,7 +337,22 @@ export class OcppExecutor implements Executor {
       payload: err.details,
     };
     const data = JSON.stringify(this.o.granularActions ? { action: "error", ...message } : message);
-    return next({ command: "message", identifier, data });
+    return this.performAnswer(session, err.id, identifier, data, next);
+  }
+
+  /** `ack` / `error`: nothing is answered to the station (the controller's note of an Ack the application sent with the same id is dropped). */
+  private async performAnswer(
+    session: Session,
+    id: string,
+    identifier: string,
+    data: string,
+    next: RunCommand,
+  ): Promise<string | undefined> {
+    try {
+      return await next({ command: "message", identifier, data });
+    } finally {
+      this.answered.delete(key(session.sid, id));
+    }
   }
 
   private settle(session: Session, id: string): string | undefined {

@@ -31,9 +31,14 @@ export class Ocpp {
     });
   }
 
-  /** A path under the endpoint's prefix (a station's, or one naming none: answered 404 there). */
-  matches(pathname: string): boolean {
-    return pathname.startsWith(`${this.opts.path}/`);
+  /**
+   * A request for the endpoint: a path under its prefix (a station's, or one naming none: answered
+   * 404 there). With the prefix `/` every one-segment path is under it: only WebSocket upgrades
+   * are then taken, so /health and the other HTTP routes keep working.
+   */
+  matches(pathname: string, req: Request): boolean {
+    if (!pathname.startsWith(`${this.opts.path}/`)) return false;
+    return this.opts.path !== "" || req.headers.get("upgrade")?.toLowerCase() === "websocket";
   }
 
   /** The upgrade of <path>/{station_id}: the shared request checks, then an OCPP session. */

@@ -79,7 +79,8 @@ export interface Options {
 export function fromConfig(c: Config): Options {
   return {
     enabled: c.ocpp_path !== "",
-    path: c.ocpp_path.replace(/\/+$/, ""),
+    // "/ocpp/" and "ocpp" both mean /ocpp; "/" puts stations at /{station_id}
+    path: c.ocpp_path === "" ? "" : `/${c.ocpp_path.replace(/^\/+|\/+$/g, "")}`.replace(/^\/$/, ""),
     channel: c.ocpp_channel,
     heartbeatIntervalSec: c.ocpp_heartbeat_interval,
     granularActions: c.ocpp_granular_actions,
