@@ -28,6 +28,8 @@ import { NullController } from "../node/null_controller.ts";
 import * as nodeConfig from "../node/options.ts";
 import * as postgresConfig from "../postgres/options.ts";
 import * as graphqlConfig from "../protocols/graphql/index.ts";
+import * as ocppConfig from "../protocols/ocpp/index.ts";
+import { OCPP_PROTOCOL } from "../protocols/ocpp/protocol.ts";
 import * as pusherConfig from "../protocols/pusher/index.ts";
 import { PUSHER_PROTOCOL } from "../protocols/pusher/protocol.ts";
 import { createPubSub } from "../pubsub/factory.ts";
@@ -131,10 +133,14 @@ export async function composeCable({ config, runtime, logger, embedded }: Compos
   const graphql = graphqlOpts.enabled
     ? new graphqlConfig.Graphql(graphqlOpts, controller, logger)
     : undefined;
+  // --- OCPP 1.6J (protocols/ocpp): charging stations at --ocpp_path/{station_id}, one executor
+  const ocppOpts = ocppConfig.fromConfig(config);
+  const ocpp = ocppOpts.enabled ? new ocppConfig.Ocpp(ocppOpts, controller, logger) : undefined;
   // typed: deno check infers the map's value type from the first spread alone
   const executors = new Map<string, Executor>([
     ...(pusher ? ([[PUSHER_PROTOCOL, pusher.executor]] as const) : []),
     ...(graphql ? graphql.executors : []),
+    ...(ocpp ? ([[OCPP_PROTOCOL, ocpp.executor]] as const) : []),
   ]);
   const node = new Node({
     controller,
@@ -342,6 +348,14 @@ export async function composeCable({ config, runtime, logger, embedded }: Compos
         : `Handle GraphQL WebSocket connections at ${routes.address(listener.port)}${graphqlOpts.path}`,
     ]);
   }
+  const ocppUpgrade = ocpp?.upgradeHandler(gate);
+  if (ocpp) {
+    routes.announce(() => [
+      embedded
+        ? `Embedded: OCPP v1.6 WebSocket connections at ${ocppOpts.path}/{station_id}`
+        : `Handle OCPP v1.6 WebSocket connections at ${routes.address(listener.port)}${ocppOpts.path}/{station_id}`,
+    ]);
+  }
   const mainApp = routes.main;
   const main: HandlerSpec<SocketContext> = {
     maxMessageSize: ws.maxMessageSize,
@@ -356,6 +370,7 @@ export async function composeCable({ config, runtime, logger, embedded }: Compos
       if (ds?.matches(url.pathname)) return ds.handle(req, url, remote);
       if (pusherUpgrade && url.pathname === pusher?.wsPath) return pusherUpgrade(req, url, remote);
       if (graphqlUpgrade && url.pathname === graphqlOpts.path) return graphqlUpgrade(req, url, remote);
+      if (ocppUpgrade && ocpp?.matches(url.pathname, req)) return ocppUpgrade(req, url, remote);
       return mainApp.fetch(req);
     },
     websocket: wsCallbacks(node, logger),

@@ -15,6 +15,7 @@ import { NATS_OPTIONS } from "../nats/options.ts";
 import { NODE_OPTIONS } from "../node/options.ts";
 import { POSTGRES_OPTIONS } from "../postgres/options.ts";
 import { GRAPHQL_OPTIONS } from "../protocols/graphql/options.ts";
+import { OCPP_OPTIONS } from "../protocols/ocpp/options.ts";
 import { PUSHER_OPTIONS } from "../protocols/pusher/options.ts";
 import { PUBSUB_OPTIONS } from "../pubsub/options.ts";
 import { REDIS_OPTIONS } from "../redis/options.ts";
@@ -91,6 +92,7 @@ export const OPTIONS = [
   ...STREAMS_OPTIONS,
   ...PUSHER_OPTIONS,
   ...GRAPHQL_OPTIONS,
+  ...OCPP_OPTIONS,
   ...ENATS_OPTIONS,
   ...SSE_OPTIONS,
   ...LP_OPTIONS,

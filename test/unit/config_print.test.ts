@@ -496,6 +496,11 @@ describe("schema", () => {
     "graphql_path",
     "graphql_channel",
     "graphql_action",
+    // AnyCable Pro's OCPP 1.6J flags (not in OSS anycable-go 1.6)
+    "ocpp_path",
+    "ocpp_channel",
+    "ocpp_heartbeat_interval",
+    "ocpp_granular_actions",
   ];
 
   test("has exactly anycable-go's flags, plus TOML-only settings and the marked anycable-ts ones", () => {
