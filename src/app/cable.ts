@@ -311,12 +311,7 @@ export async function composeCable({ config, runtime, logger, embedded }: Compos
       })
     : undefined;
   if (ds) {
-    if (!broker.supportsHistory) {
-      log.warn(
-        "Durable Streams need a broker for history (--broker=memory, --presets=broker): " +
-          "without one every read but offset=now is answered 410",
-      );
-    }
+    // (without a broker the configuration is refused: transports/ds/options.ts)
     routes.announce(() => [
       embedded
         ? `Embedded: Durable Streams requests at ${dsOpts.path}/*`

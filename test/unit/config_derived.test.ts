@@ -273,6 +273,8 @@ describe("unserved options", () => {
       "1",
       "--poll",
       "--ds",
+      "--broker",
+      "memory",
       "--sse",
       "--history_limit",
       "5",
@@ -322,6 +324,16 @@ describe("presets", () => {
     assert.equal(c.embed_nats, false);
     assert.equal(c.derived.pubsubAdapter, "redis");
     assert.deepEqual(c.derived.broadcastAdapters, ["http", "redis"]);
+  });
+
+  test("--ds without a broker is an error naming what to set; a broker preset is enough", () => {
+    const bare = load(["--ds"]);
+    assert.equal(bare.kind, "error");
+    if (bare.kind === "error")
+      assert.match(bare.message, /^--ds needs a broker for history: set --broker=memory/);
+    assert.equal(load(["--ds", "--broker=none"]).kind, "error");
+    assert.equal(load(["--ds", "--presets=broker"]).kind, "run");
+    assert.equal(load(["--ds", "--broker=memory"]).kind, "run");
   });
 
   test("an explicit fly preset without FLY_REGION is an error", () => {

@@ -97,5 +97,10 @@ export function configProblem(c: Config): string | undefined {
     return "--ds needs the pub/sub streams channel, but --streams_pubsub_channel is empty";
   }
   if (!c.ds_path.startsWith("/")) return `--ds_path must start with "/": ${JSON.stringify(c.ds_path)}`;
+  // Every read is of the broker's history: anycable-go starts without one and answers each
+  // request 500; refusing to start says what is missing where it can be fixed.
+  if (c.broker === "" || c.broker === "none") {
+    return "--ds needs a broker for history: set --broker=memory (one node), --presets=broker, or a Redis / NATS / PostgreSQL broker";
+  }
   return undefined;
 }
