@@ -43,6 +43,13 @@ export interface PostgresPubSubOptions {
 interface Cursor {
   /** The last offset handled; undefined until read from the database. */
   offset: number | undefined;
+  /**
+   * This node's own messages to the stream that were still queued when it got its first
+   * subscriber. The cursor starts right after the last of them, learned when they are written,
+   * rather than at the offset the table has when read: the node's broker already numbered them
+   * and serves them as history, so a client subscribing now must not get them live as well.
+   */
+  ownQueued: number;
 }
 
 interface Row {
@@ -103,7 +110,7 @@ export class PostgresPubSub implements PubSub {
       "The total number of node-to-node messages dropped because the pub/sub engine was unreachable",
     );
     this.q = queries(this.opts);
-    this.cursors.set(this.opts.internalStream, { offset: undefined });
+    this.cursors.set(this.opts.internalStream, { offset: undefined, ownQueued: 0 });
   }
 
   async start(_fatal: (err: Error) => void): Promise<void> {
@@ -170,7 +177,9 @@ export class PostgresPubSub implements PubSub {
 
   subscribe(stream: string): void {
     if (this.cursors.has(stream)) return;
-    this.cursors.set(stream, { offset: undefined });
+    let ownQueued = 0;
+    for (const b of this.queue) if (b.stream === stream) ownQueued++;
+    this.cursors.set(stream, { offset: undefined, ownQueued });
     this.read();
   }
 
@@ -235,7 +244,9 @@ export class PostgresPubSub implements PubSub {
   private async readOnce(): Promise<void> {
     const sql = this.lease?.sql;
     if (!sql) return;
-    const fresh = [...this.cursors].filter(([, c]) => c.offset === undefined).map(([s]) => s);
+    const fresh = [...this.cursors]
+      .filter(([, c]) => c.offset === undefined && c.ownQueued === 0)
+      .map(([s]) => s);
     if (fresh.length > 0) {
       const rows = await sql<{ stream: string; offset: string }[]>`
         SELECT s.stream, COALESCE(o."offset", 0) AS "offset"
@@ -330,7 +341,10 @@ export class PostgresPubSub implements PubSub {
       (this.queuedBytes > this.maxQueuedBytes && this.queue.length > 1)
     ) {
       const oldest = this.queue.shift();
-      if (oldest) this.queuedBytes -= oldest.payload.length;
+      if (oldest) {
+        this.queuedBytes -= oldest.payload.length;
+        this.forgetOwn(oldest.stream, 1);
+      }
       dropped++;
     }
     if (dropped > 0) {
@@ -353,8 +367,9 @@ export class PostgresPubSub implements PubSub {
     if (!sql) return;
     while (this.queue.length > 0 && !this.stopped) {
       const batch = this.queue.slice(0, this.opts.batchSize);
+      let written: { stream: string; last: string }[];
       try {
-        await sql`
+        written = await sql<{ stream: string; last: string }[]>`
           WITH input AS (
             SELECT i.stream, i.payload, i.ord
             FROM unnest(${batch.map((b) => b.stream)}::text[], ${batch.map((b) => b.payload)}::text[])
@@ -366,11 +381,13 @@ export class PostgresPubSub implements PubSub {
             SELECT 'pubsub', stream, n FROM counts ORDER BY stream
             ON CONFLICT (scope, stream) DO UPDATE SET "offset" = o."offset" + EXCLUDED."offset", updated_at = now()
             RETURNING o.stream, o."offset" AS last
+          ), inserted AS (
+            INSERT INTO ${sql.unsafe(this.q.pubsub)} (stream, "offset", payload, meta)
+            SELECT i.stream, t.last - c.n + row_number() OVER (PARTITION BY i.stream ORDER BY i.ord), i.payload, '{}'
+            FROM input i JOIN counts c ON c.stream = i.stream JOIN taken t ON t.stream = i.stream
+            ORDER BY i.ord
           )
-          INSERT INTO ${sql.unsafe(this.q.pubsub)} (stream, "offset", payload, meta)
-          SELECT i.stream, t.last - c.n + row_number() OVER (PARTITION BY i.stream ORDER BY i.ord), i.payload, '{}'
-          FROM input i JOIN counts c ON c.stream = i.stream JOIN taken t ON t.stream = i.stream
-          ORDER BY i.ord`;
+          SELECT stream, last FROM taken`;
       } catch (err) {
         if (this.stopped) return;
         this.failures.failure("failed to write to the PostgreSQL pub/sub table", {
@@ -378,6 +395,7 @@ export class PostgresPubSub implements PubSub {
         });
         if (!isConnectionError(err)) {
           // Not the connection: the same batch would fail again.
+          for (const b of batch) this.forgetOwn(b.stream, 1);
           this.splice(batch.length);
           this.dropped?.inc(batch.length);
           continue;
@@ -390,12 +408,46 @@ export class PostgresPubSub implements PubSub {
         return;
       }
       this.writeErrors = 0;
+      this.placeCursors(batch, written);
       this.splice(batch.length);
       this.failures.success();
       // Our own rows: read them without waiting for the NOTIFY's round trip.
       for (const b of batch) if (this.cursors.has(b.stream)) this.changed.add(b.stream);
       this.read();
     }
+  }
+
+  /**
+   * A batch was written: a cursor waiting for its own queued messages (see Cursor.ownQueued)
+   * starts after the last of them, from the stream's last offset this batch took.
+   */
+  private placeCursors(
+    batch: readonly { stream: string }[],
+    written: readonly { stream: string; last: string }[],
+  ): void {
+    let waiting = false;
+    for (const c of this.cursors.values()) if (c.ownQueued > 0) waiting = true;
+    if (!waiting) return;
+    const counts = new Map<string, number>();
+    for (const b of batch) counts.set(b.stream, (counts.get(b.stream) ?? 0) + 1);
+    for (const w of written) {
+      const c = this.cursors.get(w.stream);
+      const n = counts.get(w.stream) ?? 0;
+      if (!c || c.ownQueued === 0 || c.offset !== undefined || n === 0) continue;
+      if (c.ownQueued <= n) {
+        // the batch's messages to the stream hold offsets last-n+1 .. last, in queue order
+        c.offset = Number(w.last) - n + c.ownQueued;
+        c.ownQueued = 0;
+      } else c.ownQueued -= n;
+    }
+  }
+
+  /** Own messages dropped unwritten: a cursor waiting for them waits for fewer. */
+  private forgetOwn(stream: string, n: number): void {
+    const c = this.cursors.get(stream);
+    if (!c || c.ownQueued === 0) return;
+    c.ownQueued = Math.max(0, c.ownQueued - n);
+    if (c.ownQueued === 0 && c.offset === undefined) this.read();
   }
 
   private splice(n: number): void {

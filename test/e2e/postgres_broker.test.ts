@@ -153,8 +153,10 @@ for (const runtime of runtimes) {
       const N = 5;
       // published through node B while the client is away: node B gives the next offsets
       for (let n = 3; n < 3 + N; n++) assert.equal((await broadcast(b, stream, { n })).status, 201);
-      // in the pub/sub table (node A's watcher has them) before the client is back: node B's pub/sub
-      // then reads the stream from after them, and the client gets them from history only, in order
+      // in the pub/sub table (node A's watcher has them) before the client is back, so the client
+      // gets them from history only, in order (node B's pub/sub would start after its own queued
+      // messages anyway: test/unit/pubsub_postgres.test.ts; this keeps out the cross-node window,
+      // where a message in flight from another node may come both ways, as with Redis pub/sub)
       await framesUntil(
         watcher.c,
         (m) => (m.message as { n?: number })?.n === 2 + N,

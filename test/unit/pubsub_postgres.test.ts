@@ -124,6 +124,33 @@ describe("Postgres pub/sub", { skip: !hasService("postgres") }, () => {
     }
   });
 
+  it("a stream subscribed while this node's own messages to it are still queued starts after them", async () => {
+    // The node's broker already numbered those messages and keeps them as history: a client that
+    // subscribes now with a history request gets them from there, and must not get them twice.
+    const url = await freshDb();
+    const handler = new RecordingPubSubHandler();
+    const ps = node(options(url), handler);
+    try {
+      await ps.start(() => {});
+      await ps.synced();
+      for (let round = 0; round < 5; round++) {
+        const stream = `own_${round}`;
+        for (let n = 0; n < 200; n++) ps.broadcast(msg(stream, { before: n }));
+        ps.subscribe(stream);
+        ps.broadcast(msg(stream, { after: true }));
+        await handler.received(
+          (m) => m.stream === stream && m.dataJson === '{"after":true}',
+          "the later one",
+        );
+        await ps.synced();
+        const got = handler.messages.filter((m) => m.stream === stream).map((m) => m.dataJson);
+        assert.deepEqual(got, ['{"after":true}'], `round ${round}`);
+      }
+    } finally {
+      await ps.shutdown(AbortSignal.timeout(2000));
+    }
+  });
+
   it("carries messages far beyond NOTIFY's 8,000 bytes, and streams with names too long for a NOTIFY", async () => {
     const url = await freshDb();
     const a = new RecordingPubSubHandler();
