@@ -264,7 +264,9 @@ export class Commands {
     }
     if (res.istate) {
       const istate = this.ownIstate(session);
-      istate[identifier] = { ...istate[identifier], ...res.istate };
+      const prev = istate[identifier];
+      // a controller's istate is never changed after it answered: shared as it is when new
+      istate[identifier] = prev ? { ...prev, ...res.istate } : res.istate;
     }
     if (res.cstate) this.mergeCstate(session, res.cstate);
     for (const t of res.transmissions) session.deliver(t);

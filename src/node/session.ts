@@ -20,9 +20,41 @@ const SETTLED: Promise<void> = Promise.resolve();
  */
 export const NO_STATE: Record<string, never> = Object.freeze({});
 
+type SendHook = (session: Session, frame: Frame, result: number) => void;
+
+/** What every session of one node has alike: one object for all of them, not three fields each. */
+interface SessionShared {
+  pingIntervalMs: number;
+  pingPrecision: string;
+  onSend: SendHook;
+}
+
+let lastShared: SessionShared | undefined;
+
+function sharedFor(pingIntervalMs: number, pingPrecision: string, onSend: SendHook): SessionShared {
+  const s = lastShared;
+  if (s && s.pingIntervalMs === pingIntervalMs && s.pingPrecision === pingPrecision && s.onSend === onSend)
+    return s;
+  lastShared = { pingIntervalMs, pingPrecision, onSend };
+  return lastShared;
+}
+
+// The session's booleans, as bits of one field (see `flags`).
+const READING_STOPPED = 1;
+const DISCONNECTABLE = 2;
+const CLOSING = 4;
+const HAS_PRESENCE = 8;
+const DIRTY = 16;
+const READ_PAUSED = 32;
+
 /**
  * Per-connection state. Kept deliberately small (no timers, no closures per message): the node's
  * single ticker drives pings and slow-client checks for every session.
+ *
+ * JSC sizes an instance by its field count in steps (≤12 fields: 112 B, ≤18: 160 B, ≤22: 224 B;
+ * measured with Bun.generateHeapSnapshot, 2026-12-03): the booleans share one `flags` field behind
+ * accessors (accessors cost an instance nothing), and what all sessions of a node have alike is one
+ * shared object, which keeps a session at 15 fields, 160 B instead of 224 B.
  */
 export class Session implements HubSubscriber {
   state: SessionState = "connecting";
@@ -34,39 +66,91 @@ export class Session implements HubSubscriber {
   chain: Promise<void> = SETTLED;
   /** Commands queued or running on `chain`. */
   pending = 0;
-  /** Set after a frame anycable-go could not decode: it stops reading from that client. */
-  readingStopped = false;
-  disconnectable = false;
-  /** A server-side close is under way: its final frames must not re-trigger slow-client checks. */
-  closing = false;
+  private flags = 0;
   nextPingAt = 0;
-  pingIntervalMs: number;
-  pingPrecision: string;
   /** When the socket was first seen holding unsent data, 0 when it is drained. */
   backpressuredSince = 0;
   lastBuffered = 0;
   /** When the client must have sent something (a pong) by, 0 when no answer is awaited (--pong_timeout). */
   pongDeadline = 0;
-  /** Joined a presence set once: its records are kept alive while it is connected. */
-  hasPresence = false;
-  /** Its restorable state changed since the broker last got a snapshot of it. */
-  dirty = false;
-  /** Reading from the connection is paused until its queued commands are worked through. */
-  readPaused = false;
   /** Created on first use by a call, dropped when the queue drains: aborted if the session closes. */
   private closeController: AbortController | undefined;
+  private readonly shared: SessionShared;
 
   constructor(
     readonly request: ConnectionRequest,
     readonly socket: ClientSocket,
     defaultPingIntervalMs: number,
     defaultPrecision: string,
-    private readonly onSend: (session: Session, frame: Frame, result: number) => void,
+    onSend: SendHook,
   ) {
     this.env = { url: request.url, headers: request.headers, cstate: NO_STATE, istate: NO_STATE };
-    this.pingIntervalMs =
-      request.pingIntervalSec !== undefined ? request.pingIntervalSec * 1000 : defaultPingIntervalMs;
-    this.pingPrecision = request.pingPrecision ?? defaultPrecision;
+    this.shared = sharedFor(defaultPingIntervalMs, defaultPrecision, onSend);
+  }
+
+  /** The client's own interval (?pi=) or the server's. */
+  get pingIntervalMs(): number {
+    const own = this.request.pingIntervalSec;
+    return own !== undefined ? own * 1000 : this.shared.pingIntervalMs;
+  }
+
+  get pingPrecision(): string {
+    return this.request.pingPrecision ?? this.shared.pingPrecision;
+  }
+
+  private onSend(session: Session, frame: Frame, result: number): void {
+    this.shared.onSend(session, frame, result);
+  }
+
+  private flag(bit: number, on: boolean): void {
+    this.flags = on ? this.flags | bit : this.flags & ~bit;
+  }
+
+  /** Set after a frame anycable-go could not decode: it stops reading from that client. */
+  get readingStopped(): boolean {
+    return (this.flags & READING_STOPPED) !== 0;
+  }
+  set readingStopped(on: boolean) {
+    this.flag(READING_STOPPED, on);
+  }
+
+  get disconnectable(): boolean {
+    return (this.flags & DISCONNECTABLE) !== 0;
+  }
+  set disconnectable(on: boolean) {
+    this.flag(DISCONNECTABLE, on);
+  }
+
+  /** A server-side close is under way: its final frames must not re-trigger slow-client checks. */
+  get closing(): boolean {
+    return (this.flags & CLOSING) !== 0;
+  }
+  set closing(on: boolean) {
+    this.flag(CLOSING, on);
+  }
+
+  /** Joined a presence set once: its records are kept alive while it is connected. */
+  get hasPresence(): boolean {
+    return (this.flags & HAS_PRESENCE) !== 0;
+  }
+  set hasPresence(on: boolean) {
+    this.flag(HAS_PRESENCE, on);
+  }
+
+  /** Its restorable state changed since the broker last got a snapshot of it. */
+  get dirty(): boolean {
+    return (this.flags & DIRTY) !== 0;
+  }
+  set dirty(on: boolean) {
+    this.flag(DIRTY, on);
+  }
+
+  /** Reading from the connection is paused until its queued commands are worked through. */
+  get readPaused(): boolean {
+    return (this.flags & READ_PAUSED) !== 0;
+  }
+  set readPaused(on: boolean) {
+    this.flag(READ_PAUSED, on);
   }
 
   get sid(): string {

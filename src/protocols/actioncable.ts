@@ -143,8 +143,9 @@ export function selectProtocol(
 ): string {
   if (!offered) return "";
   for (const raw of offered.split(",")) {
-    const p = raw.trim();
-    if (supported.includes(p)) return p;
+    // the table's own string, not the header's substring: one copy for every session
+    const i = supported.indexOf(raw.trim());
+    if (i >= 0) return supported[i]!;
   }
   return "";
 }
