@@ -17,6 +17,8 @@
 /** [describe, (nested describe,) title] of every selected test. */
 export const SELECTED: readonly (readonly string[])[] = [
   ["Browser Security Headers", "should include X-Content-Type-Options: nosniff on GET responses"],
+  ["Browser Security Headers", "should include X-Content-Type-Options: nosniff on HEAD responses"],
+  ["Browser Security Headers", "should include Cross-Origin-Resource-Policy header on GET responses"],
   ["Browser Security Headers", "should include Cache-Control: no-store on HEAD responses"],
   ["Browser Security Headers", "should include X-Content-Type-Options: nosniff on SSE responses"],
   ["Browser Security Headers", "should include X-Content-Type-Options: nosniff on long-poll responses"],
@@ -34,6 +36,10 @@ export const SELECTED: readonly (readonly string[])[] = [
   ["Long-Poll Edge Cases", "should require offset parameter for long-poll"],
   ["Long-Poll Edge Cases", "should generate Stream-Cursor header on long-poll responses"],
   ["Long-Poll Edge Cases", "should echo cursor and handle collision with jitter"],
+  [
+    "Long-Poll Edge Cases",
+    "should return Stream-Cursor, Stream-Up-To-Date and Stream-Next-Offset on 204 timeout",
+  ],
   ["SSE Mode", "should return text/event-stream content-type for SSE requests"],
   ["SSE Mode", "should accept live=sse query parameter for application/json"],
   ["SSE Mode", "should require offset parameter for SSE mode"],
@@ -43,6 +49,7 @@ export const SELECTED: readonly (readonly string[])[] = [
   ["SSE Mode", "should generate streamCursor in SSE control events"],
   ["SSE Mode", "should handle cursor collision with jitter in SSE mode"],
   ["SSE Mode", "should wrap JSON data in arrays for SSE and produce valid JSON"],
+  ["SSE Mode", "should handle SSE for empty stream with correct offset"],
   ["SSE Mode", "should send upToDate flag in SSE control events when caught up"],
   ["SSE Mode", "should have correct SSE headers (no Content-Length, proper Cache-Control)"],
   ["SSE Mode", "should prevent CRLF injection - LF-only attack vectors"],

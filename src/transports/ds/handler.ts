@@ -34,18 +34,26 @@ const DS_CORS: Readonly<Record<string, string>> = {
   "Access-Control-Expose-Headers": `${OFFSET_HEADER}, ${CURSOR_HEADER}, ${UP_TO_DATE_HEADER}`,
 };
 
+/**
+ * On every DS answer, errors and HEAD included (DS's browser security headers; anycable-go sends
+ * nosniff on GET answers only, and no Cross-Origin-Resource-Policy): the reads are meant to be
+ * made cross-origin, as the CORS headers allow.
+ */
+const SECURITY_HEADERS: Readonly<Record<string, string>> = {
+  "X-Content-Type-Options": "nosniff",
+  "Cross-Origin-Resource-Policy": "cross-origin",
+};
+
 const JSON_HEADERS: Readonly<Record<string, string>> = {
   "Content-Type": "application/json",
   // anycable-go's choice (it cannot tell private streams from public ones either)
   "Cache-Control": "public, max-age=60, stale-while-revalidate=300",
-  "X-Content-Type-Options": "nosniff",
 };
 
 const SSE_HEADERS: Readonly<Record<string, string>> = {
   Connection: "keep-alive",
   "Content-Type": "text/event-stream",
   "Cache-Control": "private, no-cache, no-store, must-revalidate, max-age=0",
-  "X-Content-Type-Options": "nosniff",
   "X-Accel-Buffering": "no",
 };
 
@@ -118,7 +126,7 @@ export class DsTransport implements SseConnectionEvents {
   readonly handle = async (req: Request, url: URL, remote: string): Promise<Response> => {
     const cors = this.corsFor(req);
     if (req.method === "OPTIONS") return new Response(null, { status: 200, headers: cors });
-    const base = { ...cors, "X-AnyCable-Version": VERSION_STRING };
+    const base = { ...cors, ...SECURITY_HEADERS, "X-AnyCable-Version": VERSION_STRING };
     const parsed = dsParams(url, this.opts.path, req.headers);
     if (!parsed.ok) {
       this.log.debug("invalid stream request", { error: parsed.error });
@@ -260,14 +268,15 @@ export class DsTransport implements SseConnectionEvents {
       });
     }
     if (shutdown) return new Response(null, { status: 410, headers: base });
-    // No content within --ds_poll_interval. The position stays the client's, said again so a
-    // client goes on long-polling (anycable-go sends neither header: a DS client then makes a
-    // catch-up read first).
+    // No content within --ds_poll_interval. The position stays the client's, said again with
+    // the cursor so a client goes on long-polling (anycable-go sends none of the three headers:
+    // a DS client then makes a catch-up read first).
     const offset = p.epoch !== "" ? encodeOffset(p.offset, p.epoch) : await this.tail(p.stream);
     return new Response(null, {
       status: 204,
       headers: {
         ...base,
+        [CURSOR_HEADER]: cursor,
         ...(offset === undefined ? {} : { [OFFSET_HEADER]: offset, [UP_TO_DATE_HEADER]: "true" }),
       },
     });
@@ -298,6 +307,12 @@ export class DsTransport implements SseConnectionEvents {
       epoch = last.epoch ?? "";
       offset = last.offset ?? 0;
       conn.send(sseDataEvent(historyItems(history)) + sseControlEvent(positionOf(last), socket.cursor, true));
+    } else {
+      // Nothing to catch up on: a control event still tells the position the stream starts from
+      // (the client's, or the tail for -1 / 0 / now), up to date (anycable-go sends nothing
+      // until the next message).
+      const position = p.epoch !== "" ? encodeOffset(p.offset, p.epoch) : await this.tail(p.stream);
+      if (position !== undefined) conn.send(sseControlEvent(position, socket.cursor, true));
     }
     const complete = socket.release(epoch, offset);
     this.streamsOpen.set(conn, { session, deadline: Date.now() + this.opts.sseTtlMs });
