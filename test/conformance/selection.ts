@@ -11,7 +11,6 @@
 //   exists and reads empty until something is published to it (as anycable-go);
 // - text/plain and binary streams read back as their bytes (text bodies, base64 SSE): only JSON
 //   is served, a published message is a JSON item;
-// - ETag / If-None-Match / 304 caching: not served (nor by anycable-go);
 // - the others listed in NOT_SERVED below, each with its reason.
 
 /** [describe, (nested describe,) title] of every selected test. */
@@ -23,6 +22,10 @@ export const SELECTED: readonly (readonly string[])[] = [
   ["Browser Security Headers", "should include X-Content-Type-Options: nosniff on SSE responses"],
   ["Browser Security Headers", "should include X-Content-Type-Options: nosniff on long-poll responses"],
   ["Content-Type Validation", "should return stream content-type on GET"],
+  ["Caching and ETag", "should generate ETag on GET responses"],
+  ["Caching and ETag", "should return 304 Not Modified for matching If-None-Match"],
+  ["Caching and ETag", "should allow If-None-Match in CORS preflight responses"],
+  ["Caching and ETag", "should return new ETag after data changes"],
   ["HEAD Metadata", "should return tail offset"],
   ["Offset Validation and Resumability", "should return correct tail offset for offset=now"],
   ["Offset Validation and Resumability", "should return empty JSON array for offset=now on JSON streams"],

@@ -19,7 +19,15 @@ import { VERSION_STRING } from "../../version.ts";
 import type { CorsHeaders } from "../cors.ts";
 import type { RequestGate } from "../request.ts";
 import { SseConnection, type SseConnectionEvents } from "../sse/connection.ts";
-import { DS_ENCODER, historyItems, jsonBatch, sseControlEvent, sseDataEvent } from "./encoder.ts";
+import {
+  catchUpEtag,
+  DS_ENCODER,
+  etagMatches,
+  historyItems,
+  jsonBatch,
+  sseControlEvent,
+  sseDataEvent,
+} from "./encoder.ts";
 import type { Options } from "./options.ts";
 import { type DsParams, dsParams, encodeOffset, NOW_OFFSET, nextCursor, START_OFFSET } from "./params.ts";
 import { DsPollSocket, DsSseSocket } from "./sockets.ts";
@@ -31,7 +39,7 @@ const UP_TO_DATE_HEADER = "Stream-Up-To-Date";
 /** CORS for DS answers: reads by GET / HEAD with the auth headers, and the DS headers readable. */
 const DS_CORS: Readonly<Record<string, string>> = {
   "Access-Control-Allow-Methods": "GET, HEAD, OPTIONS",
-  "Access-Control-Expose-Headers": `${OFFSET_HEADER}, ${CURSOR_HEADER}, ${UP_TO_DATE_HEADER}`,
+  "Access-Control-Expose-Headers": `${OFFSET_HEADER}, ${CURSOR_HEADER}, ${UP_TO_DATE_HEADER}, ETag`,
 };
 
 /**
@@ -114,7 +122,7 @@ export class DsTransport implements SseConnectionEvents {
       polls.set(this.polls.size);
       sse.set(this.streamsOpen.size);
     });
-    this.allowHeaders = ["X-Signed", deps.jwtHeader].filter((h) => h !== "").join(", ");
+    this.allowHeaders = ["X-Signed", "If-None-Match", deps.jwtHeader].filter((h) => h !== "").join(", ");
   }
 
   /** Whether a request path is below the mount path. */
@@ -172,7 +180,14 @@ export class DsTransport implements SseConnectionEvents {
       if (req.method === "HEAD") return await this.head(session, p, base);
       this.requests.inc();
       if (conn && socket instanceof DsSseSocket) return await this.stream(session, p, conn, socket, base);
-      return await this.read(session, p, socket as DsPollSocket, cursor, base);
+      return await this.read(
+        session,
+        p,
+        socket as DsPollSocket,
+        cursor,
+        base,
+        req.headers.get("if-none-match"),
+      );
     } finally {
       req.signal.removeEventListener("abort", abandon);
     }
@@ -234,6 +249,7 @@ export class DsTransport implements SseConnectionEvents {
     socket: DsPollSocket,
     cursor: string,
     base: Record<string, string>,
+    ifNoneMatch: string | null,
   ): Promise<Response> {
     const headers = { ...base, ...JSON_HEADERS, [CURSOR_HEADER]: cursor };
     const live = p.live === "long-poll";
@@ -249,10 +265,19 @@ export class DsTransport implements SseConnectionEvents {
       const tail = history.length > 0 ? positionOf(history[history.length - 1]!) : await this.tail(p.stream);
       this.end(session);
       if (tail === undefined) return new Response(null, { status: 500, headers: base });
-      return new Response(jsonBatch(historyItems(history)), {
-        status: 200,
-        headers: { ...headers, [OFFSET_HEADER]: tail, [UP_TO_DATE_HEADER]: "true" },
-      });
+      const answer: Record<string, string> = {
+        ...headers,
+        [OFFSET_HEADER]: tail,
+        [UP_TO_DATE_HEADER]: "true",
+      };
+      if (!live) {
+        // A catch-up answer is the same for as long as the messages it holds are (DS caching):
+        // a client or CDN that has it revalidates with If-None-Match and gets 304.
+        answer.ETag = catchUpEtag(history, tail);
+        if (etagMatches(ifNoneMatch, answer.ETag))
+          return new Response(null, { status: 304, headers: answer });
+      }
+      return new Response(jsonBatch(historyItems(history)), { status: 200, headers: answer });
     }
     this.pollRequests.inc();
     const waiting: Waiting = { session, deadline: Date.now() + this.opts.pollIntervalMs, socket };
