@@ -22,6 +22,7 @@ beforeAll(async () => {
 }, 60_000);
 
 afterAll(async () => {
+  console.log(`ds-conformance: ${adapter?.appends ?? 0} appends published through /_broadcast`);
   await adapter?.close();
   await server?.stop();
 });

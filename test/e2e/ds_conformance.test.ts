@@ -63,7 +63,9 @@ function summary(out: string): { passed: number; failed: number; skipped: number
 
 /** The full names (describes and title joined by " > ") of the tests vitest marks so (✓ passed, × failed). */
 function reported(out: string, mark: "✓" | "×"): string[] {
-  const re = new RegExp(`^\\s*${mark} ds_read\\.conformance\\.ts > (.*?)(?: \\d+ms)?\\s*$`);
+  const re = new RegExp(
+    `^\\s*${mark} (?:test/conformance/)?ds_read\\.conformance\\.ts > (.*?)(?: \\d+ms)?\\s*$`,
+  );
   return out
     .split("\n")
     .map((l) => re.exec(l)?.[1])
