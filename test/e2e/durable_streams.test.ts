@@ -2,7 +2,8 @@
 // official `@durable-streams/client`: catch-up reads, long-poll and SSE live reads (history first,
 // then live messages, nothing lost or repeated), signed-stream authorization (?signed= and
 // X-Signed), JWT authentication and --ds_skip_auth, and the statuses anycable-go answers with
-// (400 bad offset, 401, 405 writes, 410 stale epoch, 204 after --ds_poll_interval), CORS, metrics.
+// (400 bad offset, 401, 405 writes, 410 stale epoch, 204 after --ds_poll_interval, 304 for a
+// catch-up's ETag), CORS, metrics.
 
 import { afterAll, beforeAll, describe, it } from "bun:test";
 import assert from "node:assert/strict";
@@ -211,7 +212,7 @@ for (const runtime of runtimes) {
       assert.equal(ok.headers.get("stream-next-offset"), "0");
     });
 
-    it("statuses: bad offset 400, write 405, stale epoch 410, long poll with nothing new 204", async () => {
+    it("statuses: bad offset 400, write 405, stale epoch 410, long poll with nothing new 204, ETag 304", async () => {
       const name = `chat/${runtime}/statuses`;
       const h = authed(name);
       assert.equal((await fetch(`${url(server, name)}?offset=x::y`, { headers: h })).status, 400);
@@ -224,13 +225,32 @@ for (const runtime of runtimes) {
       assert.equal(poll.status, 204);
       assert.equal(poll.headers.get("stream-next-offset"), `1::${epoch}`);
       assert.equal(poll.headers.get("stream-up-to-date"), "true");
+      assert.match(poll.headers.get("stream-cursor") ?? "", /^\d+$/);
+      assert.equal(poll.headers.get("x-content-type-options"), "nosniff");
+      assert.equal(poll.headers.get("cross-origin-resource-policy"), "cross-origin");
+      // catch-up answers have an ETag: the same one revalidates to 304 until a message comes
+      const first = await fetch(url(server, name), { headers: h });
+      const etag = first.headers.get("etag") ?? "";
+      assert.match(etag, /^"[^"]+"$/);
+      const again = await fetch(url(server, name), { headers: { ...h, "If-None-Match": etag } });
+      assert.equal(again.status, 304);
+      assert.equal(await again.text(), "");
+      assert.equal(again.headers.get("stream-next-offset"), `1::${epoch}`);
+      assert.equal((await broadcast(server, name, 2)).status, 201);
+      const changed = await fetch(url(server, name), { headers: { ...h, "If-None-Match": etag } });
+      assert.equal(changed.status, 200);
+      assert.deepEqual(await changed.json(), [{ n: 1 }, { n: 2 }]);
+      assert.notEqual(changed.headers.get("etag"), etag);
       const preflight = await fetch(url(server, name), {
         method: "OPTIONS",
         headers: { Origin: "https://app.example" },
       });
       assert.equal(preflight.status, 200);
-      assert.match(preflight.headers.get("access-control-allow-headers") ?? "", /X-Signed, x-jid/i);
-      assert.match(preflight.headers.get("access-control-expose-headers") ?? "", /Stream-Next-Offset/);
+      assert.match(
+        preflight.headers.get("access-control-allow-headers") ?? "",
+        /X-Signed, If-None-Match, x-jid/i,
+      );
+      assert.match(preflight.headers.get("access-control-expose-headers") ?? "", /Stream-Next-Offset.*ETag/);
       assert.ok((await metric(`${server.url}/metrics`, "ds_requests_total")) >= 5);
     });
 

@@ -4,7 +4,9 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import {
+  catchUpEtag,
   DS_ENCODER,
+  etagMatches,
   historyItems,
   jsonBatch,
   liveItem,
@@ -144,5 +146,28 @@ describe("Durable Streams encoder and events", () => {
     const ev = sseDataEvent(['{\n  "a": "x\\ny"\r\n}']);
     assert.equal(ev, 'event: data\ndata:[{   "a": "x\\ny" }]\n\n');
     assert.deepEqual(JSON.parse(ev.slice("event: data\ndata:".length)), [{ a: "x\ny" }]);
+  });
+});
+
+describe("Durable Streams catch-up ETags", () => {
+  const msg = (offset: number) => ({ stream: "s", dataJson: "1", offset, epoch: "ep" });
+
+  it("names the first message and the tail: new messages or expired ones change it", () => {
+    assert.equal(catchUpEtag([msg(1), msg(3)], "3::ep"), '"1::ep-3::ep"');
+    assert.notEqual(catchUpEtag([msg(1), msg(4)], "4::ep"), catchUpEtag([msg(1), msg(3)], "3::ep"));
+    assert.notEqual(catchUpEtag([msg(2), msg(3)], "3::ep"), catchUpEtag([msg(1), msg(3)], "3::ep"));
+    assert.equal(catchUpEtag([], "0"), '"none-0"');
+    // only characters an entity tag may hold
+    assert.equal(catchUpEtag([], 'a "b"'), '"none-a__b_"');
+  });
+
+  it("If-None-Match: the tag, one of a list, a weak tag, or *", () => {
+    const tag = '"1::ep-3::ep"';
+    assert.equal(etagMatches(null, tag), false);
+    assert.equal(etagMatches(tag, tag), true);
+    assert.equal(etagMatches(`"x", ${tag}`, tag), true);
+    assert.equal(etagMatches(`W/${tag}`, tag), true);
+    assert.equal(etagMatches("*", tag), true);
+    assert.equal(etagMatches('"1::ep-2::ep"', tag), false);
   });
 });

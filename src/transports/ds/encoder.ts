@@ -85,3 +85,23 @@ export function sseControlEvent(offset: string, cursor: string, upToDate: boolea
   if (upToDate) control.upToDate = true;
   return `event: control\ndata:${JSON.stringify(control)}\n\n`;
 }
+
+/**
+ * The ETag of a catch-up answer: the positions of its first message and of the stream's tail (the
+ * body is the messages between them, which never change within an epoch). Only the characters an
+ * entity tag may hold.
+ */
+export function catchUpEtag(history: readonly StreamMessage[], tail: string): string {
+  const first = history.length > 0 ? encodeOffset(history[0]!.offset ?? 0, history[0]!.epoch ?? "") : "none";
+  return `"${`${first}-${tail}`.replace(/[^\x21\x23-\x7e]/g, "_")}"`;
+}
+
+/** If-None-Match (RFC 9110 §13.1.2): `*` or a list of tags, weakly compared. */
+export function etagMatches(header: string | null, etag: string): boolean {
+  if (header === null) return false;
+  const tag = etag.replace(/^W\//, "");
+  return header.split(",").some((t) => {
+    const v = t.trim();
+    return v === "*" || v.replace(/^W\//, "") === tag;
+  });
+}

@@ -19,7 +19,15 @@ import { VERSION_STRING } from "../../version.ts";
 import type { CorsHeaders } from "../cors.ts";
 import type { RequestGate } from "../request.ts";
 import { SseConnection, type SseConnectionEvents } from "../sse/connection.ts";
-import { DS_ENCODER, historyItems, jsonBatch, sseControlEvent, sseDataEvent } from "./encoder.ts";
+import {
+  catchUpEtag,
+  DS_ENCODER,
+  etagMatches,
+  historyItems,
+  jsonBatch,
+  sseControlEvent,
+  sseDataEvent,
+} from "./encoder.ts";
 import type { Options } from "./options.ts";
 import { type DsParams, dsParams, encodeOffset, NOW_OFFSET, nextCursor, START_OFFSET } from "./params.ts";
 import { DsPollSocket, DsSseSocket } from "./sockets.ts";
@@ -31,21 +39,29 @@ const UP_TO_DATE_HEADER = "Stream-Up-To-Date";
 /** CORS for DS answers: reads by GET / HEAD with the auth headers, and the DS headers readable. */
 const DS_CORS: Readonly<Record<string, string>> = {
   "Access-Control-Allow-Methods": "GET, HEAD, OPTIONS",
-  "Access-Control-Expose-Headers": `${OFFSET_HEADER}, ${CURSOR_HEADER}, ${UP_TO_DATE_HEADER}`,
+  "Access-Control-Expose-Headers": `${OFFSET_HEADER}, ${CURSOR_HEADER}, ${UP_TO_DATE_HEADER}, ETag`,
+};
+
+/**
+ * On every DS answer, errors and HEAD included (DS's browser security headers; anycable-go sends
+ * nosniff on GET answers only, and no Cross-Origin-Resource-Policy): the reads are meant to be
+ * made cross-origin, as the CORS headers allow.
+ */
+const SECURITY_HEADERS: Readonly<Record<string, string>> = {
+  "X-Content-Type-Options": "nosniff",
+  "Cross-Origin-Resource-Policy": "cross-origin",
 };
 
 const JSON_HEADERS: Readonly<Record<string, string>> = {
   "Content-Type": "application/json",
   // anycable-go's choice (it cannot tell private streams from public ones either)
   "Cache-Control": "public, max-age=60, stale-while-revalidate=300",
-  "X-Content-Type-Options": "nosniff",
 };
 
 const SSE_HEADERS: Readonly<Record<string, string>> = {
   Connection: "keep-alive",
   "Content-Type": "text/event-stream",
   "Cache-Control": "private, no-cache, no-store, must-revalidate, max-age=0",
-  "X-Content-Type-Options": "nosniff",
   "X-Accel-Buffering": "no",
 };
 
@@ -106,7 +122,7 @@ export class DsTransport implements SseConnectionEvents {
       polls.set(this.polls.size);
       sse.set(this.streamsOpen.size);
     });
-    this.allowHeaders = ["X-Signed", deps.jwtHeader].filter((h) => h !== "").join(", ");
+    this.allowHeaders = ["X-Signed", "If-None-Match", deps.jwtHeader].filter((h) => h !== "").join(", ");
   }
 
   /** Whether a request path is below the mount path. */
@@ -118,7 +134,7 @@ export class DsTransport implements SseConnectionEvents {
   readonly handle = async (req: Request, url: URL, remote: string): Promise<Response> => {
     const cors = this.corsFor(req);
     if (req.method === "OPTIONS") return new Response(null, { status: 200, headers: cors });
-    const base = { ...cors, "X-AnyCable-Version": VERSION_STRING };
+    const base = { ...cors, ...SECURITY_HEADERS, "X-AnyCable-Version": VERSION_STRING };
     const parsed = dsParams(url, this.opts.path, req.headers);
     if (!parsed.ok) {
       this.log.debug("invalid stream request", { error: parsed.error });
@@ -164,7 +180,14 @@ export class DsTransport implements SseConnectionEvents {
       if (req.method === "HEAD") return await this.head(session, p, base);
       this.requests.inc();
       if (conn && socket instanceof DsSseSocket) return await this.stream(session, p, conn, socket, base);
-      return await this.read(session, p, socket as DsPollSocket, cursor, base);
+      return await this.read(
+        session,
+        p,
+        socket as DsPollSocket,
+        cursor,
+        base,
+        req.headers.get("if-none-match"),
+      );
     } finally {
       req.signal.removeEventListener("abort", abandon);
     }
@@ -226,6 +249,7 @@ export class DsTransport implements SseConnectionEvents {
     socket: DsPollSocket,
     cursor: string,
     base: Record<string, string>,
+    ifNoneMatch: string | null,
   ): Promise<Response> {
     const headers = { ...base, ...JSON_HEADERS, [CURSOR_HEADER]: cursor };
     const live = p.live === "long-poll";
@@ -241,10 +265,19 @@ export class DsTransport implements SseConnectionEvents {
       const tail = history.length > 0 ? positionOf(history[history.length - 1]!) : await this.tail(p.stream);
       this.end(session);
       if (tail === undefined) return new Response(null, { status: 500, headers: base });
-      return new Response(jsonBatch(historyItems(history)), {
-        status: 200,
-        headers: { ...headers, [OFFSET_HEADER]: tail, [UP_TO_DATE_HEADER]: "true" },
-      });
+      const answer: Record<string, string> = {
+        ...headers,
+        [OFFSET_HEADER]: tail,
+        [UP_TO_DATE_HEADER]: "true",
+      };
+      if (!live) {
+        // A catch-up answer is the same for as long as the messages it holds are (DS caching):
+        // a client or CDN that has it revalidates with If-None-Match and gets 304.
+        answer.ETag = catchUpEtag(history, tail);
+        if (etagMatches(ifNoneMatch, answer.ETag))
+          return new Response(null, { status: 304, headers: answer });
+      }
+      return new Response(jsonBatch(historyItems(history)), { status: 200, headers: answer });
     }
     this.pollRequests.inc();
     const waiting: Waiting = { session, deadline: Date.now() + this.opts.pollIntervalMs, socket };
@@ -260,14 +293,15 @@ export class DsTransport implements SseConnectionEvents {
       });
     }
     if (shutdown) return new Response(null, { status: 410, headers: base });
-    // No content within --ds_poll_interval. The position stays the client's, said again so a
-    // client goes on long-polling (anycable-go sends neither header: a DS client then makes a
-    // catch-up read first).
+    // No content within --ds_poll_interval. The position stays the client's, said again with
+    // the cursor so a client goes on long-polling (anycable-go sends none of the three headers:
+    // a DS client then makes a catch-up read first).
     const offset = p.epoch !== "" ? encodeOffset(p.offset, p.epoch) : await this.tail(p.stream);
     return new Response(null, {
       status: 204,
       headers: {
         ...base,
+        [CURSOR_HEADER]: cursor,
         ...(offset === undefined ? {} : { [OFFSET_HEADER]: offset, [UP_TO_DATE_HEADER]: "true" }),
       },
     });
@@ -298,6 +332,12 @@ export class DsTransport implements SseConnectionEvents {
       epoch = last.epoch ?? "";
       offset = last.offset ?? 0;
       conn.send(sseDataEvent(historyItems(history)) + sseControlEvent(positionOf(last), socket.cursor, true));
+    } else {
+      // Nothing to catch up on: a control event still tells the position the stream starts from
+      // (the client's, or the tail for -1 / 0 / now), up to date (anycable-go sends nothing
+      // until the next message).
+      const position = p.epoch !== "" ? encodeOffset(p.offset, p.epoch) : await this.tail(p.stream);
+      if (position !== undefined) conn.send(sseControlEvent(position, socket.cursor, true));
     }
     const complete = socket.release(epoch, offset);
     this.streamsOpen.set(conn, { session, deadline: Date.now() + this.opts.sseTtlMs });
