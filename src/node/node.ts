@@ -444,7 +444,7 @@ export class Node implements Presenter {
   /** The one ticker for all sessions: slow-client checks, then pings. */
   tick(now: number): void {
     this.backpressure.tick(now);
-    this.pings.tick(now);
+    this.pings.tick(this.sessions.values(), now);
     this.keepalives.tick(this.sessions.values(), now);
   }
 

@@ -16,26 +16,9 @@ export interface PingsOptions {
   noPong(session: Session): void;
 }
 
-/**
- * The wheel's slot: the ticker's period (app/lifecycle.ts), so one tick takes one slot's sessions.
- * Visiting only the sessions due in a tick, instead of every session every tick, took the idle cost
- * of 10,000 connected sessions from 8 to ~2 ms/s of CPU with pings off (and so from 38 to ~32 with
- * them on, raw Bun sending the same pings: 30; /proc/<pid>/stat over 9 s, 2026-12-03).
- */
-const SLOT_MS = 250;
-
-const slotOf = (t: number) => Math.floor(t / SLOT_MS);
-
 export class Pings {
   /** This tick's ping frame per encoder (all but Action Cable JSON, which uses `json` below). */
   private readonly encoded = new Map<Encoder, Encoded>();
-  /**
-   * slot -> the sessions with a ping or a pong deadline due in it. An entry may be stale (the
-   * session closed, answered, or was rescheduled): a visit checks the session's own deadlines.
-   */
-  private readonly wheel = new Map<number, Session[]>();
-  /** The first slot no tick has taken yet (-1: no tick yet). */
-  private nextSlot = -1;
 
   constructor(private readonly opts: PingsOptions) {}
 
@@ -44,83 +27,46 @@ export class Pings {
     if (session.pingIntervalMs <= 0) return;
     // spread so that a reconnect storm does not ping in step for ever after
     session.nextPingAt = now + session.pingIntervalMs * (0.5 + this.opts.random());
-    this.add(session, slotOf(session.nextPingAt));
     // anycable-go: the first answer is due a pong timeout after the first ping
     const timeout = this.opts.pongTimeoutMs(session);
-    if (timeout > 0) {
-      session.pongDeadline = session.nextPingAt + timeout;
-      this.add(session, slotOf(session.pongDeadline));
-    }
-  }
-
-  private add(session: Session, slot: number): void {
-    const at = this.nextSlot >= 0 && slot < this.nextSlot ? this.nextSlot : slot;
-    const list = this.wheel.get(at);
-    if (list) list.push(session);
-    else this.wheel.set(at, [session]);
+    if (timeout > 0) session.pongDeadline = session.nextPingAt + timeout;
   }
 
   /** Sends every ping that is due, and disconnects the sessions past their pong deadline. */
-  tick(now: number): void {
-    const last = slotOf(now);
-    this.nextSlot = last + 1;
-    const taken: Session[][] = [];
-    for (const [slot, list] of this.wheel) {
-      if (slot > last) continue;
-      this.wheel.delete(slot);
-      taken.push(list);
-    }
-    this.json = "";
-    this.precision = "";
-    this.stamp = -1;
-    for (const list of taken) for (const session of list) this.visit(session, now);
-    this.encoded.clear();
-  }
-
-  private json = "";
-  private precision = "";
-  private stamp = -1;
-
-  private visit(session: Session, now: number): void {
-    if (session.state !== "connected") return;
-    if (session.pongDeadline > 0) {
-      if (now >= session.pongDeadline) {
+  tick(sessions: Iterable<Session>, now: number): void {
+    let json = "";
+    let precision = "";
+    let stamp = -1;
+    for (const session of sessions) {
+      if (session.state !== "connected") continue;
+      if (session.pongDeadline > 0 && now >= session.pongDeadline) {
         this.opts.noPong(session);
-        return;
+        continue;
       }
-      // due later within a slot already taken: the next tick looks again
-      if (slotOf(session.pongDeadline) < this.nextSlot) this.add(session, this.nextSlot);
-    }
-    if (session.pingIntervalMs <= 0) return;
-    if (now < session.nextPingAt) {
-      if (slotOf(session.nextPingAt) < this.nextSlot) this.add(session, this.nextSlot);
-      return;
-    }
-    // Pings sent in the same tick with the same precision share one frame per encoding.
-    const sessionStamp = pingTimestamp(session.pingPrecision, now);
-    if (sessionStamp !== this.stamp || session.pingPrecision !== this.precision) {
-      this.stamp = sessionStamp;
-      this.precision = session.pingPrecision;
-      this.json = pingMessage(sessionStamp);
-      this.encoded.clear();
-    }
-    const encoder = session.encoder;
-    if (encoder.id === "json") session.send(this.json);
-    else {
-      if (!this.encoded.has(encoder))
-        this.encoded.set(encoder, encoder.encodeReply({ type: "ping", message: sessionStamp }));
-      const frame = this.encoded.get(encoder);
-      if (frame !== undefined && frame !== null) session.send(frame);
-    }
-    if (this.opts.nativePings) session.socket.ping?.();
-    session.nextPingAt = now + session.pingIntervalMs;
-    this.add(session, slotOf(session.nextPingAt));
-    if (session.pongDeadline === 0) {
-      const timeout = this.opts.pongTimeoutMs(session);
-      if (timeout > 0) {
-        session.pongDeadline = now + timeout;
-        this.add(session, slotOf(session.pongDeadline));
+      if (session.pingIntervalMs <= 0 || now < session.nextPingAt) continue;
+      // Pings sent in the same tick with the same precision share one frame per encoding.
+      const sessionStamp = pingTimestamp(session.pingPrecision, now);
+      if (sessionStamp !== stamp || session.pingPrecision !== precision) {
+        stamp = sessionStamp;
+        precision = session.pingPrecision;
+        json = pingMessage(stamp);
+        this.encoded.clear();
+      }
+      const encoder = session.encoder;
+      if (encoder.id === "json") session.send(json);
+      else {
+        if (!this.encoded.has(encoder))
+          this.encoded.set(encoder, encoder.encodeReply({ type: "ping", message: stamp }));
+        const frame = this.encoded.get(encoder);
+        if (frame !== undefined && frame !== null) session.send(frame);
+      }
+      if (this.opts.nativePings) session.socket.ping?.();
+      session.nextPingAt = now + session.pingIntervalMs;
+      if (session.pongDeadline === 0) {
+        const timeout = this.opts.pongTimeoutMs(session);
+        if (timeout > 0) session.pongDeadline = now + timeout;
       }
     }
+    this.encoded.clear();
   }
 }
