@@ -19,7 +19,7 @@ import {
 import type { History } from "./history.ts";
 import type { DisconnectMode } from "./options.ts";
 import type { Presence } from "./presence.ts";
-import { NO_STATE, type Session } from "./session.ts";
+import { NO_STATE, ownIstate, type Session } from "./session.ts";
 import type { SessionSnapshot } from "./session_cache.ts";
 import { CloseCode } from "./socket.ts";
 
@@ -50,11 +50,15 @@ export interface CommandsOptions {
  * Each handler returns an error text for the node to count and log, or undefined. A session that
  * closed while its call was out gets nothing applied.
  */
+/** Identifiers whose shared one-subscription istate map is kept (see sharedIstate). */
+const SHARED_ISTATE_LIMIT = 10_000;
+
 export class Commands {
   private readonly controllerOf: (session: Session) => Controller;
   private readonly hub: Hub;
   /** Debug lines are built only when printed: commands check this first. */
   private readonly debugOn: boolean;
+  private readonly istateMaps = new Map<string, Record<string, Record<string, string>>>();
   private readonly hubLog: Logger;
 
   constructor(private readonly opts: CommandsOptions) {
@@ -150,7 +154,7 @@ export class Commands {
     session.subscriptions.delete(id);
     if (this.debugOn)
       this.opts.logger.debug("unsubscribed", { sid: session.sid, identifier: redactSigned(id) });
-    if (Object.hasOwn(session.env.istate, id)) delete this.ownIstate(session)[id];
+    if (Object.hasOwn(session.env.istate, id)) delete ownIstate(session)[id];
     session.dirty = true;
     // An explicit unsubscribe leaves the presence set at once (a disconnect lets it expire).
     if (presenceStream && session.hasPresence) {
@@ -263,10 +267,16 @@ export class Commands {
       }
     }
     if (res.istate) {
-      const istate = this.ownIstate(session);
-      const prev = istate[identifier];
-      // a controller's istate is never changed after it answered: shared as it is when new
-      istate[identifier] = prev ? { ...prev, ...res.istate } : res.istate;
+      if (session.env.istate === NO_STATE && Object.isFrozen(res.istate)) {
+        // the session's first state, and shared (a stream's whisper / presence state): the whole
+        // map is shared too, one per identifier, until the session writes to it (ownIstate copies)
+        session.env.istate = this.sharedIstate(identifier, res.istate);
+      } else {
+        const istate = ownIstate(session);
+        const prev = istate[identifier];
+        // a controller's istate is never changed after it answered: kept as it is when new
+        istate[identifier] = prev ? { ...prev, ...res.istate } : res.istate;
+      }
     }
     if (res.cstate) this.mergeCstate(session, res.cstate);
     for (const t of res.transmissions) session.deliver(t);
@@ -337,11 +347,23 @@ export class Commands {
     }
   }
 
-  /** Sessions start with the shared frozen NO_STATE; the first write gives them their own. */
-  private ownIstate(session: Session): Record<string, Record<string, string>> {
-    // keyed by client-chosen identifiers: no prototype, so "__proto__" is a key like any other
-    if (session.env.istate === NO_STATE) session.env.istate = Object.create(null);
-    return session.env.istate;
+  /**
+   * One frozen `{identifier: state}` map per identifier, for sessions whose only istate is a
+   * shared one (public / signed streams with whispers or presence): 64 B per connection before
+   * (Bun.generateHeapSnapshot). Bounded: past the limit the cache starts over.
+   */
+  private sharedIstate(
+    identifier: string,
+    state: Record<string, string>,
+  ): Record<string, Record<string, string>> {
+    const hit = this.istateMaps.get(identifier);
+    if (hit && hit[identifier] === state) return hit;
+    const map: Record<string, Record<string, string>> = Object.create(null);
+    map[identifier] = state;
+    Object.freeze(map);
+    if (this.istateMaps.size >= SHARED_ISTATE_LIMIT) this.istateMaps.clear();
+    this.istateMaps.set(identifier, map);
+    return map;
   }
 
   /** Copies on write (see ownIstate); an empty change, as local identification gives, keeps NO_STATE. */

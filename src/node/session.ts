@@ -20,6 +20,18 @@ const SETTLED: Promise<void> = Promise.resolve();
  */
 export const NO_STATE: Record<string, never> = Object.freeze({});
 
+/**
+ * The session's own istate to write to: sessions start with the shared frozen NO_STATE, or a shared
+ * frozen one-subscription map (Commands.sharedIstate); the first write gives them their own copy.
+ */
+export function ownIstate(session: Session): Record<string, Record<string, string>> {
+  const istate = session.istate;
+  // keyed by client-chosen identifiers: no prototype, so "__proto__" is a key like any other
+  if (istate === NO_STATE) session.istate = Object.create(null);
+  else if (Object.isFrozen(istate)) session.istate = Object.assign(Object.create(null), istate);
+  return session.istate;
+}
+
 type SendHook = (session: Session, frame: Frame, result: number) => void;
 
 /** What every session of one node has alike: one object for all of them, not three fields each. */
@@ -56,10 +68,13 @@ const READ_PAUSED = 32;
  * accessors (accessors cost an instance nothing), and what all sessions of a node have alike is one
  * shared object, which keeps a session at 15 fields, 160 B instead of 224 B.
  */
-export class Session implements HubSubscriber {
+export class Session implements HubSubscriber, SessionEnv {
   state: SessionState = "connecting";
   identifiers = "";
-  readonly env: SessionEnv;
+  /** Connection state (cstate), merged from every response. */
+  cstate: Record<string, string> = NO_STATE;
+  /** Channel state (istate) per subscription identifier. */
+  istate: Record<string, Record<string, string>> = NO_STATE;
   /** identifier -> streams of that subscription (an array: usually one or two streams) */
   readonly subscriptions = new Subscriptions();
   /** Commands run one at a time, in arrival order, like anycable-go's read loop. */
@@ -84,8 +99,23 @@ export class Session implements HubSubscriber {
     defaultPrecision: string,
     onSend: SendHook,
   ) {
-    this.env = { url: request.url, headers: request.headers, cstate: NO_STATE, istate: NO_STATE };
     this.shared = sharedFor(defaultPingIntervalMs, defaultPrecision, onSend);
+  }
+
+  /**
+   * What controllers see of the connection: the session itself (its URL, headers and states),
+   * rather than a 48 B object of its own per connection.
+   */
+  get env(): SessionEnv {
+    return this;
+  }
+
+  get url(): string {
+    return this.request.url;
+  }
+
+  get headers(): Record<string, string> {
+    return this.request.headers;
   }
 
   /** The client's own interval (?pi=) or the server's. */

@@ -8,7 +8,7 @@ import type { Broker } from "../../broker/broker.ts";
 import type { Logger } from "../../log/logger.ts";
 import type { Controller } from "../../node/controller.ts";
 import type { Executor, RunCommand } from "../../node/executor.ts";
-import { NO_STATE, type Session } from "../../node/session.ts";
+import { ownIstate, type Session } from "../../node/session.ts";
 import type { ClientCommand } from "../encoder.ts";
 import type { Channels } from "./channels.ts";
 import { MEMBER_ID_STATE, MEMBER_INFO_STATE, PusherController } from "./controller.ts";
@@ -284,10 +284,4 @@ function userIdOf(userData: string): string | undefined {
   } catch {
     return undefined;
   }
-}
-
-/** Sessions start with the shared frozen NO_STATE; the first write gives them their own (as Commands does). */
-function ownIstate(session: Session): Record<string, Record<string, string>> {
-  if (session.env.istate === NO_STATE) session.env.istate = Object.create(null);
-  return session.env.istate;
 }
