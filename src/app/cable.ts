@@ -109,7 +109,7 @@ export async function composeCable({ config, runtime, logger, embedded }: Compos
   });
   const brokerOpts = brokerConfig.fromConfig(config);
   // The broker's presence changes go to the node, built below (it needs the broker first).
-  const broker: Broker = createBroker(brokerOpts, {
+  const broker: Broker = await createBroker(brokerOpts, {
     pubsub,
     presenter: {
       presenceChanged: (s, e, sid) => {

@@ -1,4 +1,6 @@
 // The broker chosen from --broker, like anycable-go's broker factory in cli/runner_options.go.
+// Engine-backed brokers are imported only when chosen: their clients (node-redis, nats.js, the
+// PostgreSQL client) would otherwise load into every server (see pubsub/factory.ts).
 import type { Logger } from "../log/logger.ts";
 import type { Metrics } from "../metrics/registry.ts";
 import type { Options as NatsOptions } from "../nats/options.ts";
@@ -7,11 +9,8 @@ import type { PubSub } from "../pubsub/pubsub.ts";
 import type { Options as RedisOptions } from "../redis/options.ts";
 import type { Broker, Presenter } from "./broker.ts";
 import { MemoryBroker } from "./memory.ts";
-import { NatsBroker } from "./nats.ts";
 import { NoBroker } from "./none.ts";
 import type { Options } from "./options.ts";
-import { PostgresBroker } from "./postgres.ts";
-import { RedisBroker } from "./redis.ts";
 
 export interface BrokerDeps {
   pubsub: PubSub;
@@ -23,7 +22,7 @@ export interface BrokerDeps {
   metrics?: Metrics;
 }
 
-export function createBroker(opts: Options, deps: BrokerDeps): Broker {
+export async function createBroker(opts: Options, deps: BrokerDeps): Promise<Broker> {
   const { pubsub, presenter, log } = deps;
   // what every broker with history is given
   const shared = {
@@ -44,7 +43,8 @@ export function createBroker(opts: Options, deps: BrokerDeps): Broker {
         maxStreams: opts.maxStreams,
         maxSessions: opts.maxSessions,
       });
-    case "redis":
+    case "redis": {
+      const { RedisBroker } = await import("./redis.ts");
       return new RedisBroker(
         {
           redis: deps.redis,
@@ -53,7 +53,9 @@ export function createBroker(opts: Options, deps: BrokerDeps): Broker {
         log,
         deps.metrics,
       );
-    case "nats":
+    }
+    case "nats": {
+      const { NatsBroker } = await import("./nats.ts");
       return new NatsBroker(
         {
           nats: deps.nats,
@@ -62,7 +64,9 @@ export function createBroker(opts: Options, deps: BrokerDeps): Broker {
         log,
         deps.metrics,
       );
-    case "postgres":
+    }
+    case "postgres": {
+      const { PostgresBroker } = await import("./postgres.ts");
       return new PostgresBroker(
         {
           postgres: deps.postgres,
@@ -71,6 +75,7 @@ export function createBroker(opts: Options, deps: BrokerDeps): Broker {
         log,
         deps.metrics,
       );
+    }
     default:
       log.warn(
         `broker "${opts.adapter}" is not served yet by anycable-ts: running without a broker (no history, sessions or presence)`,
