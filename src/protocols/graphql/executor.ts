@@ -5,15 +5,11 @@
 // channel's action with {query, variables, operationName}; the action's `{result, more}`
 // transmissions and the channel's broadcasts become `next` frames (protocol.ts), and `more: false`
 // completes the operation. Protocol violations close the socket with graphql-ws' own codes.
+
 import type { Logger } from "../../log/logger.ts";
-import type {
-  ChannelContext,
-  CommandResult,
-  ConnectionContext,
-  ConnectResult,
-  Controller,
-} from "../../node/controller.ts";
+import type { ChannelContext, CommandResult, Controller } from "../../node/controller.ts";
 import { AUTHENTICATE_COMMAND, type Executor, type RunCommand } from "../../node/executor.ts";
+import { ForwardingController } from "../../node/forwarding_controller.ts";
 import type { Session } from "../../node/session.ts";
 import type { ClientCommand } from "../encoder.ts";
 import {
@@ -61,34 +57,20 @@ function operationKey(sid: string, identifier: string): string {
  * transmission says `more: false` (a query, a mutation, a refused subscription) is noted, so the
  * executor completes it and leaves the channel's subscription.
  */
-export class GraphqlController implements Controller {
+export class GraphqlController extends ForwardingController {
   constructor(
-    private readonly inner: Controller,
+    inner: Controller,
     private readonly ended: Set<string>,
-  ) {}
-
-  authenticate(ctx: ConnectionContext): Promise<ConnectResult | null> {
-    return this.inner.authenticate(ctx);
+  ) {
+    super(inner);
   }
 
-  subscribe(ctx: ChannelContext): Promise<CommandResult | null> {
-    return this.inner.subscribe(ctx);
-  }
-
-  unsubscribe(ctx: ChannelContext): Promise<CommandResult | null> {
-    return this.inner.unsubscribe(ctx);
-  }
-
-  async perform(ctx: ChannelContext, data: string): Promise<CommandResult | null> {
+  override async perform(ctx: ChannelContext, data: string): Promise<CommandResult | null> {
     const res = await this.inner.perform(ctx, data);
     if (res?.transmissions.some((t) => endsOperation(t, ctx.identifier))) {
       this.ended.add(operationKey(ctx.sid, ctx.identifier));
     }
     return res;
-  }
-
-  disconnect(ctx: ConnectionContext, subscriptions: string[]): Promise<void> {
-    return this.inner.disconnect(ctx, subscriptions);
   }
 }
 

@@ -11,15 +11,11 @@
 // - The station's CallResult / CallError to a Call the application sent it (a remote command)
 //   performs `ack` / `error`; one for an id it was never sent is answered with a CallError.
 // - Anything else breaking the protocol is answered with the protocol's CallError.
+
 import type { Logger } from "../../log/logger.ts";
-import type {
-  ChannelContext,
-  CommandResult,
-  ConnectionContext,
-  ConnectResult,
-  Controller,
-} from "../../node/controller.ts";
+import type { ChannelContext, CommandResult, Controller } from "../../node/controller.ts";
 import { AUTHENTICATE_COMMAND, type Executor, type RunCommand } from "../../node/executor.ts";
+import { ForwardingController } from "../../node/forwarding_controller.ts";
 import type { Session } from "../../node/session.ts";
 import type { ConnectionRequest } from "../../node/socket.ts";
 import type { ClientCommand } from "../encoder.ts";
@@ -94,27 +90,17 @@ function isObject(v: unknown): v is Record<string, unknown> {
  * a BootNotification's own Ack gets the fields its answer needs (currentTime, interval, status)
  * when the application left them out.
  */
-export class OcppController implements Controller {
+export class OcppController extends ForwardingController {
   constructor(
-    private readonly inner: Controller,
+    inner: Controller,
     private readonly answered: Set<string>,
     private readonly bootFields: (now: number) => Record<string, unknown>,
     private readonly now: () => number,
-  ) {}
-
-  authenticate(ctx: ConnectionContext): Promise<ConnectResult | null> {
-    return this.inner.authenticate(ctx);
+  ) {
+    super(inner);
   }
 
-  subscribe(ctx: ChannelContext): Promise<CommandResult | null> {
-    return this.inner.subscribe(ctx);
-  }
-
-  unsubscribe(ctx: ChannelContext): Promise<CommandResult | null> {
-    return this.inner.unsubscribe(ctx);
-  }
-
-  async perform(ctx: ChannelContext, data: string): Promise<CommandResult | null> {
+  override async perform(ctx: ChannelContext, data: string): Promise<CommandResult | null> {
     const res = await this.inner.perform(ctx, data);
     if (!res || res.transmissions.length === 0) return res;
     let call: { id?: unknown; command?: unknown } = {};
@@ -134,10 +120,6 @@ export class OcppController implements Controller {
     if (!found) return res;
     this.answered.add(key(ctx.sid, id));
     return { ...res, transmissions };
-  }
-
-  disconnect(ctx: ConnectionContext, subscriptions: string[]): Promise<void> {
-    return this.inner.disconnect(ctx, subscriptions);
   }
 
   private completeBoot(transmission: string): string {
