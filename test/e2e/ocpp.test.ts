@@ -125,13 +125,14 @@ for (const runtime of runtimes) {
       await backend?.stop();
     });
 
-    it("announces the endpoint", () => {
+    it("announces the endpoint, and serves the options (no 'not served yet' line)", () => {
       assert.match(
         server.output(),
         new RegExp(
           `Handle OCPP v1\\.6 WebSocket connections at http://127\\.0\\.0\\.1:${server.port}/ocpp/\\{station_id\\}`,
         ),
       );
+      assert.doesNotMatch(server.output(), /option ocpp.* not served yet/);
     });
 
     it("BootNotification: ocpp1.6 negotiated, Connect + subscribe + boot_notification, the default answer", async () => {
