@@ -39,6 +39,9 @@ export class Http2Session {
   streams = 0;
   /** Set when a response arrived since the last keepalive tick. */
   active = false;
+  /** Calls handed this session and calls done with it (kept by GrpcChannel to retire it). */
+  assigned = 0;
+  released = 0;
   private readonly conn: ClientHttp2Session;
   private waiters: ReadyWaiter[] = [];
   private pingTimer: ReturnType<typeof setInterval> | undefined;
