@@ -216,6 +216,7 @@ export class GrpcChannel {
         return s;
       }
       // retired: it takes no more calls and closes once those it was handed are released
+      s.retired = true;
       this.current = undefined;
     }
     const fresh = this.newSession();

@@ -310,6 +310,11 @@ describe("gRPC transport: connections retired after a number of calls (the Deno 
       // sequential calls, then a burst while a connection is still connecting
       for (let i = 0; i < 6; i++) assert.equal((await call(ch, "ok", 5000)).status, Status.SUCCESS);
       const burst = Array.from({ length: 7 }, () => call(ch, "ok", 5000));
+      assert.equal(
+        ch.openConnections(),
+        0,
+        "the full connection takes no new calls; the fresh one is not up yet",
+      );
       for (const r of await Promise.all(burst)) assert.equal(r.status, Status.SUCCESS);
       await waitFor(() => srv.of("request").length === 13, "the server to report 13 requests");
       const perSession = new Map<number, number>();
