@@ -432,7 +432,7 @@ async function buildController(
     const { createRpcController } = await import("../rpc/factory.ts");
     // logs "RPC controller initialized: <host> (..., impl: grpc|http, ...)" once started
     const setup = createRpcController(rpc, metrics, logger, {
-      http2SessionPerCall: runtime.http2SessionPerCall,
+      http2MaxStreamsPerSession: runtime.http2MaxStreamsPerSession,
     });
     app = setup.controller;
     tasks = setup.tasks;

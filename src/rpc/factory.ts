@@ -15,9 +15,9 @@ import { tlsEnabled } from "./tls.ts";
 
 const DEFAULT_CONCURRENCY = 28;
 
-/** What the runtime imposes on the transports (see GrpcRpcOptions.sessionPerCall). */
+/** What the runtime imposes on the transports (see GrpcRpcOptions.maxStreamsPerSession). */
 export interface RuntimeTransportOptions {
-  http2SessionPerCall?: boolean;
+  http2MaxStreamsPerSession?: number;
 }
 
 export function createRpcClient(
@@ -33,7 +33,7 @@ export function createRpcClient(
         maxRecvSize: rpc.maxRecvSize,
         maxSendSize: rpc.maxSendSize,
         logger,
-        sessionPerCall: runtime.http2SessionPerCall,
+        maxStreamsPerSession: runtime.http2MaxStreamsPerSession,
       });
     case "http":
       if (rpc.secretDerived) {

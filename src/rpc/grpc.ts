@@ -37,12 +37,20 @@ export interface GrpcRpcOptions {
   resolve?: (host: string) => Promise<string[]>;
   resolveIntervalMs?: number;
   /**
-   * Open a fresh HTTP/2 session for every call and close it afterwards. Deno's node:http2 aborts
-   * the whole process (an nghttp2 assertion) when a GOAWAY arrives on a session that already
-   * finished streams — i.e. whenever the backend restarts; sessions that never carry a finished
-   * stream are not affected. Slower (a TCP + HTTP/2 handshake per call), but it cannot crash.
+   * Open a fresh HTTP/2 session for every call and destroy it afterwards (a TCP + HTTP/2
+   * handshake per call). No runtime needs it any more; `maxStreamsPerSession` is the bounded form.
    */
   sessionPerCall?: boolean;
+  /**
+   * Retire an HTTP/2 session after it was handed this many calls: a fresh one takes the next
+   * calls and the old one is closed from our side once its calls finished (0 or unset: reuse
+   * forever). Deno's node:http2 crashes the process when a GOAWAY (a backend restart) reaches an
+   * idle session that already finished ~100 streams; it survives GOAWAY on sessions with fewer,
+   * on sessions with streams in flight, and closing a session itself however many it finished.
+   * Bounding every session to a few dozen streams keeps it out of that state at the cost of one
+   * handshake per that many calls.
+   */
+  maxStreamsPerSession?: number;
 }
 
 interface Endpoint {
@@ -229,6 +237,7 @@ export class GrpcRpcClient implements RpcClient {
       maxRecvSize: this.opts.maxRecvSize,
       maxSendSize: this.opts.maxSendSize,
       sessionPerCall: this.opts.sessionPerCall,
+      maxStreamsPerSession: this.opts.maxStreamsPerSession,
     });
     return { address, serverName, channel, inflight: 0, failures: 0, downUntil: 0, removed: false };
   }

@@ -51,6 +51,11 @@ export interface GrpcChannelOptions {
   maxSendSize?: number;
   /** A fresh HTTP/2 connection for every call, closed afterwards (see GrpcRpcOptions). */
   sessionPerCall?: boolean;
+  /**
+   * Retire a connection once it was handed this many calls: it takes no more and is closed by us
+   * once they finished (0: no limit; see GrpcRpcOptions.maxStreamsPerSession).
+   */
+  maxStreamsPerSession?: number;
   pingIntervalMs?: number;
   pingTimeoutMs?: number;
   connectTimeoutMs?: number;
@@ -81,10 +86,13 @@ export class GrpcChannel {
   private readonly sessions = new Set<Http2Session>();
   private closed = false;
   private readonly paths = new Map<string, string>();
+  private readonly maxStreams: number;
 
   constructor(private readonly opts: GrpcChannelOptions) {
     this.maxRecv = opts.maxRecvSize && opts.maxRecvSize > 0 ? opts.maxRecvSize : DEFAULT_MAX_RECV;
     this.maxSend = opts.maxSendSize && opts.maxSendSize > 0 ? opts.maxSendSize : DEFAULT_MAX_SEND;
+    this.maxStreams =
+      opts.maxStreamsPerSession && opts.maxStreamsPerSession > 0 ? Math.floor(opts.maxStreamsPerSession) : 0;
     this.url = `${opts.tls ? "https" : "http"}://${opts.address}`;
     let connectOptions: SecureClientSessionOptions | undefined;
     if (opts.tls) {
@@ -201,15 +209,32 @@ export class GrpcChannel {
   session(): Http2Session {
     if (this.opts.sessionPerCall) return this.newSession();
     const s = this.current;
-    if (s !== undefined && (s.state === "ready" || s.state === "connecting")) return s;
+    if (s !== undefined && (s.state === "ready" || s.state === "connecting")) {
+      if (this.maxStreams === 0) return s;
+      if (s.assigned < this.maxStreams) {
+        s.assigned++;
+        return s;
+      }
+      // retired: it takes no more calls and closes once those it was handed are released
+      s.retired = true;
+      this.current = undefined;
+    }
     const fresh = this.newSession();
     this.current = fresh;
+    if (this.maxStreams > 0) fresh.assigned++;
     return fresh;
   }
 
-  /** Per-call mode: the call on `s` is over. */
+  /** The call handed `s` by `session()` is over (exactly once per hand-out). */
   release(s: Http2Session): void {
-    if (this.opts.sessionPerCall) s.destroy();
+    if (this.opts.sessionPerCall) {
+      s.destroy();
+      return;
+    }
+    if (this.maxStreams === 0) return;
+    s.released++;
+    // closed from our side (GOAWAY sent by us), never left around with a pile of finished streams
+    if (s.assigned >= this.maxStreams && s.released >= s.assigned) s.drain(new Error("connection retired"));
   }
 
   private newSession(): Http2Session {

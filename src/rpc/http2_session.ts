@@ -39,6 +39,11 @@ export class Http2Session {
   streams = 0;
   /** Set when a response arrived since the last keepalive tick. */
   active = false;
+  /** Calls handed this session and calls done with it (kept by GrpcChannel to retire it). */
+  assigned = 0;
+  released = 0;
+  /** Handed all the calls it may take: up, but no longer taking new calls. */
+  retired = false;
   private readonly conn: ClientHttp2Session;
   private waiters: ReadyWaiter[] = [];
   private pingTimer: ReturnType<typeof setInterval> | undefined;
@@ -94,7 +99,7 @@ export class Http2Session {
 
   /** Whether the connection is up and takes new calls (for `grpc_active_conn_num`). */
   get open(): boolean {
-    return this.state === "ready" && !this.conn.destroyed && !this.conn.closed;
+    return this.state === "ready" && !this.retired && !this.conn.destroyed && !this.conn.closed;
   }
 
   /** Whether the underlying connection is gone (a stream that just closed died with it). */

@@ -22,7 +22,7 @@ const bun = (): BunGlobal => (globalThis as unknown as { Bun: BunGlobal }).Bun;
 
 export const bunRuntime: Runtime = {
   name: "bun",
-  http2SessionPerCall: false,
+  http2MaxStreamsPerSession: 0,
   mount: mountBun,
   async serve<D>(spec: ServeSpec<D>): Promise<RunningServer> {
     const mounted = mountBun(spec);

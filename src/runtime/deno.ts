@@ -68,7 +68,10 @@ function mount<D>(spec: HandlerSpec<D>): MountedHandler {
 
 export const denoRuntime: Runtime = {
   name: "deno",
-  http2SessionPerCall: true,
+  // Deno's node:http2 crashes the process (free(): invalid pointer, a segfault or an nghttp2
+  // assertion) when a GOAWAY reaches an idle session that finished ~100 streams or more
+  // (denoland/deno#36788); 32 keeps every session far below that at ~1/32 handshake per call.
+  http2MaxStreamsPerSession: 32,
   mount,
   // node:http, for the deadlines and sockets Deno.serve does not give (see deno_http.ts)
   serve: serveNodeHttp,

@@ -80,8 +80,11 @@ export interface RunningServer {
 
 export interface Runtime {
   readonly name: "bun" | "deno";
-  /** HTTP/2 client sessions must not outlive one call (see GrpcRpcOptions.sessionPerCall). */
-  readonly http2SessionPerCall: boolean;
+  /**
+   * How many calls one HTTP/2 client session may carry before it is retired and closed by us
+   * (0: no limit; see GrpcRpcOptions.maxStreamsPerSession).
+   */
+  readonly http2MaxStreamsPerSession: number;
   mount<D>(spec: HandlerSpec<D>): MountedHandler;
   serve<D>(spec: ServeSpec<D>): Promise<RunningServer>;
   readTextFile(path: string): string | undefined;

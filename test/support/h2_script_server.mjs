@@ -12,6 +12,7 @@
 //   {"event":"request","session":n,"stream":id,"scenario","headers","body"}  (body in base64)
 //   {"event":"close","session":n,"stream":id,"rstCode"}   a request's stream closed
 //   {"event":"ping","session":n}                          a PING arrived
+//   {"event":"gone","session":n}                          a connection closed
 // stdin lines: "goaway" (GOAWAY on the held stream's connection, letting the held stream finish),
 // "release" (answer the held stream).
 import { createServer } from "node:http2";
@@ -146,6 +147,7 @@ server.on("session", (session) => {
   ids.set(session, n);
   session.on("error", () => {});
   session.on("ping", () => out({ event: "ping", session: n }));
+  session.on("close", () => out({ event: "gone", session: n }));
   out({ event: "session", session: n });
 });
 server.on("stream", (stream, headers) => {

@@ -12,7 +12,7 @@ function configOf(argv: string[]) {
 }
 
 // Composition binds nothing: listeners are opened by the listeners service when it starts.
-const noRuntime = { name: "bun", http2SessionPerCall: false } as unknown as Runtime;
+const noRuntime = { name: "bun", http2MaxStreamsPerSession: 0 } as unknown as Runtime;
 
 async function compose(argv: string[]) {
   const lines: string[] = [];

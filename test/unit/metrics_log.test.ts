@@ -352,7 +352,7 @@ describe("metrics catalog", () => {
 });
 
 describe("metrics a cable registers", () => {
-  const noRuntime = { name: "bun", http2SessionPerCall: false } as unknown as Runtime;
+  const noRuntime = { name: "bun", http2MaxStreamsPerSession: 0 } as unknown as Runtime;
   const registered = async (argv: string[], env: Record<string, string> = {}) => {
     const { logger } = capture();
     const cable = await composeCable({

@@ -23,7 +23,7 @@ const REQUEST = create(ConnectionRequestSchema, { env: { url: "ws://x/cable", he
 const MAIN = fileURLToPath(new URL("../support/h2_script_server.mjs", import.meta.url));
 
 interface ServerEvent {
-  event: "session" | "request" | "close" | "ping";
+  event: "session" | "request" | "close" | "ping" | "gone";
   session: number;
   stream?: number;
   scenario?: string;
@@ -299,6 +299,39 @@ describe("gRPC transport: the wire", () => {
     srv.send("release");
     assert.equal((await first).status, Status.SUCCESS);
     ch.close();
+  });
+});
+
+describe("gRPC transport: connections retired after a number of calls (the Deno mode)", () => {
+  it("hands each connection at most that many calls and closes the full ones itself", async () => {
+    const srv = await new ScriptServer().start();
+    try {
+      const ch = channel(srv.port, { maxStreamsPerSession: 4 });
+      // sequential calls, then a burst while a connection is still connecting
+      for (let i = 0; i < 6; i++) assert.equal((await call(ch, "ok", 5000)).status, Status.SUCCESS);
+      const burst = Array.from({ length: 7 }, () => call(ch, "ok", 5000));
+      assert.equal(
+        ch.openConnections(),
+        0,
+        "the full connection takes no new calls; the fresh one is not up yet",
+      );
+      for (const r of await Promise.all(burst)) assert.equal(r.status, Status.SUCCESS);
+      await waitFor(() => srv.of("request").length === 13, "the server to report 13 requests");
+      const perSession = new Map<number, number>();
+      for (const r of srv.of("request")) perSession.set(r.session, (perSession.get(r.session) ?? 0) + 1);
+      assert.deepEqual([...perSession.values()], [4, 4, 4, 1], "13 calls over 4 connections, 4 each at most");
+      // the three full ones were closed by the client once their calls finished; the last stays
+      const full = [...perSession.entries()].filter(([, n]) => n === 4).map(([s]) => s);
+      await waitFor(
+        () => full.every((s) => srv.of("gone").some((e) => e.session === s)),
+        "the full connections to close",
+      );
+      assert.equal(ch.openConnections(), 1);
+      assert.ok(!srv.of("gone").some((e) => e.session === Math.max(...perSession.keys())));
+      ch.close();
+    } finally {
+      srv.kill();
+    }
   });
 });
 

@@ -174,7 +174,7 @@ describe("status page", () => {
   });
 });
 
-const noRuntime = { name: "bun", http2SessionPerCall: false } as unknown as Runtime;
+const noRuntime = { name: "bun", http2MaxStreamsPerSession: 0 } as unknown as Runtime;
 async function compose(argv: string[]) {
   const lines: string[] = [];
   const logger = new Logger("info", "text", {}, { write: (l) => lines.push(l) });
