@@ -20,6 +20,7 @@ const { values } = parseArgs({
 });
 const sse = values.transport === "sse";
 const pusher = values.transport === "pusher";
+const ext = values.transport === "ext";
 const url = values.url!;
 const count = Number(values.count);
 const offset = Number(values.offset);
@@ -127,9 +128,72 @@ function onEvents(events: string): void {
   for (let i = events.indexOf('"seq":'); i >= 0; i = events.indexOf('"seq":', i + 6)) onData(events.slice(i));
 }
 
+/** An ext client's session id and last seen position of its stream (as @anycable/web tracks them). */
+interface ExtState {
+  sid: string;
+  epoch: string;
+  offset: number;
+}
+const extStates: ExtState[] = [];
+/** As @anycable/web: history since the client's creation, in UNIX seconds. */
+const historySince = Math.floor(Date.now() / 1000);
+
+/** Cheap extraction of a string field's value ("key":"value"), or "" without it. */
+function stringField(data: string, key: string): string {
+  const i = data.lastIndexOf(`"${key}":"`);
+  if (i < 0) return "";
+  const from = i + key.length + 4;
+  return data.slice(from, data.indexOf('"', from));
+}
+
+function openExtClient(index: number): Promise<void> {
+  return new Promise((resolve) => {
+    const ws = new WebSocket(url, ["actioncable-v1-ext-json"]);
+    const identifier = JSON.stringify({
+      channel: "$pubsub",
+      stream_name: `bench-${(offset + index) % streams}`,
+    });
+    const state: ExtState = { sid: "", epoch: "", offset: 0 };
+    extStates.push(state);
+    let done = false;
+    const finish = (ok: boolean) => {
+      if (done) return;
+      done = true;
+      if (!ok) failures++;
+      resolve();
+    };
+    const onExtMessage = (ev: MessageEvent) => {
+      const data = ev.data as string;
+      onData(data);
+      // the stream's position comes after the message (`..."stream_id":..,"epoch":..,"offset":N}`)
+      const oi = data.lastIndexOf('"offset":');
+      if (oi < 0) return;
+      state.offset = Number.parseInt(data.slice(oi + 9), 10);
+      const epoch = stringField(data, "epoch");
+      if (epoch !== state.epoch) state.epoch = epoch;
+    };
+    ws.onmessage = (ev) => {
+      const data = ev.data as string;
+      if (data.startsWith('{"type":"welcome"')) {
+        state.sid = stringField(data, "sid");
+        ws.send(JSON.stringify({ command: "subscribe", identifier, history: { since: historySince } }));
+      } else if (data.includes('"type":"reject_subscription"') || data.includes('"type":"reject_history"')) {
+        finish(false);
+      } else if (data.includes('"type":"confirm_history"')) {
+        ws.onmessage = onExtMessage;
+        finish(true);
+      }
+    };
+    ws.onerror = () => finish(false);
+    ws.onclose = () => finish(false);
+    sockets.push(ws);
+  });
+}
+
 function openClient(index: number): Promise<void> {
   if (sse) return openSseClient(index);
   if (pusher) return openPusherClient(index);
+  if (ext) return openExtClient(index);
   return new Promise((resolve) => {
     const ws = new WebSocket(url, ["actioncable-v1-json"]);
     const identifier = JSON.stringify({
@@ -165,7 +229,9 @@ async function connectAll(): Promise<void> {
     while (next < count) await openClient(next++);
   });
   await Promise.all(lanes);
-  emit({ type: "ready", ms: now() - started, failures });
+  // ext clients: how many got a session id (each has a session snapshot in the broker)
+  const sids = ext ? extStates.filter((s) => s.sid !== "").length : undefined;
+  emit({ type: "ready", ms: now() - started, failures, sids });
 }
 
 let buffer = "";
@@ -176,7 +242,11 @@ process.stdin.on("data", (chunk) => {
     const line = buffer.slice(0, nl).trim();
     buffer = buffer.slice(nl + 1);
     nl = buffer.indexOf("\n");
-    if (line === "report") emit({ type: "report", received: [...received.entries()] });
+    if (line === "report") {
+      // ext clients also say how many saw an epoch and offset (delivered with history metadata)
+      const positioned = ext ? extStates.filter((s) => s.epoch !== "" && s.offset > 0).length : undefined;
+      emit({ type: "report", received: [...received.entries()], positioned });
+    } else if (line === "sid") emit({ type: "sid", sid: extStates[0]?.sid ?? "" });
     else if (line === "reset") received.clear();
     else if (line === "close") {
       for (const ws of sockets) ws.close();

@@ -3,8 +3,10 @@
 // Scenarios: connect (RSS per 1k idle subscribed clients, connect rate), idle CPU with pings,
 // broadcast to N subscribers of one stream and of 100 streams (time until every subscriber has a
 // publication, server CPU per delivered message), connect/disconnect memory cycle, RPC. Writes
-// bench/results/<date>.json, .md and, with 3 sizes or more, the cost curve as .svg.
-//   bun bench/run.ts [--sizes 1000,5000,10000] [--runs 3] [--targets raw-bun,raw-deno,ts-bun,ts-deno,anycable-go]
+// bench/results/<date>.json, .md and, with 3 sizes or more, the cost curve as .svg. The targets
+// ts-bun-ext / ts-deno-ext run anycable-ts with --broker=memory and extended-protocol clients with
+// reliable streams (history, a session snapshot per client), compared to raw Bun / raw Deno.
+//   bun bench/run.ts [--sizes 1000,5000,10000] [--runs 3] [--targets raw-bun,raw-deno,ts-bun,ts-deno,anycable-go,ts-bun-ext,ts-deno-ext]
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -12,7 +14,7 @@ import { parseArgs } from "node:util";
 import { broadcastPhase, type LatencyStats, startWorker } from "./lib/fanout.ts";
 import { cpuMs, median, memoryAfterGc } from "./lib/proc.ts";
 import { costCurveSvg } from "./lib/svg.ts";
-import { availableTargets, collectsOnSignal, freePort, startTarget } from "./lib/targets.ts";
+import { availableTargets, clientTransport, collectsOnSignal, freePort, startTarget } from "./lib/targets.ts";
 
 const ROOT = join(import.meta.dir, "..");
 const BIN = join(ROOT, "node_modules", ".bin");
@@ -46,8 +48,8 @@ const now = () => performance.timeOrigin + performance.now();
  * A few clients connect, subscribe, get a broadcast and leave before "idle" is read, so the idle
  * figure is that of a server that has served, with its code paths paged in and its pools made.
  */
-async function warmUp(port: number, pid: number, url: string): Promise<void> {
-  const workers = [startWorker(url, 100, 0, 1)];
+async function warmUp(port: number, pid: number, url: string, transport: "ws" | "ext"): Promise<void> {
+  const workers = [startWorker(url, 100, 0, 1, transport)];
   await Promise.all(workers.map((w) => w.next("ready", 60_000)));
   await broadcastPhase(`http://127.0.0.1:${port}/_broadcast`, [pid], workers, 100, 1, 3);
   for (const w of workers) w.send("close");
@@ -61,6 +63,8 @@ interface RunResult {
   connectMs: number;
   connectRate: number;
   failures: number;
+  /** Extended-protocol clients with a session id (a session snapshot each in the broker). */
+  sessions?: number;
   rssIdle: number;
   anonIdle: number;
   rssConnected: number;
@@ -89,16 +93,18 @@ async function runOnce(target: string, n: number, run: number): Promise<RunResul
   try {
     const per = Math.ceil(n / workerCount);
     const url = `ws://127.0.0.1:${port}/cable`;
-    await warmUp(port, pid, url);
+    const transport = clientTransport(target);
+    await warmUp(port, pid, url, transport);
     const idle = await memoryAfterGc(pid, collects);
     // 1 stream: every client on bench-0
     const started = now();
     const workers = Array.from({ length: workerCount }, (_, i) =>
-      startWorker(url, Math.min(per, n - i * per), i * per, 1),
+      startWorker(url, Math.min(per, n - i * per), i * per, 1, transport),
     );
     const ready = await Promise.all(workers.map((w) => w.next("ready", 300_000)));
     const connectMs = now() - started;
     const failures = ready.reduce((s, r) => s + Number(r.failures), 0);
+    const sessions = transport === "ext" ? ready.reduce((s, r) => s + Number(r.sids), 0) : undefined;
     const { rss: rssConnected } = await memoryAfterGc(pid, collects);
     const idleCpu0 = cpuMs(pid);
     await sleep(idleSeconds * 1000);
@@ -116,7 +122,7 @@ async function runOnce(target: string, n: number, run: number): Promise<RunResul
     const { rss: rssAfterFirstCycle } = await memoryAfterGc(pid, collects);
     // 100 streams: a second set of clients spread round-robin
     const workers100 = Array.from({ length: workerCount }, (_, i) =>
-      startWorker(url, Math.min(per, n - i * per), i * per, 100),
+      startWorker(url, Math.min(per, n - i * per), i * per, 100, transport),
     );
     await Promise.all(workers100.map((w) => w.next("ready", 300_000)));
     const hundredStreams = await broadcastPhase(
@@ -137,6 +143,7 @@ async function runOnce(target: string, n: number, run: number): Promise<RunResul
       connectMs,
       connectRate: (n / connectMs) * 1000,
       failures,
+      sessions,
       rssIdle: idle.rss,
       anonIdle: idle.anon,
       rssConnected,
@@ -169,7 +176,10 @@ for (const n of scenarios.has("fanout") ? sizes : []) {
           `1 stream p50/p99 ${r.oneStream.p50.toFixed(1)}/${r.oneStream.p99.toFixed(1)} ms, ` +
           `server ${r.oneStream.serverCpuUsPerMsg.toFixed(2)} µs/msg, ` +
           `100 streams p99 ${r.hundredStreams.p99.toFixed(1)} ms, client CPU ${r.oneStream.clientCpuUsPerMsg.toFixed(1)} µs/msg, ` +
-          `cycle ${r.cycleGrowthPct.toFixed(1)}% (anon ${r.anonCycleGrowthPct.toFixed(1)}%, 2nd ${r.secondCycleGrowthPct.toFixed(1)}%)${r.failures ? `, ${r.failures} failed connects` : ""}`,
+          `cycle ${r.cycleGrowthPct.toFixed(1)}% (anon ${r.anonCycleGrowthPct.toFixed(1)}%, 2nd ${r.secondCycleGrowthPct.toFixed(1)}%)${r.failures ? `, ${r.failures} failed connects` : ""}` +
+          (r.sessions === undefined
+            ? ""
+            : `, ext: ${r.sessions} sessions, ${r.oneStream.positioned} clients with epoch+offset`),
       );
     }
   }
@@ -314,7 +324,7 @@ if (scenarios.has("rpc")) {
 // median. A Deno target's baseline is raw Deno.serve, every other one's raw Bun.serve.
 const fmt = (v: number, d = 1) => (Number.isFinite(v) ? v.toFixed(d) : "–");
 const baselineOf = (target: string) =>
-  target.endsWith("-deno") && targets.includes("raw-deno") ? "raw-deno" : "raw-bun";
+  /-deno(-ext)?$/.test(target) && targets.includes("raw-deno") ? "raw-deno" : "raw-bun";
 function ratioTo(base: string, target: string, n: number, pick: (r: RunResult) => number): number {
   return median(
     results

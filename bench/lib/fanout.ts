@@ -18,7 +18,7 @@ export function startWorker(
   count: number,
   offset: number,
   streams: number,
-  transport: "ws" | "sse" | "pusher" = "ws",
+  transport: "ws" | "sse" | "pusher" | "ext" = "ws",
 ): Worker {
   return jsonChild(join(BIN, "bun"), [
     join(ROOT, "bench", "loadgen.ts"),
@@ -43,6 +43,8 @@ export interface LatencyStats {
   delivered: number;
   /** Server CPU time per delivered message: the figure that is not bound by the clients. */
   serverCpuUsPerMsg: number;
+  /** Extended-protocol clients that got an epoch and offset with their messages (else undefined). */
+  positioned?: number;
 }
 
 /**
@@ -85,11 +87,17 @@ export async function broadcastPhase(
   // wait until every publication reached all its subscribers (or give up after a while)
   const total = seq;
   let merged = new Map<number, [number, number]>();
+  let positioned: number | undefined;
   for (let attempt = 0; attempt < 100; attempt++) {
     merged = new Map();
+    positioned = undefined;
     for (const w of workers) w.send("report");
     for (const w of workers) {
-      const rep = (await w.next("report")) as { received: Array<[number, [number, number]]> };
+      const rep = (await w.next("report")) as {
+        received: Array<[number, [number, number]]>;
+        positioned?: number;
+      };
+      if (rep.positioned !== undefined) positioned = (positioned ?? 0) + rep.positioned;
       for (const [s, [count, max]] of rep.received) {
         const m = merged.get(s);
         if (m) {
@@ -118,5 +126,6 @@ export async function broadcastPhase(
     serverCpuMs,
     delivered,
     serverCpuUsPerMsg: delivered ? (serverCpuMs * 1000) / delivered : Number.NaN,
+    positioned,
   };
 }

@@ -35,6 +35,14 @@ export function availableTargets(targets: string[]): string[] {
   return targets.filter((t) => t !== "anycable-go");
 }
 
+/**
+ * The -ext targets: anycable-ts with the memory broker, its clients on the extended protocol with
+ * reliable streams (history on subscribe, a session snapshot each in the broker).
+ */
+export function clientTransport(target: string): "ws" | "ext" {
+  return target.endsWith("-ext") ? "ext" : "ws";
+}
+
 /** Every fan-out target runs inside bench/lib/gc_host.ts, which collects garbage on SIGUSR2. */
 export function serverCommand(
   target: string,
@@ -72,6 +80,14 @@ export function serverCommand(
       return [join(BIN, "bun"), [GC_HOST, ...tsArgs], main];
     case "ts-deno":
       return [join(BIN, "deno"), ["run", "-A", "--v8-flags=--expose-gc", GC_HOST, ...tsArgs], main];
+    case "ts-bun-ext":
+      return [join(BIN, "bun"), [GC_HOST, ...tsArgs, "--broker=memory"], main];
+    case "ts-deno-ext":
+      return [
+        join(BIN, "deno"),
+        ["run", "-A", "--v8-flags=--expose-gc", GC_HOST, ...tsArgs, "--broker=memory"],
+        main,
+      ];
     default:
       throw new Error(`unknown target ${target}`);
   }
