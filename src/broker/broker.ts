@@ -63,6 +63,13 @@ export interface Broker extends Service {
   historyFrom(stream: string, epoch: string, offset: number): Promise<StreamMessage[] | HistoryError>;
   /** Messages of `stream` published at or after `sinceUnixSec`, in order. */
   historySince(stream: string, sinceUnixSec: number): Promise<StreamMessage[] | HistoryError>;
+  /**
+   * Snapshots are kept in this process only (the memory broker): a live session's snapshot is then
+   * written once, when it closes, and a restore of a session still live here is answered by the
+   * node from the session itself. Saves a serialized snapshot per live connection (272 B for one
+   * public stream, bench/README "Ext protocol + --broker=memory").
+   */
+  readonly localSessions?: boolean;
   /** Keeps a session's state (opaque text) for --sessions_ttl so a reconnecting client can restore it. */
   commitSession(sid: string, snapshot: string): Promise<void>;
   /** The state committed for `sid`, or undefined (unknown or expired). */

@@ -193,6 +193,8 @@ export class MemoryBroker implements Broker {
     return this.messagesOf(name, since);
   }
 
+  readonly localSessions = true;
+
   async commitSession(sid: string, snapshot: string): Promise<void> {
     if (this.sessionsTtlMs <= 0) return;
     const deadline = this.now() + this.sessionsTtlMs;

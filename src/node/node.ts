@@ -340,7 +340,7 @@ export class Node implements Presenter {
     // The broker's records now count down from the disconnect: the snapshot for --sessions_ttl (a
     // state changed by a command still running is committed as it stands), presence for --presence_ttl.
     if (wasConnected && this.resumable(session)) {
-      if (session.dirty) this.commit(session);
+      if (session.dirty || this.broker.localSessions) this.commit(session);
       else this.broker.touchSessions([session.sid]);
     }
     if (session.hasPresence) this.broker.touchPresence([session.sid]);
@@ -527,8 +527,10 @@ export class Node implements Presenter {
    */
   private async tryRestore(session: Session, prevSid: string): Promise<boolean> {
     let text: string | undefined;
+    // with local snapshots a session still live here (its close not seen yet) has none stored
+    const live = this.broker.localSessions ? this.sessions.get(prevSid) : undefined;
     try {
-      text = await this.broker.restoreSession(prevSid);
+      text = live?.state === "connected" ? snapshotOf(live) : await this.broker.restoreSession(prevSid);
     } catch (err) {
       this.log.error("failed to fetch session cache", { sid: session.sid, old_sid: prevSid, error: err });
       return false;
@@ -591,7 +593,13 @@ export class Node implements Presenter {
         if (--session.pending === 0) {
           // One snapshot per burst of commands, not one per command (a burst of N subscribes would
           // otherwise serialise N growing snapshots).
-          if (session.dirty && session.state === "connected" && this.resumable(session)) this.commit(session);
+          if (
+            session.dirty &&
+            session.state === "connected" &&
+            !this.broker.localSessions &&
+            this.resumable(session)
+          )
+            this.commit(session);
           session.settle();
         }
       }

@@ -251,6 +251,24 @@ describe("session restore", () => {
     assert.equal(third.socket.json()[0]!.restored, true);
   });
 
+  it("with the memory broker writes a live session's snapshot at its close, and restores a live one from itself", async () => {
+    const { node, connect, broker } = setup({ memory: true });
+    const first = await connect("live-sid");
+    await first.send({ command: "subscribe", identifier: ID });
+    // nothing serialized per live connection: the snapshot lives in the process anyway
+    assert.equal(await broker.restoreSession("live-sid"), undefined);
+    // a reconnect racing the old socket's close restores from the live session
+    const racing = await connect("racing-sid", EXT, { restoreSid: "live-sid" });
+    assert.deepEqual(racing.socket.json(), [
+      { type: "welcome", sid: "racing-sid", restored: true, restored_ids: [ID] },
+    ]);
+    node.closed(first.session);
+    const stored = await broker.restoreSession("live-sid");
+    assert.ok(stored?.includes("stream_name"), "written when the session closed");
+    node.closed(racing.session);
+    assert.ok(await broker.restoreSession("racing-sid"), "a restored session is written at its close too");
+  });
+
   it("connects normally with an unknown, garbage or non-extended restore", async () => {
     const { node, connect, controller } = setup({ memory: true });
     const first = await connect("old-sid");
